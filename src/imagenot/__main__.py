@@ -1,0 +1,3 @@
+from imagenot.cli import main
+
+raise SystemExit(main())

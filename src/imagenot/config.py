@@ -1,0 +1,145 @@
+"""Frozen dataclass configs shared by every stage.
+
+Each stage has one config dataclass. Configs are built from presets, files (json or yaml) and CLI flags,
+reject unknown keys, and are written resolved next to every output, so a run can be repeated from its own
+`config.json` (`--config run/config.json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from imagenot.errors import ImagenotError
+
+T = TypeVar("T")
+
+
+class ConfigError(ImagenotError):
+    """A config with unknown keys or values of the wrong type."""
+
+
+def _coerce(tp: Any, value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _coerce(non_none[0], value, name)
+        return value
+    if origin in (tuple,):
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if args and args[-1] is Ellipsis:
+            return tuple(_coerce(args[0], v, name) for v in value)
+        return tuple(value)
+    if origin in (dict, Mapping):
+        return dict(value)
+    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+        return from_dict(tp, value)
+    if tp is bool:
+        if isinstance(value, str):
+            low = value.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"{name}: expected a boolean, got {value!r}")
+        return bool(value)
+    if tp in (int, float):
+        try:
+            return tp(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{name}: expected {tp.__name__}, got {value!r}") from exc
+    if tp is str:
+        return str(value)
+    return value
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Build `cls` from a mapping; unknown keys are an error naming the known ones."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls} is not a dataclass")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) for {cls.__name__}: {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _coerce(hints[k], v, f"{cls.__name__}.{k}") for k, v in data.items()}
+    return cls(**kwargs)  # type: ignore[return-value]
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """JSON-ready dict of a config (tuples become lists, paths strings)."""
+
+    def conv(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): conv(x) for k, x in v.items()}
+        if isinstance(v, Path):
+            return str(v)
+        return v
+
+    return conv(cfg)
+
+
+def load_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a json or yaml mapping; the suffix decides."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # noqa: BLE001 - both parsers raise their own types
+        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'json'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at top level, got {type(data).__name__}")
+    return data
+
+
+def resolve(
+    cls: type[T],
+    *,
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> T:
+    """Layer defaults < preset < config file < explicit overrides (None values are ignored)."""
+    data: dict[str, Any] = {}
+    if preset is not None:
+        presets = presets or {}
+        if preset not in presets:
+            raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(sorted(presets)) or '(none)'}")
+        data.update(presets[preset])
+    if config_file is not None:
+        loaded = load_mapping(config_file)
+        loaded.pop("_meta", None)
+        data.update(loaded)
+    if overrides:
+        data.update({k: v for k, v in overrides.items() if v is not None})
+    return from_dict(cls, data)
+
+
+def replace(cfg: T, **changes: Any) -> T:
+    """dataclasses.replace with the same unknown-key check as `from_dict`."""
+    return from_dict(type(cfg), {**to_dict(cfg), **changes})

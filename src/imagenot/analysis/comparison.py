@@ -1,0 +1,472 @@
+"""From result rows to the comparison the study is about: do models keep their order on the contrast dataset?
+
+`analyze` cleans the rows (duplicates, NaN accuracies), decides which dataset plays the reference and which
+the contrast, puts the models in publication order, and builds one `Comparison` for reference vs contrast and
+one per transfer target (fine-tuned accuracy of reference-pretrained vs contrast-pretrained models). Everything
+it leaves out (models on one side only, diverged runs, statistics that need more models) is recorded in notes,
+because a report that silently drops data claims more than it measured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from imagenot.analysis import stats
+from imagenot.analysis.results import Row, normalize_row
+from imagenot.errors import InputError
+
+log = logging.getLogger(__name__)
+
+BASELINE_HINT = "alexnet"
+
+
+@dataclasses.dataclass
+class Comparison:
+    """Paired accuracies of the same models on two sides (x, y) and every statistic computed over them."""
+
+    kind: str  # "main" (reference vs contrast) or "transfer"
+    x_name: str
+    y_name: str
+    x_scale: str  # "percent" or "ratio"
+    y_scale: str
+    target: str | None = None
+    models: list[str] = dataclasses.field(default_factory=list)  # paired, publication order
+    x: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # model -> mean, sd, n, values
+    y: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    only_x: list[str] = dataclasses.field(default_factory=list)
+    only_y: list[str] = dataclasses.field(default_factory=list)
+    rank: dict[str, float] | None = None
+    fits: dict[str, dict[str, float] | None] = dataclasses.field(default_factory=dict)
+    primary_fit: str = "raw"
+    order: dict[str, Any] | None = None
+    bootstrap: dict[str, Any] | None = None
+    relative: dict[str, Any] | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+    weak: list[str] = dataclasses.field(default_factory=list)  # reasons the evidence is weak
+    caveats: list[str] = dataclasses.field(default_factory=list)  # limits short of that (e.g. one seed)
+
+    @property
+    def n(self) -> int:
+        return len(self.models)
+
+    def means(self, side: str) -> np.ndarray:
+        values = self.x if side == "x" else self.y
+        return np.array([values[m]["mean"] for m in self.models], dtype=float)
+
+
+@dataclasses.dataclass
+class Analysis:
+    """The whole study: cleaned rows, roles, model order, the main comparison and the transfer ones."""
+
+    rows: list[Row]
+    reference: str
+    contrast: str
+    scales: dict[str, dict[str, str]]  # dataset -> {"scale", "reason", "declared"}
+    baseline: str | None
+    order: list[str]  # every model, publication order
+    models: dict[str, dict[str, Any]]  # model -> family, year
+    main: Comparison
+    transfer: list[Comparison]
+    notes: list[str]
+    settings: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as JSON-ready data (NaN becomes null); what stats.json holds."""
+        data = dataclasses.asdict(self)
+        for row in data["rows"]:
+            row.pop("source", None)
+        return _json_ready(data)
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) or math.isinf(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _fmt_source(row: Row) -> str:
+    return row.get("source") or row.get("run_dir") or "(row)"
+
+
+def _clean(rows: Iterable[Mapping[str, Any]], duplicates: str, notes: list[str]) -> list[Row]:
+    """Type rows, drop exact duplicates, refuse (or resolve) conflicting ones, and set NaN runs aside."""
+    if duplicates not in ("error", "first", "last"):
+        raise ValueError(f"unknown duplicates policy {duplicates!r}; known: error, first, last")
+    typed = [normalize_row(r, r.get("source")) for r in rows]
+    kept: dict[tuple[Any, ...], Row] = {}
+    exact = 0
+    conflicts: list[tuple[Row, Row]] = []
+    for row in typed:
+        key = (row["model"], row["dataset"], row["role"], row["pretrain_dataset"], row["seed"])
+        if key not in kept:
+            kept[key] = row
+            continue
+        old = kept[key]
+        same = all(
+            (old[c] == row[c]) or (c == "top1" and math.isnan(old[c]) and math.isnan(row[c]))
+            for c in ("top1", "top5", "epochs")
+        )
+        if same:
+            exact += 1
+            continue
+        conflicts.append((old, row))
+        if duplicates == "last":
+            kept[key] = row
+    if exact:
+        notes.append(f"{exact} duplicate row(s) (same model, dataset, role, pretraining, seed and accuracy) "
+                     "were counted once.")
+    if conflicts:
+        desc = "; ".join(
+            f"{a['model']} on {a['dataset']} seed {a['seed']}: {a['top1']} ({_fmt_source(a)}) vs "
+            f"{b['top1']} ({_fmt_source(b)})" for a, b in conflicts[:5]
+        )
+        if duplicates == "error":
+            raise InputError(
+                f"{len(conflicts)} conflicting duplicate run(s) (same model, dataset, role, pretraining and seed, "
+                f"different results): {desc}. Remove one, give them distinct seeds, or choose a policy "
+                "(--duplicates first|last)."
+            )
+        notes.append(f"{len(conflicts)} conflicting duplicate run(s); kept the {duplicates} of each: {desc}.")
+    clean: list[Row] = []
+    nan_runs: list[str] = []
+    for row in kept.values():
+        if math.isnan(row["top1"]):
+            seed = "" if row["seed"] is None else f" seed {row['seed']}"
+            nan_runs.append(f"{row['model']} on {row['dataset']}{seed}")
+        else:
+            clean.append(row)
+    if nan_runs:
+        notes.append(f"{len(nan_runs)} run(s) without a top-1 accuracy (NaN: diverged or unfinished) were left "
+                     f"out: {', '.join(nan_runs)}.")
+    return clean
+
+
+def _pick_dataset(role: str, name: str | None, datasets: Sequence[str], by_role: dict[str, list[str]]) -> str:
+    if name is not None:
+        if name not in datasets:
+            raise InputError(f"no {role} dataset {name!r} among the runs; datasets: {', '.join(datasets) or '(none)'}")
+        return name
+    found = by_role.get(role, [])
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise InputError(
+            f"no run has role {role!r}; name the {role} dataset (--{role} NAME); datasets: {', '.join(datasets)}"
+        )
+    raise InputError(f"several datasets have role {role!r} ({', '.join(found)}); choose one with --{role} NAME")
+
+
+def _resolve_scale(dataset: str, values: list[float], declared: str) -> dict[str, str]:
+    if declared == "auto":
+        scale, reason = stats.detect_scale(values, dataset)
+        return {"scale": scale, "reason": f"detected: {reason}", "declared": "auto"}
+    if declared not in stats.SCALES:
+        raise InputError(f"unknown scale {declared!r} for {dataset}; known: auto, {', '.join(stats.SCALES)}")
+    if declared == "fraction" and values and max(values) > 1.0:
+        raise InputError(f"{dataset} declared as fractions but has values above 1 (max {max(values)})")
+    return {"scale": declared, "reason": "declared", "declared": declared}
+
+
+def _group(rows: Iterable[Row]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = out.setdefault(row["model"], {"values": [], "seeds": []})
+        entry["values"].append(float(row["top1"]))
+        entry["seeds"].append(row["seed"])
+    for entry in out.values():
+        entry.update(stats.summarize(entry["values"]))
+    return out
+
+
+def _bootstrap_transform(primary: str, base_index: int | None) -> stats.Transform | None:
+    """Put resampled means on the scale of the primary fit (ratios use the resampled baseline)."""
+    if primary == "ratio" and base_index is not None:
+        return lambda xm, ym: (xm / xm[:, [base_index]], ym / ym[:, [base_index]])
+    if primary in ("logit", "probit"):
+        return lambda xm, ym: (stats.transform(xm / 100.0, primary), stats.transform(ym / 100.0, primary))
+    return None
+
+
+def _compare(
+    comp: Comparison,
+    xs: dict[str, dict[str, Any]],
+    ys: dict[str, dict[str, Any]],
+    order: list[str],
+    *,
+    baseline: str | None,
+    bootstrap: str,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+) -> Comparison:
+    comp.x, comp.y = xs, ys
+    comp.models = [m for m in order if m in xs and m in ys]
+    comp.only_x = [m for m in order if m in xs and m not in ys]
+    comp.only_y = [m for m in order if m in ys and m not in xs]
+    for side, missing, other in (("x", comp.only_x, comp.y_name), ("y", comp.only_y, comp.x_name)):
+        if missing:
+            name = comp.x_name if side == "x" else comp.y_name
+            comp.notes.append(f"{len(missing)} model(s) have results on {name} but not on {other} and are left out "
+                              f"of the paired statistics: {', '.join(missing)}.")
+    n = comp.n
+    x, y = comp.means("x"), comp.means("y")
+    if n < stats.MIN_POINTS:
+        comp.notes.append(f"Only {n} model(s) have results on both sides; rank correlations, fits and "
+                          f"bootstrap intervals need at least {stats.MIN_POINTS} and are omitted.")
+        comp.weak.append(f"only {n} paired model(s): no statistics")
+    comp.order = stats.pairwise_order(comp.models, x, y) if n >= 2 else None
+    for flip in (comp.order or {}).get("flips", []):
+        flip["within_noise"] = _within_noise(comp, flip["better_on_x"], flip["better_on_y"])
+    comp.rank = stats.rank_correlation(x, y)
+    if n >= stats.MIN_POINTS and comp.rank is None:
+        comp.notes.append("One side has the same accuracy for every model; rank correlations are undefined.")
+    accuracy = comp.x_scale in stats.ACCURACY_SCALES and comp.y_scale in stats.ACCURACY_SCALES
+    comp.fits["raw"] = stats.linear_fit(x, y)
+    if accuracy:
+        fx, fy = x / 100.0, y / 100.0
+        if n and (np.any((fx <= 0) | (fx >= 1)) or np.any((fy <= 0) | (fy >= 1))):
+            comp.notes.append(f"Accuracies of 0 or 100% were clipped to [{stats.CLIP}, {1 - stats.CLIP}] "
+                              "for the logit and probit fits.")
+        for how in ("logit", "probit"):
+            comp.fits[how] = stats.linear_fit(stats.transform(fx, how), stats.transform(fy, how))
+    else:
+        comp.fits["logit"] = comp.fits["probit"] = None
+        ratio_side = comp.x_name if comp.x_scale == "ratio" else comp.y_name
+        comp.notes.append(f"{ratio_side} holds ratios to a baseline, not accuracies: logit and probit fits are "
+                          "omitted, and the raw fit mixes units (its R^2 equals the ratio fit's, its slope does "
+                          "not)" + (", so the ratio fit is the one reported." if comp.kind == "main" else "."))
+    base_index = comp.models.index(baseline) if baseline in comp.models else None
+    if comp.kind == "main":
+        comp.relative = _relative(comp, baseline, base_index)
+        if comp.relative and comp.relative.get("fit"):
+            comp.fits["ratio"] = comp.relative["fit"]
+    comp.primary_fit = "raw" if accuracy else ("ratio" if comp.fits.get("ratio") else "raw")
+    if n >= stats.MIN_POINTS and comp.rank is not None:
+        multi = any(len(xs[m]["values"]) > 1 or len(ys[m]["values"]) > 1 for m in comp.models)
+        mode = bootstrap if bootstrap != "auto" else ("both" if multi else "models")
+        comp.bootstrap = stats.bootstrap(
+            [xs[m]["values"] for m in comp.models], [ys[m]["values"] for m in comp.models],
+            transform=_bootstrap_transform(comp.primary_fit, base_index),
+            resample=mode, n_boot=n_boot, confidence=confidence, seed=seed,
+        )
+        comp.bootstrap["fit"] = comp.primary_fit
+    _weakness(comp)
+    return comp
+
+
+def _within_noise(comp: Comparison, a: str, b: str) -> bool | None:
+    """Whether a flipped pair differs by less than its seed spread on either side (None with one seed).
+
+    The spread is the standard deviation of the difference of two independent means' seeds,
+    sqrt(sd_a^2 + sd_b^2): a flip smaller than that on either dataset may be noise, not a change of order.
+    """
+    verdicts = []
+    for side in (comp.x, comp.y):
+        sa, sb = side[a]["sd"], side[b]["sd"]
+        if math.isnan(sa) or math.isnan(sb):
+            return None
+        verdicts.append(abs(side[a]["mean"] - side[b]["mean"]) < math.hypot(sa, sb))
+    return any(verdicts)
+
+
+def _relative(comp: Comparison, baseline: str | None, base_index: int | None) -> dict[str, Any] | None:
+    """Ratios to the baseline on each dataset and step-to-step changes in publication order."""
+    if baseline is None:
+        comp.notes.append("No baseline model: relative improvements are omitted.")
+        return None
+    if base_index is None:
+        comp.notes.append(f"The baseline {baseline} lacks a result on one side: relative improvements are omitted.")
+        return None
+    x, y = comp.means("x"), comp.means("y")
+    if x[base_index] <= 0 or y[base_index] <= 0:
+        comp.notes.append(f"The baseline {baseline} has an accuracy of 0 on one side: relative improvements "
+                          "are undefined and omitted.")
+        return None
+    rx, ry = stats.relative(x, x[base_index]), stats.relative(y, y[base_index])
+    sx, sy = stats.steps(x), stats.steps(y)
+    same_sign = int(np.sum(np.sign(sx) == np.sign(sy)))
+    return {
+        "baseline": baseline,
+        "x": {m: float(v) for m, v in zip(comp.models, rx)},
+        "y": {m: float(v) for m, v in zip(comp.models, ry)},
+        "fit": stats.linear_fit(rx, ry),
+        "correlation": stats.pearson(rx, ry),
+        "steps": [
+            {"from": comp.models[i], "to": comp.models[i + 1], "x": float(sx[i]), "y": float(sy[i])}
+            for i in range(len(sx))
+        ],
+        "steps_correlation": stats.pearson(sx, sy),
+        "steps_same_sign": same_sign,
+        "steps_total": len(sx),
+    }
+
+
+def _weakness(comp: Comparison) -> None:
+    """Reasons a reader should not lean hard on this comparison; the report prints them as they are."""
+    n = comp.n
+    if stats.MIN_POINTS <= n < 5:
+        comp.weak.append(f"only {n} paired models (a ranking of fewer than 5 is easily matched by chance)")
+    if comp.rank and comp.rank["kendall_p"] > 0.05:
+        comp.weak.append(f"Kendall tau is not significant at 0.05 (p = {comp.rank['kendall_p']:.2g})")
+    if n and all(comp.x[m]["n"] == 1 and comp.y[m]["n"] == 1 for m in comp.models):
+        comp.caveats.append("one run per model and dataset: seed-to-seed variation is not measured, so the "
+                            "intervals reflect only which models were chosen")
+    boot = comp.bootstrap or {}
+    tau_ci = boot.get("kendall_tau")
+    level = f"{int(round(boot.get('confidence', 0.95) * 100))}%"
+    if tau_ci and not math.isnan(tau_ci["low"]) and tau_ci["low"] <= 0 <= tau_ci["high"]:
+        comp.weak.append(f"the {level} interval of tau includes 0")
+    elif tau_ci and not math.isnan(tau_ci["low"]) and tau_ci["high"] - tau_ci["low"] > 0.5:
+        comp.weak.append(f"the {level} interval of tau is wide ({tau_ci['low']:.2f} to {tau_ci['high']:.2f})")
+    if (tau_ci and boot.get("resample") == "models" and comp.rank
+            and abs(comp.rank["kendall_tau"]) >= 1.0 - 1e-12):
+        comp.caveats.append("resampling models cannot move a tau of +-1 (any subset of a perfectly kept order is "
+                            "kept), so its interval adds nothing; only runs with several seeds can test it")
+    r2_ci = boot.get("r2")
+    if r2_ci and not math.isnan(r2_ci["low"]) and r2_ci["high"] - r2_ci["low"] > 0.3:
+        comp.weak.append(f"the {level} interval of R^2 is wide ({r2_ci['low']:.2f} to {r2_ci['high']:.2f})")
+
+
+def _find_baseline(requested: str | None, order: list[str], models: dict[str, dict[str, Any]],
+                   notes: list[str]) -> str | None:
+    if requested is not None:
+        for m in order:
+            if m.lower() == requested.lower():
+                return m
+        raise InputError(f"baseline model {requested!r} not found; models: {', '.join(order)}")
+    exact = [m for m in order if m.lower() == BASELINE_HINT]
+    if exact:
+        return exact[0]
+    hinted = [m for m in order if BASELINE_HINT in m.lower() or BASELINE_HINT in (models[m]["family"] or "").lower()]
+    if hinted:
+        return hinted[0]
+    if order:
+        notes.append(f"No AlexNet-family model: the baseline is the first model in publication order, {order[0]}.")
+        return order[0]
+    return None
+
+
+def analyze(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    reference: str | None = None,
+    contrast: str | None = None,
+    baseline: str | None = None,
+    scales: Mapping[str, str] | None = None,
+    bootstrap: str = "auto",
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    duplicates: str = "error",
+) -> Analysis:
+    """Compare model accuracies on the reference and contrast datasets (and transfer targets).
+
+    `reference` / `contrast` name datasets when the rows carry no roles (or to override them); `scales` maps
+    a dataset name to percent, fraction or ratio (default: detected, and declared in the report);
+    `bootstrap` is seeds, models, both or auto (both when any model has several seeds).
+    """
+    notes: list[str] = []
+    clean = _clean(rows, duplicates, notes)
+    if not clean:
+        raise InputError("no usable results (every row lacks a top-1 accuracy)")
+    scales = dict(scales or {})
+    trained = [r for r in clean if r["role"] != "transfer"]
+    datasets = list(dict.fromkeys(r["dataset"] for r in trained))
+    by_role: dict[str, list[str]] = {}
+    for r in trained:
+        if r["role"] and r["dataset"] not in by_role.setdefault(r["role"], []):
+            by_role[r["role"]].append(r["dataset"])
+    ref = _pick_dataset("reference", reference, datasets, by_role)
+    con = _pick_dataset("contrast", contrast, datasets, by_role)
+    if ref == con:
+        raise InputError(f"the reference and the contrast are the same dataset ({ref})")
+    ignored = [d for d in datasets if d not in (ref, con)]
+    if ignored:
+        notes.append(f"Runs on other datasets were not compared: {', '.join(ignored)}.")
+    mismatched = [r for r in trained if r["dataset"] in (ref, con) and r["role"]
+                  and r["role"] != ("reference" if r["dataset"] == ref else "contrast")]
+    if mismatched:
+        notes.append(f"{len(mismatched)} run(s) carry a role that disagrees with the datasets named as reference "
+                     "and contrast; the names were followed.")
+
+    # model metadata and publication order (year, then first appearance)
+    models: dict[str, dict[str, Any]] = {}
+    for r in clean:
+        info = models.setdefault(r["model"], {"family": None, "year": None, "first": len(models)})
+        info["family"] = info["family"] or r["family"]
+        if r["year"] is not None:
+            if info["year"] is not None and info["year"] != r["year"]:
+                notes.append(f"{r['model']} has two years ({info['year']}, {r['year']}); the first is used.")
+            else:
+                info["year"] = r["year"]
+    order = sorted(models, key=lambda m: (models[m]["year"] is None, models[m]["year"] or 0, models[m]["first"]))
+    no_year = [m for m in order if models[m]["year"] is None]
+    if no_year:
+        notes.append(f"No publication year for {', '.join(no_year)}: placed last, in input order.")
+
+    scale_info: dict[str, dict[str, str]] = {}
+    values_by_dataset: dict[str, list[float]] = {}
+    for r in clean:
+        values_by_dataset.setdefault(r["dataset"], []).append(r["top1"])
+    for name, values in values_by_dataset.items():
+        scale_info[name] = _resolve_scale(name, values, scales.get(name, "auto"))
+    unknown_scales = sorted(set(scales) - set(values_by_dataset))
+    if unknown_scales:
+        raise InputError(f"scale given for unknown dataset(s) {', '.join(unknown_scales)}; "
+                         f"datasets: {', '.join(values_by_dataset)}")
+    # one unit inside: fractions become percent (the contract's unit); ratios stay ratios
+    for r in clean:
+        if scale_info[r["dataset"]]["scale"] == "fraction":
+            r["top1"] = r["top1"] * 100.0
+            if r["top5"] is not None:
+                r["top5"] = r["top5"] * 100.0
+    fractions = [d for d, s in scale_info.items() if s["scale"] == "fraction"]
+    if fractions:
+        notes.append(f"Accuracies of {', '.join(fractions)} were read as fractions and are shown in percent.")
+
+    def unit(dataset: str) -> str:
+        return "ratio" if scale_info[dataset]["scale"] == "ratio" else "percent"
+
+    base = _find_baseline(baseline, order, models, notes)
+    common = {"bootstrap": bootstrap, "n_boot": n_boot, "confidence": confidence, "seed": seed}
+    main = Comparison(kind="main", x_name=ref, y_name=con, x_scale=unit(ref), y_scale=unit(con))
+    _compare(main, _group(r for r in trained if r["dataset"] == ref),
+             _group(r for r in trained if r["dataset"] == con), order, baseline=base, **common)
+
+    transfers: list[Comparison] = []
+    transfer_rows = [r for r in clean if r["role"] == "transfer"]
+    targets = list(dict.fromkeys(r["dataset"] for r in transfer_rows))
+    for target in targets:
+        here = [r for r in transfer_rows if r["dataset"] == target]
+        other = sorted({str(r["pretrain_dataset"]) for r in here} - {ref, con})
+        comp = Comparison(kind="transfer", x_name=f"{target} from {ref}", y_name=f"{target} from {con}",
+                          x_scale=unit(target), y_scale=unit(target), target=target)
+        if other:
+            comp.notes.append(f"Transfer runs on {target} pretrained on other datasets were not compared: "
+                              f"{', '.join(other)}.")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            _compare(comp, _group(r for r in here if r["pretrain_dataset"] == ref),
+                     _group(r for r in here if r["pretrain_dataset"] == con), order, baseline=base, **common)
+        transfers.append(comp)
+    log.info("analysed %d models (%d paired), %d transfer target(s)", len(order), main.n, len(transfers))
+    return Analysis(
+        rows=clean, reference=ref, contrast=con, scales=scale_info, baseline=base, order=order,
+        models={m: {"family": models[m]["family"], "year": models[m]["year"]} for m in order},
+        main=main, transfer=transfers, notes=notes,
+        settings={"reference": reference, "contrast": contrast, "baseline": baseline, "scales": scales,
+                  "duplicates": duplicates, **common},
+    )

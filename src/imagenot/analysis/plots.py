@@ -1,0 +1,305 @@
+"""The report's figures (matplotlib, Agg, PNG), each readable on its own: titled, labelled axes, no overlaps.
+
+Point labels are placed by a small greedy search in display space (right of the point first, then above,
+below, left, then further out), which is enough for the tens of models a zoo has and avoids a dependency.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: no display on clusters or CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
+
+from imagenot.analysis import stats  # noqa: E402
+from imagenot.analysis.comparison import Analysis, Comparison  # noqa: E402
+from imagenot.fileio import atomic_path  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+KEPT = "#3b6ea8"
+FLIP = "#d1495b"
+REF = "#3b6ea8"
+CON = "#edae49"
+FIT = "#2e2e2e"
+STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 12,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e3e3e3",
+    "grid.linewidth": 0.8,
+    "axes.axisbelow": True,
+    "legend.frameon": False,
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+}
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    with atomic_path(path, suffix=".png.tmp") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def _place_labels(ax: Axes, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str],
+                  xerr: Sequence[float] | None = None, yerr: Sequence[float] | None = None,
+                  lines: Sequence[tuple[float, float]] = (), fontsize: float = 8.5) -> None:
+    """Put each label next to its point (clear of its error bars) where it overlaps no other label or point.
+
+    `lines` are (slope, intercept) in data coordinates (fit, y = x) that a label should not cross either.
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    n = len(xs)
+    x = np.asarray(xs, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    ex = np.nan_to_num(np.asarray(xerr, dtype=float)) if xerr is not None else np.zeros(n)
+    ey = np.nan_to_num(np.asarray(yerr, dtype=float)) if yerr is not None else np.zeros(n)
+    lo = ax.transData.transform(np.column_stack([x - ex, y - ey]))
+    hi = ax.transData.transform(np.column_stack([x + ex, y + ey]))
+    pad = 4.0  # pixels around a marker
+    obstacles = [Bbox([[lo[i, 0] - pad, lo[i, 1] - pad], [hi[i, 0] + pad, hi[i, 1] + pad]]) for i in range(n)]
+    px_per_pt = fig.dpi / 72.0
+    centres = ax.transData.transform(np.column_stack([x, y])) if n else np.zeros((0, 2))
+    taken: list[Bbox] = []
+    axes_box = ax.get_window_extent(renderer)
+    directions = [(1, 0, "left", "center"), (0, 1, "center", "bottom"), (0, -1, "center", "top"),
+                  (-1, 0, "right", "center"), (1, 1, "left", "bottom"), (1, -1, "left", "top"),
+                  (-1, 1, "right", "bottom"), (-1, -1, "right", "top")]
+    for i in np.argsort(-y):
+        hx = (hi[i, 0] - lo[i, 0]) / 2 / px_per_pt + 3
+        hy = (hi[i, 1] - lo[i, 1]) / 2 / px_per_pt + 3
+        best: tuple[float, Any, Bbox] | None = None
+        for ring, extra in enumerate((0.0, 10.0, 22.0)):
+            for k, (sx, sy, ha, va) in enumerate(directions):
+                dx, dy = sx * (hx + extra), sy * (hy + extra)
+                leader = {"arrowprops": {"arrowstyle": "-", "color": "#9a9a9a", "linewidth": 0.6,
+                                         "shrinkA": 0, "shrinkB": 3}} if ring else {}
+                text = ax.annotate(labels[i], (x[i], y[i]), xytext=(dx, dy), textcoords="offset points",
+                                   ha=ha, va=va, fontsize=fontsize, color="#222222", zorder=4, **leader)
+                box = text.get_window_extent(renderer)
+                score = 4.0 * sum(box.overlaps(o) for o in taken) + 4.0 * sum(box.overlaps(o) for o in obstacles)
+                score += 1.0 * sum(_crosses(ax, box, a, b) for a, b in lines)
+                # a label nearer to another point than to its own reads as that point's label
+                dist = _box_distance(box, centres)
+                if n > 1 and np.min(np.delete(dist, i)) < dist[i] + 4.0:
+                    score += 3.0
+                inside = axes_box.contains(box.x0, box.y0) and axes_box.contains(box.x1, box.y1)
+                score += (0 if inside else 6.0) + 0.4 * ring + 0.01 * k
+                if best is None or score < best[0]:
+                    if best is not None:
+                        best[1].remove()
+                    best = (score, text, box)
+                else:
+                    text.remove()
+            if best is not None and best[0] < 1.0:
+                break
+        assert best is not None
+        taken.append(best[2])
+
+
+def _box_distance(box: Bbox, points: np.ndarray) -> np.ndarray:
+    """Display-space distance from each point to the nearest edge of a box (0 inside it)."""
+    dx = np.maximum.reduce([box.x0 - points[:, 0], np.zeros(len(points)), points[:, 0] - box.x1])
+    dy = np.maximum.reduce([box.y0 - points[:, 1], np.zeros(len(points)), points[:, 1] - box.y1])
+    return np.hypot(dx, dy)
+
+
+def _crosses(ax: Axes, box: Bbox, slope: float, intercept: float) -> bool:
+    """Whether the line y = slope * x + intercept (data coordinates) passes through a display-space box."""
+    (x0, y0), (x1, y1) = ax.transData.inverted().transform([[box.x0, box.y0], [box.x1, box.y1]])
+    ya, yb = slope * x0 + intercept, slope * x1 + intercept
+    return bool(max(ya, yb) >= min(y0, y1) and min(ya, yb) <= max(y0, y1))
+
+
+def _axis_label(comp: Comparison, side: str) -> str:
+    name = comp.x_name if side == "x" else comp.y_name
+    scale = comp.x_scale if side == "x" else comp.y_scale
+    return f"{name} ({'ratio' if scale == 'ratio' else 'top-1 %'})"
+
+
+def scatter(comp: Comparison, path: Path, title: str | None = None, baseline: str | None = None) -> Path | None:
+    """Contrast vs reference (or contrast-pretrained vs reference-pretrained) with fit line and y = x.
+
+    When one side is already a ratio to the baseline (a paper's figure), both sides are shown as ratios so that
+    y = x means 'the same relative improvement'.
+    """
+    if comp.n == 0:
+        return None
+    use_ratio = comp.primary_fit == "ratio" and comp.relative is not None
+    if use_ratio:
+        assert comp.relative is not None
+        x = np.array([comp.relative["x"][m] for m in comp.models])
+        y = np.array([comp.relative["y"][m] for m in comp.models])
+        xerr = yerr = None
+        xlabel = f"{comp.x_name}: ratio to {comp.relative['baseline']}"
+        ylabel = f"{comp.y_name}: ratio to {comp.relative['baseline']}"
+    else:
+        x, y = comp.means("x"), comp.means("y")
+        xerr = np.array([comp.x[m]["sd"] for m in comp.models])
+        yerr = np.array([comp.y[m]["sd"] for m in comp.models])
+        xlabel, ylabel = _axis_label(comp, "x"), _axis_label(comp, "y")
+    fit = comp.fits.get("ratio" if use_ratio else "raw")
+    with plt.rc_context(STYLE):
+        grow = max(1.0, (comp.n / 15) ** 0.5)  # more room for labels in a large zoo
+        fig, ax = plt.subplots(figsize=(7.2 * grow, 5.6 * grow))
+        has_err = xerr is not None and np.any(np.isfinite(xerr) | np.isfinite(yerr))
+        if has_err:
+            ax.errorbar(x, y, xerr=np.nan_to_num(xerr), yerr=np.nan_to_num(yerr), fmt="none", ecolor="#9aa9bd",
+                        elinewidth=1, capsize=2, zorder=2)
+        ax.scatter(x, y, s=46, color=KEPT, edgecolor="white", linewidth=0.8, zorder=3,
+                   label="model (mean over seeds)" if has_err else "model")
+        pad_x = (x.max() - x.min()) * 0.12 or 1.0
+        pad_y = (y.max() - y.min()) * 0.12 or 1.0
+        lo_x, hi_x = x.min() - pad_x, x.max() + pad_x * 2.2  # room for labels on the right
+        lo_y, hi_y = y.min() - pad_y, y.max() + pad_y
+        grid = np.linspace(lo_x, hi_x, 50)
+        if fit:
+            ax.plot(grid, fit["slope"] * grid + fit["intercept"], color=FIT, linewidth=1.4, zorder=1,
+                    label=f"fit: slope {fit['slope']:.3g}, R² = {fit['r2']:.3f}")
+        # y = x only where it is in view; otherwise say so rather than stretch the axes into emptiness
+        ax.set_xlim(lo_x, hi_x)
+        ax.set_ylim(lo_y, hi_y)
+        if comp.x_scale == comp.y_scale or use_ratio:
+            in_view = (grid >= lo_y) & (grid <= hi_y)
+            if in_view.any():
+                ax.plot(grid, grid, color="#8c8c8c", linestyle="--", linewidth=1, zorder=1, label="y = x")
+            else:
+                side = "below" if lo_y > hi_x else "above"
+                ax.text(0.99, 0.01, f"y = x lies {side} this view: every model scores "
+                        f"{'higher' if side == 'below' else 'lower'} on the y axis than on the x axis",
+                        transform=ax.transAxes,
+                        ha="right", va="bottom", fontsize=8, color="#6f6f6f")
+            ax.set_xlim(lo_x, hi_x)
+            ax.set_ylim(lo_y, hi_y)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        default = (f"Transfer to {comp.target}" if comp.kind == "transfer"
+                   else f"{comp.y_name} vs {comp.x_name}")
+        ax.set_title(title or default, loc="left")
+        ax.legend(loc="best", fontsize=8.5)
+        fig.tight_layout()
+        lines = [(fit["slope"], fit["intercept"])] if fit else []
+        if comp.x_scale == comp.y_scale or use_ratio:
+            lines.append((1.0, 0.0))
+        _place_labels(ax, list(x), list(y), comp.models, xerr, yerr, lines)
+        return _save(fig, path)
+
+
+def bump(comp: Comparison, path: Path, title: str | None = None) -> Path | None:
+    """Rank on the reference (left) to rank on the contrast (right); models that change rank in colour."""
+    if comp.n < 2:
+        return None
+    x, y = comp.means("x"), comp.means("y")
+    rx, ry = stats.ranks(x), stats.ranks(y)
+    flipped = {f["better_on_x"] for f in (comp.order or {}).get("flips", [])}
+    flipped |= {f["better_on_y"] for f in (comp.order or {}).get("flips", [])}
+    n = comp.n
+    with plt.rc_context({**STYLE, "axes.grid": False}):
+        fig, ax = plt.subplots(figsize=(7.6, 0.42 * n + 1.6))
+        # spread tied ranks so their labels stay apart, the better model on the other side on top
+        def spread(r: np.ndarray, other: np.ndarray) -> np.ndarray:
+            out = r.astype(float).copy()
+            for value in np.unique(r):
+                idx = np.where(r == value)[0]
+                if idx.size > 1:
+                    idx = idx[np.argsort(-other[idx], kind="stable")]
+                    out[idx] += np.linspace(-0.35, 0.35, idx.size)
+            return out
+
+        yl, yr = spread(rx, y), spread(ry, x)
+        fmt = "{:.3f}" if comp.y_scale == "ratio" else "{:.1f}"
+        fmt_x = "{:.3f}" if comp.x_scale == "ratio" else "{:.1f}"
+        for i, model in enumerate(comp.models):
+            colour = FLIP if model in flipped else KEPT
+            width = 2.4 if model in flipped else 1.6
+            ax.plot([0, 1], [yl[i], yr[i]], color=colour, linewidth=width, alpha=0.9, zorder=2)
+            ax.scatter([0, 1], [yl[i], yr[i]], color=colour, s=36, zorder=3, edgecolor="white")
+            ax.text(-0.04, yl[i], f"{model}  {fmt_x.format(x[i])}  #{rx[i]}", ha="right", va="center",
+                    fontsize=9, color=colour)
+            ax.text(1.04, yr[i], f"#{ry[i]}  {fmt.format(y[i])}  {model}", ha="left", va="center",
+                    fontsize=9, color=colour)
+        ax.set_xlim(-0.9, 1.9)
+        ax.set_ylim(n + 0.7, 0.3)
+        ax.set_xticks([0, 1], [comp.x_name, comp.y_name], fontweight="bold")
+        ax.xaxis.tick_top()
+        ax.set_yticks([])
+        for side in ("left", "bottom", "top", "right"):
+            ax.spines[side].set_visible(False)
+        flips = (comp.order or {}).get("discordant", 0)
+        ties = (comp.order or {}).get("ties", 0)
+        caption = f"{flips} of {(comp.order or {}).get('pairs', 0)} pairs flip"
+        caption += f", {ties} tied" if ties else ""
+        caption += " (models in red)" if flips else ("" if ties else ": the order is kept")
+        ax.set_title(title or f"Rank by top-1: {caption}", loc="left", pad=26)
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def relative(comp: Comparison, path: Path, order_years: dict[str, int | None], title: str | None = None
+             ) -> Path | None:
+    """Ratio to the baseline on both datasets per model, in publication order (grouped bars)."""
+    rel = comp.relative
+    if not rel:
+        return None
+    models = comp.models
+    rx = np.array([rel["x"][m] for m in models])
+    ry = np.array([rel["y"][m] for m in models])
+    pos = np.arange(len(models))
+    width = 0.38
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(max(6.5, 0.85 * len(models) + 2.5), 4.8))
+        bx = ax.bar(pos - width / 2, rx, width, color=REF, label=comp.x_name)
+        by = ax.bar(pos + width / 2, ry, width, color=CON, label=comp.y_name)
+        for bars, values in ((bx, rx), (by, ry)):
+            for bar, value in zip(bars, values):
+                ax.text(bar.get_x() + bar.get_width() / 2, value, f"{value:.2f}", ha="center", va="bottom",
+                        fontsize=7, color="#444444", rotation=90 if len(models) > 12 else 0)
+        ax.axhline(1.0, color="#555555", linewidth=1, linestyle="--")
+        labels = [f"{m} ({order_years[m]})" if order_years.get(m) else m for m in models]
+        ax.set_xticks(pos, labels, rotation=35, ha="right", fontsize=8.5)
+        low = min(rx.min(), ry.min(), 1.0)
+        high = max(rx.max(), ry.max(), 1.0)
+        ax.set_ylim(max(0.0, low - (high - low) * 0.35), high + (high - low) * 0.15 + 0.02)
+        ax.set_ylabel(f"top-1 relative to {rel['baseline']}")
+        ax.set_title(title or f"Improvement over {rel['baseline']}, in publication order", loc="left")
+        ax.legend(loc="upper left", fontsize=9, ncols=2)
+        ax.grid(axis="x", visible=False)
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def render_all(analysis: Analysis, out_dir: str | Path) -> dict[str, Path]:
+    """Every figure the report shows, as {name: path}; figures that cannot be drawn are skipped."""
+    plots = Path(out_dir) / "plots"
+    years = {m: info["year"] for m, info in analysis.models.items()}
+    made: dict[str, Path | None] = {
+        "scatter": scatter(analysis.main, plots / "scatter.png"),
+        "bump": bump(analysis.main, plots / "bump.png"),
+        "relative": relative(analysis.main, plots / "relative.png", years),
+    }
+    for comp in analysis.transfer:
+        made[f"transfer_{comp.target}"] = scatter(comp, plots / f"transfer_{_safe(str(comp.target))}.png")
+    out = {k: v for k, v in made.items() if v is not None}
+    log.info("rendered %d plot(s) into %s", len(out), plots)
+    return out
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)

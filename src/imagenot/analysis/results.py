@@ -1,0 +1,226 @@
+"""Run results in the long `results.csv` format: collected from run directories, read from CSV (long or wide).
+
+Everything downstream works on plain dict rows with exactly the `RESULT_COLUMNS` keys (plus an optional
+`source`, "file:line" or a result.json path, used only to point error messages at the offending input), so the
+demo and user scripts can build rows themselves without pandas.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from imagenot.errors import InputError
+from imagenot.fileio import atomic_open
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "model", "family", "year", "dataset", "role", "pretrain_dataset", "seed",
+    "top1", "top5", "epochs", "params", "flops", "run_dir",
+)
+REQUIRED_COLUMNS: tuple[str, ...] = ("model", "dataset", "top1")
+ROLES: tuple[str, ...] = ("reference", "contrast", "transfer")
+
+_INT_COLUMNS = ("year", "seed", "epochs", "params")
+_FLOAT_COLUMNS = ("top1", "top5", "flops")
+_STR_COLUMNS = ("model", "family", "dataset", "role", "pretrain_dataset", "run_dir")
+_MISSING = {"", "none", "null", "na", "n/a"}
+
+Row = dict[str, Any]
+
+
+def _parse_float(value: Any, column: str, source: str | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    if text.lower() in _MISSING:
+        return None
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise InputError(f"column {column!r}: expected a number, got {text!r}", path=source) from exc
+
+
+def _parse_int(value: Any, column: str, source: str | None) -> int | None:
+    number = _parse_float(value, column, source)
+    if number is None or math.isnan(number):
+        return None
+    if number != int(number):
+        raise InputError(f"column {column!r}: expected an integer, got {value!r}", path=source)
+    return int(number)
+
+
+def normalize_row(mapping: Mapping[str, Any], source: str | None = None) -> Row:
+    """Type one result (from CSV text or result.json) into the canonical row; unknown keys are ignored.
+
+    A missing or NaN `top1` is kept as NaN here: `analyze` reports such runs instead of silently dropping
+    them, because a diverged run is itself a finding.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if mapping.get(c) in (None, "")]
+    if missing and any(c != "top1" for c in missing):
+        raise InputError(f"missing value(s) for {', '.join(missing)}", path=source)
+    row: Row = {}
+    for col in _STR_COLUMNS:
+        value = mapping.get(col)
+        text = None if value is None else str(value).strip()
+        row[col] = None if text is None or text.lower() in _MISSING else text
+    for col in _INT_COLUMNS:
+        row[col] = _parse_int(mapping.get(col), col, source)
+    for col in _FLOAT_COLUMNS:
+        row[col] = _parse_float(mapping.get(col), col, source)
+    if row["top1"] is None:
+        row["top1"] = math.nan
+    if row["role"] is not None:
+        role = row["role"].lower()
+        if role not in ROLES:
+            raise InputError(f"unknown role {row['role']!r}; known: {', '.join(ROLES)} (or empty)", path=source)
+        row["role"] = role
+    if row["role"] is None and row["pretrain_dataset"] is not None:
+        row["role"] = "transfer"
+    row["source"] = source
+    return row
+
+
+def _check_columns(found: Sequence[str], required: Iterable[str], path: Path) -> None:
+    missing = [c for c in required if c not in found]
+    if missing:
+        raise InputError(
+            f"missing column(s) {', '.join(missing)}; columns found: {', '.join(found) or '(none)'}", path=path
+        )
+
+
+def _read_csv(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    path = Path(path)
+    try:
+        fh = open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    with fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        reader.fieldnames = header
+        records = [(reader.line_num, rec) for rec in reader]
+    if not header:
+        raise InputError("empty file (no header)", path=path)
+    return header, records
+
+
+def read_results_csv(path: str | Path) -> list[Row]:
+    """Read a long `results.csv`; only model, dataset and top1 are required, other columns default to empty."""
+    path = Path(path)
+    header, records = _read_csv(path)
+    _check_columns(header, REQUIRED_COLUMNS, path)
+    return [normalize_row(rec, source=f"{path}:{line}") for line, rec in records]
+
+
+def read_wide_csv(
+    path: str | Path,
+    *,
+    model_col: str = "model",
+    reference_col: str,
+    contrast_col: str,
+    year_col: str | None = None,
+    family_col: str | None = None,
+    reference_name: str | None = None,
+    contrast_name: str | None = None,
+) -> list[Row]:
+    """Turn a table with one accuracy column per dataset (e.g. a paper's results) into long rows.
+
+    The dataset names default to the column names, so a column such as `imagenot_ratio_to_alexnet` keeps
+    saying what it holds (and its 'ratio' is then detected as a relative scale by `analyze`). A `year`
+    column is used when present even if not named, since publication order needs it.
+    """
+    path = Path(path)
+    header, records = _read_csv(path)
+    required = [model_col, reference_col, contrast_col]
+    required += [c for c in (year_col, family_col) if c]
+    _check_columns(header, required, path)
+    if year_col is None and "year" in header:
+        year_col = "year"
+    if family_col is None and "family" in header:
+        family_col = "family"
+    rows: list[Row] = []
+    for line, rec in records:
+        for col, name, role in (
+            (reference_col, reference_name or reference_col, "reference"),
+            (contrast_col, contrast_name or contrast_col, "contrast"),
+        ):
+            rows.append(normalize_row({
+                "model": rec.get(model_col),
+                "family": rec.get(family_col) if family_col else None,
+                "year": rec.get(year_col) if year_col else None,
+                "dataset": name,
+                "role": role,
+                "top1": rec.get(col),
+            }, source=f"{path}:{line}"))
+    return rows
+
+
+def collect_results(run_dirs: Iterable[str | Path]) -> list[Row]:
+    """Find every `result.json` under the given run directories (recursively) and read it as a row.
+
+    A path may also be a result.json file itself. The same run reached through two overlapping folders is
+    read once.
+    """
+    run_dirs = list(run_dirs)
+    files: list[Path] = []
+    for entry in run_dirs:
+        entry = Path(entry)
+        if entry.is_file():
+            files.append(entry)
+        elif entry.is_dir():
+            files.extend(sorted(entry.rglob("result.json")))
+        else:
+            raise InputError("no such file or directory", path=entry)
+    seen: set[Path] = set()
+    rows: list[Row] = []
+    for file in files:
+        key = file.resolve()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"not a readable result.json: {exc}", path=file) from exc
+        if not isinstance(data, dict):
+            raise InputError("result.json must hold a JSON object", path=file)
+        absent = [k for k in REQUIRED_COLUMNS if k not in data]
+        if absent:
+            raise InputError(
+                f"missing key(s) {', '.join(absent)}; keys found: {', '.join(sorted(data)) or '(none)'}", path=file
+            )
+        data = dict(data)
+        data.setdefault("run_dir", str(file.parent))
+        rows.append(normalize_row(data, source=str(file)))
+    if not rows:
+        raise InputError(f"no result.json found under {', '.join(str(d) for d in run_dirs)}")
+    log.info("collected %d run results from %d folder(s)", len(rows), len(run_dirs))
+    return rows
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def write_results_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write rows in the long format (atomic); extra keys such as `source` are not written."""
+    path = Path(path)
+    with atomic_open(path, "w") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(RESULT_COLUMNS)
+        for row in rows:
+            writer.writerow([_csv_value(row.get(c)) for c in RESULT_COLUMNS])
+    return path

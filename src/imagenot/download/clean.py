@@ -1,0 +1,359 @@
+"""Decode, check, convert, resize and fingerprint one image; clean one fetched shard.
+
+Every image that does not reach the dataset gets exactly one reason, so the per-shard stats add up to the
+shard's row count and nothing is dropped silently. Conversions that keep an image (palette, CMYK, alpha,
+grey, 16-bit) are counted too, because they change the pixels a model sees.
+
+This module must stay light (PIL, numpy, imagehash, pyarrow): it is imported by worker processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import re
+import time
+import urllib.parse
+import urllib.request
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import imagehash
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image, UnidentifiedImageError
+
+from imagenot.fileio import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+# Reasons an image is dropped before deduplication, in the order the card lists them.
+FETCH_REASONS = ("missing_url", "http_error", "timeout", "redirect_loop", "connection_error", "file_not_found",
+                 "disallowed_by_robots", "download_error")
+DECODE_REASONS = ("empty_file", "not_an_image", "truncated", "corrupt", "decompression_bomb", "too_small",
+                  "extreme_aspect_ratio")
+
+CLEAN_SCHEMA = pa.schema([
+    ("row_id", pa.int64()),
+    ("reason", pa.string()),  # null when the image was kept
+    ("message", pa.string()),
+    ("conversion", pa.string()),  # '+'-joined conversions applied, null if none
+    ("image", pa.binary()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("orig_width", pa.int32()),
+    ("orig_height", pa.int32()),
+    ("pixel_sha256", pa.string()),
+    ("phash", pa.string()),  # 16 hex digits, imagehash.phash of the resized image
+])
+
+
+@dataclass(frozen=True)
+class CleanOptions:
+    image_size: int = 64
+    encode_format: str = "jpg"
+    encode_quality: int = 95
+    min_image_size: int = 10
+    max_image_pixels: int = 89_478_485
+    max_aspect_ratio: float = 10.0
+
+
+@dataclass
+class CleanResult:
+    reason: str | None = None
+    message: str | None = None
+    conversion: str | None = None
+    image: bytes | None = None
+    width: int | None = None
+    height: int | None = None
+    orig_width: int | None = None
+    orig_height: int | None = None
+    pixel_sha256: str | None = None
+    phash: str | None = None
+
+
+def pixel_hash(im: Image.Image) -> str:
+    """Hash of decoded pixels (RGB, or RGBA when the image has transparency) and size: equal for the same
+    picture saved in different files or formats."""
+    h = hashlib.sha256(f"{im.mode}:{im.width}x{im.height}:".encode())
+    h.update(im.tobytes())
+    return h.hexdigest()
+
+
+def perceptual_hash(rgb: Image.Image) -> str:
+    return str(imagehash.phash(rgb))
+
+
+@contextlib.contextmanager
+def _bomb_limit(max_pixels: int) -> Iterator[None]:
+    # PIL's own guard reads the module global; make it agree with ours for the duration of one decode.
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def _on_white(im: Image.Image) -> Image.Image:
+    white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, im).convert("RGB")
+
+
+def canonical(im: Image.Image) -> tuple[Image.Image, list[str]]:
+    """RGB pixels, or RGBA for images with transparency, and the conversions that took (counted in stats).
+
+    Transparency is flattened later, after resizing (PIL resizes RGBA with premultiplied alpha), which is
+    several times cheaper than compositing a large clip-art canvas at full size.
+    """
+    mode = im.mode
+    conv: list[str] = []
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    if mode == "P":
+        conv.append("palette")
+    elif mode == "CMYK":
+        conv.append("cmyk")
+    elif mode in ("L", "1", "LA", "La"):
+        conv.append("grayscale")
+    elif mode.startswith("I") or mode == "F":
+        conv.append("high_bit_depth")
+        arr = np.asarray(im, dtype=np.float64)
+        scale = 255.0 / 65535.0 if mode.startswith("I") else 1.0
+        im = Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8), "L")
+        has_alpha = False
+    elif mode not in ("RGB", "RGBA", "RGBa"):
+        conv.append(mode.lower())
+    if has_alpha:
+        conv.append("alpha")
+        return (im if im.mode == "RGBA" else im.convert("RGBA")), conv
+    return (im if im.mode == "RGB" else im.convert("RGB")), conv
+
+
+def to_rgb(im: Image.Image) -> tuple[Image.Image, list[str]]:
+    """RGB pixels for any PIL mode; transparent parts become white (clip art is drawn on transparency)."""
+    canon, conv = canonical(im)
+    return (_on_white(canon) if canon.mode == "RGBA" else canon), conv
+
+
+def prepare(im: Image.Image, size: int) -> tuple[Image.Image, str, list[str]]:
+    """(resized RGB image, pixel hash of the full-size canonical pixels, conversions)."""
+    canon, conv = canonical(im)
+    digest = pixel_hash(canon)
+    small = resize_shorter(canon, size)
+    if small.mode == "RGBA":
+        small = _on_white(small)
+    return small, digest, conv
+
+
+def resize_shorter(im: Image.Image, size: int) -> Image.Image:
+    """Shorter side to `size`, aspect ratio kept; the square crop is left to training-time augmentation."""
+    w, h = im.size
+    new = (size, max(size, round(h * size / w))) if w <= h else (max(size, round(w * size / h)), size)
+    if new == (w, h):
+        return im
+    return im.resize(new, Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def encode(im: Image.Image, fmt: str, quality: int) -> bytes:
+    buf = io.BytesIO()
+    if fmt == "jpg":
+        im.save(buf, "JPEG", quality=quality)
+    else:
+        im.save(buf, "PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def clean_image(data: bytes | None, opts: CleanOptions) -> CleanResult:
+    """Decode `data` and return the resized, re-encoded image or the one reason it was dropped."""
+    if not data:
+        return CleanResult("empty_file", "zero bytes")
+    size: tuple[int, int] | None = None
+
+    def fail(reason: str, message: str) -> CleanResult:
+        w0, h0 = size if size else (None, None)
+        return CleanResult(reason, message[:300], orig_width=w0, orig_height=h0)
+
+    try:
+        with _bomb_limit(opts.max_image_pixels):
+            im = Image.open(io.BytesIO(data))
+            size = w, h = im.size
+            if w * h > opts.max_image_pixels:
+                return fail("decompression_bomb", f"{w}x{h} > {opts.max_image_pixels} pixels")
+            if min(w, h) < opts.min_image_size:
+                return fail("too_small", f"{w}x{h} < {opts.min_image_size} px")
+            if max(w, h) / min(w, h) > opts.max_aspect_ratio:
+                return fail("extreme_aspect_ratio", f"{w}x{h} > {opts.max_aspect_ratio}:1")
+            if im.format == "JPEG" and im.mode in ("RGB", "L"):
+                # libjpeg can decode at 1/2..1/8 scale: much faster for large photos, same final size.
+                scale = opts.image_size / min(w, h)
+                im.draft(im.mode, (max(1, int(w * scale) + 1), max(1, int(h * scale) + 1)))
+            im.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return fail("decompression_bomb", str(exc))
+    except UnidentifiedImageError as exc:
+        return fail("not_an_image", str(exc))
+    except OSError as exc:
+        msg = str(exc)
+        low = msg.lower()
+        return fail("truncated" if "truncat" in low else "corrupt", msg)
+    except (SyntaxError, ValueError, TypeError, IndexError, EOFError, MemoryError) as exc:
+        return fail("corrupt", f"{type(exc).__name__}: {exc}")
+    res = CleanResult(orig_width=w, orig_height=h)
+    try:
+        small, digest, conv = prepare(im, opts.image_size)
+    except (OSError, ValueError) as exc:
+        return fail("corrupt", f"conversion failed: {exc}")
+    res.conversion = "+".join(conv) or None
+    res.pixel_sha256 = digest
+    res.width, res.height = small.size
+    res.phash = perceptual_hash(small)
+    res.image = encode(small, opts.encode_format, opts.encode_quality)
+    return res
+
+
+_HTTP = re.compile(r"HTTP Error (\d{3})")
+
+
+def fetch_reason(message: str, url: str | None) -> str:
+    """Map img2dataset's (urllib's) error text to a stable reason name."""
+    if not url:
+        return "missing_url"
+    low = message.lower()
+    if "redirect" in low and ("infinite loop" in low or "redirection" in low or "redirect error" in low):
+        return "redirect_loop"
+    if _HTTP.search(message):
+        return "http_error"
+    if "timed out" in low or "timeout" in low:
+        return "timeout"
+    if "x-robots-tag" in low:
+        return "disallowed_by_robots"
+    if "no such file" in low or "errno 2" in low:
+        return "file_not_found"
+    if any(s in low for s in ("connection", "errno 111", "name or service", "remote end closed",
+                              "reset by peer", "unreachable", "ssl", "certificate")):
+        return "connection_error"
+    return "download_error"
+
+
+def http_status(message: str | None) -> int | None:
+    m = _HTTP.search(message or "")
+    return int(m.group(1)) if m else None
+
+
+def read_local(url: str) -> tuple[bytes | None, str | None, str | None]:
+    """Read a file:// url; (bytes, reason, message)."""
+    if not url:
+        return None, "missing_url", "empty url"
+    path = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
+    try:
+        return Path(path).read_bytes(), None, None
+    except FileNotFoundError as exc:
+        return None, "file_not_found", str(exc)
+    except OSError as exc:
+        return None, "download_error", str(exc)
+
+
+@dataclass
+class ShardStats:
+    shard: int
+    rows: int = 0
+    kept: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    http_status: Counter[str] = field(default_factory=Counter)
+    conversions: Counter[str] = field(default_factory=Counter)
+    fetch_s: float | None = None
+    clean_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shard": self.shard, "rows": self.rows, "kept": self.kept,
+            "dropped": dict(sorted(self.reasons.items())),
+            "http_status": dict(sorted(self.http_status.items())),
+            "conversions": dict(sorted(self.conversions.items())),
+            "fetch_s": self.fetch_s, "clean_s": round(self.clean_s, 3),
+        }
+
+
+FetchedRow = tuple[int, str | None, bytes | None, str | None, str | None]  # row_id, url, bytes, reason, msg
+
+
+def iter_img2dataset_shard(path: Path, urls: dict[int, str | None]) -> Iterator[FetchedRow]:
+    """Rows of one img2dataset parquet shard (written with disable_all_reencoding: the original bytes)."""
+    table = pq.read_table(path)
+    image_col = next(c for c in ("jpg", "png", "webp") if c in table.column_names)
+    for batch in table.to_batches(max_chunksize=256):
+        d = batch.to_pydict()
+        for row_id, status, err, data in zip(d["row_id"], d["status"], d["error_message"], d[image_col]):
+            url = urls.get(row_id)
+            if status == "success" and data:
+                yield row_id, url, data, None, None
+            elif status == "success":
+                yield row_id, url, None, "empty_file", "zero bytes"
+            else:
+                msg = err or status or "unknown error"
+                yield row_id, url, None, fetch_reason(msg, url), msg
+
+
+def iter_local_rows(rows: Iterable[tuple[int, str | None]]) -> Iterator[FetchedRow]:
+    for row_id, url in rows:
+        data, reason, msg = read_local(url or "")
+        yield row_id, url, data, reason, msg
+
+
+def clean_rows(shard: int, rows: Iterable[FetchedRow], opts: CleanOptions, out_path: Path,
+               stats_path: Path, fetch_s: float | None = None) -> dict[str, Any]:
+    """Clean every fetched row of one shard; write its parquet, then its stats (the stats mark it done)."""
+    t0 = time.perf_counter()
+    stats = ShardStats(shard, fetch_s=fetch_s)
+    cols: dict[str, list[Any]] = {name: [] for name in CLEAN_SCHEMA.names}
+    for row_id, _url, data, reason, msg in rows:
+        if reason is None:
+            res = clean_image(data, opts)
+        else:
+            res = CleanResult(reason, msg)
+            code = http_status(msg) if reason == "http_error" else None
+            if code is not None:
+                stats.http_status[str(code)] += 1
+        stats.rows += 1
+        if res.reason is None:
+            stats.kept += 1
+            for c in (res.conversion or "").split("+"):
+                if c:
+                    stats.conversions[c] += 1
+        else:
+            stats.reasons[res.reason] += 1
+        cols["row_id"].append(row_id)
+        for name in CLEAN_SCHEMA.names[1:]:
+            cols[name].append(getattr(res, name))
+    stats.clean_s = time.perf_counter() - t0
+    table = pa.table(cols, schema=CLEAN_SCHEMA)
+    with atomic_path(out_path) as tmp:
+        pq.write_table(table, tmp)
+    summary = stats.to_dict()
+    write_json(stats_path, summary)
+    return summary
+
+
+def clean_task(kind: str, shard: int, source: Any, urls: dict[int, str | None], opts: CleanOptions,
+               out_path: str, stats_path: str, raw_to_delete: str | None = None) -> dict[str, Any]:
+    """Entry point for a worker process: one shard, from img2dataset output or local files."""
+    t0 = time.perf_counter()
+    if kind == "img2dataset":
+        rows: Iterable[FetchedRow] = iter_img2dataset_shard(Path(source), urls)
+        fetch_s = None
+    else:
+        rows = list(iter_local_rows(source))
+        fetch_s = round(time.perf_counter() - t0, 3)
+    summary = clean_rows(shard, rows, opts, Path(out_path), Path(stats_path), fetch_s)
+    if raw_to_delete:
+        Path(raw_to_delete).unlink(missing_ok=True)
+    return summary

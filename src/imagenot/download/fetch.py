@@ -1,0 +1,134 @@
+"""Fetching with img2dataset, used as a library.
+
+img2dataset brings the parts that matter at LAION scale: many threads per process, retries, timeouts,
+X-Robots-Tag opt-outs, per-shard stats, resumable shards and its multiprocessing / pyspark / ray
+distributors. It runs here with re-encoding disabled and parquet output, so each of its shards holds the
+original bytes and the error text of every row; `clean.py` then decodes with PIL, where conversion and
+decompression-bomb rules can be counted per reason (img2dataset's OpenCV resizer would hide them).
+
+Its process start-up is slow (each spawned worker imports albumentations, OpenCV, torch via webdataset and
+wandb: 5-15 s each on a small machine), so a corpus made only of local files skips it (`fetcher=direct`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from imagenot.errors import ImagenotError
+
+log = logging.getLogger(__name__)
+
+
+def shard_name(shard: int) -> str:
+    return f"{shard:05d}"  # img2dataset's own naming with oom_shard_count=5
+
+
+def done_fetch_shards(fetch_dir: Path) -> set[int]:
+    """Shards img2dataset finished: it writes `<shard>_stats.json` last."""
+    if not fetch_dir.is_dir():
+        return set()
+    return {int(p.name.split("_")[0]) for p in fetch_dir.glob("*_stats.json")}
+
+
+def run_img2dataset(
+    input_parquet: Path,
+    fetch_dir: Path,
+    *,
+    processes: int,
+    threads: int,
+    timeout: int,
+    retries: int,
+    shard_size: int,
+    distributor: str,
+) -> float:
+    """Fetch every row of `input_parquet` (columns row_id, url, caption) into `fetch_dir`; return seconds.
+
+    img2dataset's incremental mode skips shards whose stats file exists, so a rerun fetches only what an
+    interrupted run left.
+    """
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    try:
+        import img2dataset
+    except ImportError as exc:  # pragma: no cover - img2dataset is a dependency
+        raise ImagenotError(f"img2dataset is needed to fetch http(s) urls: {exc}") from exc
+    started_ray = False
+    if distributor == "pyspark":
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            raise ImagenotError("--distributor pyspark needs pyspark (pip install pyspark); img2dataset uses "
+                                "an active SparkSession, or starts a local one") from None
+    if distributor == "ray":
+        try:
+            import ray
+        except ImportError:
+            raise ImagenotError("--distributor ray needs ray (pip install 'ray[data]')") from None
+
+        if not ray.is_initialized():  # on a cluster, call ray.init(address=...) before; here: a local one
+            ray.init(num_cpus=processes, include_dashboard=False, log_to_driver=False)
+            started_ray = True
+    fetch_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        _download(img2dataset, input_parquet, fetch_dir, processes=processes, threads=threads, timeout=timeout,
+                  retries=retries, shard_size=shard_size, distributor=distributor)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    return time.perf_counter() - t0
+
+
+def _download(img2dataset: Any, input_parquet: Path, fetch_dir: Path, *, processes: int, threads: int,
+              timeout: int, retries: int, shard_size: int, distributor: str) -> None:
+    # img2dataset and its worker processes print progress to stdout; keep it in a log file instead, so that
+    # stdout stays for the command's own result (worker processes inherit the redirected descriptor)
+    log_path = fetch_dir.parent / "img2dataset.log"
+    with _stdout_to(log_path):
+        img2dataset.download(
+            url_list=str(input_parquet),
+            input_format="parquet",
+            url_col="url",
+            caption_col="caption",
+            save_additional_columns=["row_id"],
+            output_folder=str(fetch_dir),
+            output_format="parquet",
+            processes_count=processes,
+            thread_count=threads,
+            number_sample_per_shard=shard_size,
+            oom_shard_count=5,
+            disable_all_reencoding=True,
+            extract_exif=False,
+            compute_hash=None,
+            timeout=timeout,
+            retries=retries,
+            enable_wandb=False,
+            distributor=distributor,
+            incremental_mode="incremental",
+            max_shard_retry=1,
+            user_agent_token="imagenot",
+        )
+    log.debug("img2dataset output in %s", log_path)
+
+
+@contextlib.contextmanager
+def _stdout_to(path: Path) -> Iterator[None]:
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(path, "ab") as fh:
+        os.dup2(fh.fileno(), 1)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)

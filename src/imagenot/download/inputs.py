@@ -1,0 +1,149 @@
+"""Reading and checking the hand-off from mining: `selected.parquet`, `classes.tsv` and the mine folder.
+
+The url policy lives here because it is a property of the input: a corpus is untrusted unless the user
+declares it local, and a `file://` url in an untrusted corpus could read any file the user can read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from imagenot.errors import InputError
+from imagenot.fileio import read_json
+from imagenot.wordnet.classes import ClassRow, read_classes
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("source_id", "url", "caption", "wnid", "label")
+OPTIONAL_COLUMNS = ("lemma", "similarity", "split")
+SPLITS = ("train", "val")
+
+
+@dataclass
+class Selection:
+    """The rows to materialise, in file order; `row_id` is the position in selected.parquet."""
+
+    table: pa.Table  # row_id, source_id, url, caption, wnid, label, lemma, similarity, split (null if absent)
+    classes: list[ClassRow]
+    matches_path: Path
+    classes_path: Path
+    mine_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+
+def read_selection(matches: str | Path, classes: str | Path | None = None) -> Selection:
+    """Read selected.parquet and its classes.tsv, checking the schema and that labels agree with wnids."""
+    matches_path = Path(matches)
+    if not matches_path.is_file():
+        raise InputError("no such file (expected selected.parquet from `imagenot mine`)", matches_path)
+    classes_path = Path(classes) if classes else matches_path.parent / "classes.tsv"
+    if not classes_path.is_file():
+        raise InputError("no classes.tsv (pass --classes, or keep it next to selected.parquet)", classes_path)
+    try:
+        table = pq.read_table(matches_path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"not a readable parquet file: {exc}", matches_path) from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InputError(
+            f"missing column(s) {', '.join(missing)}; found {', '.join(table.column_names)}", matches_path
+        )
+    n = table.num_rows
+    cols: dict[str, pa.Array] = {"row_id": pa.array(range(n), pa.int64())}
+    for name in ("source_id", "url", "caption", "wnid"):
+        cols[name] = pc.cast(table[name], pa.string()).combine_chunks()
+    cols["label"] = pc.cast(table["label"], pa.int32()).combine_chunks()
+    cols["lemma"] = (pc.cast(table["lemma"], pa.string()).combine_chunks() if "lemma" in table.column_names
+                     else pa.nulls(n, pa.string()))
+    cols["similarity"] = (pc.cast(table["similarity"], pa.float32()).combine_chunks()
+                          if "similarity" in table.column_names else pa.nulls(n, pa.float32()))
+    cols["split"] = (pc.cast(table["split"], pa.string()).combine_chunks() if "split" in table.column_names
+                     else pa.nulls(n, pa.string()))
+    out = pa.table(cols)
+    class_rows = read_classes(classes_path)
+    _check_labels(out, class_rows, matches_path, classes_path)
+    bad_splits = sorted({s for s in out["split"].to_pylist() if s is not None and s not in SPLITS})
+    if bad_splits:
+        raise InputError(f"split values must be 'train' or 'val', found {bad_splits}", matches_path)
+    return Selection(out, class_rows, matches_path, classes_path, read_mine_info(matches_path.parent))
+
+
+def _check_labels(table: pa.Table, rows: list[ClassRow], matches_path: Path, classes_path: Path) -> None:
+    wnids = [r.wnid for r in sorted(rows, key=lambda r: r.index)]
+    if [r.index for r in rows] != list(range(len(rows))):
+        raise InputError("class index must be 0..N-1 in file order", classes_path)
+    labels = table["label"].to_pylist()
+    row_wnids = table["wnid"].to_pylist()
+    for i, (label, wnid) in enumerate(zip(labels, row_wnids)):
+        if label is None or not 0 <= label < len(wnids):
+            raise InputError(f"row {i}: label {label} outside 0..{len(wnids) - 1} of {classes_path}", matches_path)
+        if wnids[label] != wnid:
+            raise InputError(
+                f"row {i}: label {label} is {wnids[label]} in {classes_path}, but the row says {wnid}",
+                matches_path,
+            )
+
+
+def read_mine_info(folder: Path) -> dict[str, Any]:
+    """What the card should say about corpus, encoder and thresholds: the mine folder's config and stats."""
+    info: dict[str, Any] = {}
+    for name in ("config.json", "mine_stats.json", "selection.json"):
+        path = folder / name
+        if path.is_file():
+            try:
+                info[name.removesuffix(".json")] = read_json(path)
+            except ValueError as exc:
+                log.warning("ignoring unreadable %s: %s", path, exc)
+    return info
+
+
+def scheme_of(url: str | None) -> str:
+    if not url:
+        return ""
+    head, sep, _ = url.partition("://")
+    return head.lower() if sep else ""
+
+
+def check_urls(table: pa.Table, allow_local: bool, path: Path) -> Counter[str]:
+    """Refuse the whole run if any url could read local files without the user's consent.
+
+    Returns the count of urls per scheme. Rows with an empty url are kept and later counted as `missing_url`.
+    """
+    schemes = Counter(scheme_of(u) for u in table["url"].to_pylist())
+    urls = table["url"].to_pylist()
+    local = schemes.get("file", 0)
+    if local and not allow_local:
+        example = next(u for u in urls if scheme_of(u) == "file")
+        raise InputError(
+            f"{local} row(s) have file:// urls (first: {example}); a corpus may be untrusted, so local files "
+            "are read only when you declare the corpus local with --allow-local",
+            path,
+        )
+    other = {s: c for s, c in schemes.items() if s not in ("http", "https", "file", "")}
+    if other:
+        example = next(u for u in urls if scheme_of(u) in other)
+        raise InputError(
+            f"unsupported url scheme(s) {dict(other)} (first: {example}); only http, https and, with "
+            "--allow-local, file urls are fetched",
+            path,
+        )
+    bare = sum(1 for u in urls if u and scheme_of(u) == "")
+    if bare:
+        example = next(u for u in urls if u and scheme_of(u) == "")
+        raise InputError(
+            f"{bare} url(s) without a scheme (first: {example!r}); write local files as file:///abs/path "
+            "and pass --allow-local",
+            path,
+        )
+    return schemes

@@ -1,0 +1,270 @@
+"""Benchmark of caption mining: matching speed against a LAIONet-style loop, the whole `mine --no-embed`
+command, and the embedding path (cached and deduplicated) against a naive one. Every ratio is measured in
+the same run, on the same captions.
+
+    .venv/bin/python benchmarks/mine_bench.py                 # 1M captions, 1000 released ImageNot classes
+    .venv/bin/python benchmarks/mine_bench.py --captions 200000 --embed-sample 256   # quicker
+
+The corpus is generated (no natural-photo caption set ships with any package): LAION-format parquet
+(`SAMPLE_ID, URL, TEXT, NSFW, WIDTH, HEIGHT`), captions of 3-12 words drawn with Zipf-like frequencies from
+the WordNet 3.0 vocabulary (so ImageNot lemmas appear at the rate words of the language do), mixed case,
+ASCII punctuation, a few non-ASCII words and repeated captions. The classes are the 1000 released ImageNot
+wnids (../shared/reference/imagenot_classes.txt), read at run time, lemmas unique as in the paper.
+Rates are captions per second of CPU time of this process (`time.process_time`), so they mean "per core" even
+on a shared machine; wall-clock figures are printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+RELEASED = REPO.parent / "shared" / "reference" / "imagenot_classes.txt"
+
+
+def imagenot_classes(path: Path) -> list:
+    from imagenot.wordnet.classes import make_unique_lemmas, rows_from_wnids, write_classes
+    from imagenot.wordnet.references import read_wnid_file
+
+    rows = make_unique_lemmas(rows_from_wnids(read_wnid_file(RELEASED)))
+    write_classes(path, rows)
+    return rows
+
+
+def vocabulary() -> list[str]:
+    from imagenot.wordnet.loader import get_wordnet
+
+    wn = get_wordnet()
+    words = sorted({lemma.name().replace("_", " ") for s in wn.all_synsets() for lemma in s.lemmas()
+                    if lemma.name().isascii() and lemma.name().count("_") < 2})
+    return words
+
+
+def generate_corpus(out_dir: Path, n: int, shards: int, seed: int = 0) -> Path:
+    """LAION-format shards of `n` generated captions (built with Arrow kernels: a million in seconds)."""
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(seed)
+    words = vocabulary()
+    function_words = ["a", "the", "of", "and", "in", "on", "with", "for", "photo", "image", "stock", "free",
+                      "new", "best", "vector", "HD", "2019", "|", "-", "for sale", "black", "white", "&"]
+    vocab = np.array(function_words * 40 + words, dtype=object)  # function words frequent, as in captions
+    rng.shuffle(vocab)
+    vocab_arr = pa.array(vocab.tolist(), pa.string())
+    weights = 1.0 / (np.arange(len(vocab)) + 20.0)  # Zipf-like word frequencies
+    weights /= weights.sum()
+    punct = pa.array(list(string.punctuation) + [""] * 60, pa.string())
+    extra = pa.array(["café", "Größe", "日本", "naïve", "señor", "für"], pa.string())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    per = (n + shards - 1) // shards
+    made = 0
+    for s in range(shards):
+        m = min(per, n - made)
+        lengths = rng.integers(3, 13, size=m)
+        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+        toks = vocab_arr.take(pa.array(rng.choice(len(vocab), size=int(lengths.sum()), p=weights)))
+        texts = pc.binary_join(pa.ListArray.from_arrays(offsets, toks), " ")
+        texts = pc.binary_join_element_wise(texts, punct.take(pa.array(rng.integers(0, len(punct), m))), "")
+        texts = pc.if_else(pa.array(np.arange(m) % 7 == 0), pc.utf8_capitalize(texts), texts)
+        texts = pc.if_else(pa.array(np.arange(m) % 50 == 0), pc.binary_join_element_wise(
+            texts, extra.take(pa.array(rng.integers(0, len(extra), m))), " "), texts)
+        # LAION repeats captions ("image", product names...): 5% copies of other rows
+        src = np.where(rng.random(m) < 0.05, rng.integers(0, m, size=m), np.arange(m))
+        texts = texts.take(pa.array(src))
+        ids = np.arange(made, made + m)
+        table = pa.table({
+            "SAMPLE_ID": pa.array(ids.astype(str)),
+            "URL": pc.binary_join_element_wise("https://img.example.org/", pa.array(ids.astype(str)), ".jpg", ""),
+            "TEXT": texts,
+            "NSFW": pa.array(np.where(rng.random(m) < 0.97, "UNLIKELY", "UNSURE")),
+            "WIDTH": pa.array(rng.integers(200, 2000, size=m)),
+            "HEIGHT": pa.array(rng.integers(200, 2000, size=m)),
+        })
+        pq.write_table(table, out_dir / f"part-{s:05d}.parquet", row_group_size=65536)
+        made += m
+    return out_dir
+
+
+def laionet_baseline(texts: list[str], class_lemmas: list[tuple[str, ...]]) -> tuple[float, int]:
+    """LAIONet/eval-on-laion style: every lemma of every class tested against every caption (with the padded
+    lemmas prepared once, so the baseline is the loop itself, not string building)."""
+    table = str.maketrans(string.punctuation, " " * len(string.punctuation))
+    padded = [(c, " " + lemma + " ") for c, lemmas in enumerate(class_lemmas) for lemma in lemmas]
+    t0 = time.process_time()
+    found = 0
+    for text in texts:
+        text = " " + text.translate(table) + " "
+        hits = {c for c, p in padded if p in text}
+        found += len(hits) == 1
+    return time.process_time() - t0, found
+
+
+def bench_matching(corpus: Path, rows: list, sample: int) -> dict:
+    import pyarrow.compute as pc
+
+    from imagenot.mining.corpus import Columns, list_shards
+    from imagenot.mining.matcher import LemmaMatcher
+    from imagenot.mining.normalize import check_captions
+    from imagenot.mining.scan import ScanContext, scan_shard
+
+    lemmas = [r.lemmas for r in rows]
+    shards = list_shards(str(corpus))
+    text = pa.concat_arrays([pq.read_table(s.path, columns=["TEXT"])["TEXT"].combine_chunks() for s in shards])
+    n = len(text)
+    t0 = time.process_time()
+    matcher = LemmaMatcher(lemmas)
+    build = time.process_time() - t0
+    w0, c0 = time.perf_counter(), time.process_time()
+    single = 0
+    for off in range(0, n, 65536):
+        batch = check_captions(text.slice(off, 65536), 65536).text
+        hits = matcher.match(batch)
+        single += int((hits.n_classes == 1).sum())
+    match_cpu, match_wall = time.process_time() - c0, time.perf_counter() - w0
+    # the whole scan of one shard: read parquet, filter rows, match, build candidates
+    ctx = ScanContext(matcher, Columns())
+    w0, c0 = time.perf_counter(), time.process_time()
+    scanned = sum(scan_shard(s, ctx).stats["rows_read"] for s in shards)
+    scan_cpu, scan_wall = time.process_time() - c0, time.perf_counter() - w0
+    sample_texts = text.slice(0, sample).to_pylist()
+    base_cpu, base_found = laionet_baseline(sample_texts, lemmas)
+    # agreement on the sample: same single-class captions
+    hits = matcher.match(check_captions(text.slice(0, sample), 65536).text)
+    auto_found = int(len(np.unique(hits.row[hits.n_classes == 1])))
+    return {
+        "captions": n, "mean_caption_bytes": round(float(pc.mean(pc.binary_length(text)).as_py()), 1),
+        "automaton_build_s": round(build, 3),
+        "match_captions_per_cpu_s": round(n / match_cpu), "match_wall_s": round(match_wall, 3),
+        "match_mb_per_cpu_s": round(float(pc.sum(pc.binary_length(text)).as_py()) / match_cpu / 1e6, 1),
+        "scan_captions_per_cpu_s": round(scanned / scan_cpu), "scan_wall_s": round(scan_wall, 3),
+        "single_class_captions": single, "single_class_rate": round(single / n, 4),
+        "baseline_sample": sample, "baseline_captions_per_cpu_s": round(sample / base_cpu),
+        "baseline_agrees": base_found == auto_found,
+        "ratio_match_vs_baseline": round((n / match_cpu) / (sample / base_cpu), 1),
+        "ratio_scan_vs_baseline": round((scanned / scan_cpu) / (sample / base_cpu), 1),
+    }
+
+
+def bench_command(corpus: Path, classes: Path, work: Path, workers: int) -> dict:
+    out = work / f"mine-w{workers}"
+    shutil.rmtree(out, ignore_errors=True)  # a finished output would be skipped, not measured
+    cmd = [sys.executable, "-m", "imagenot.mining", "mine", "--corpus", str(corpus), "--classes", str(classes),
+           "--out", str(out), "--no-embed", "--workers", str(workers)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"mine failed: {proc.stderr[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    stats = json.loads((out / "mine_stats.json").read_text())
+    return {"workers": workers, "wall_s": round(wall, 2), "captions_per_wall_s": round(stats["rows_read"] / wall),
+            "cpu_s": round(child_cpu, 2), "rows_read": stats["rows_read"],
+            "matched": stats["matched"], "multi_class_dropped": stats["multi_class_dropped"]}
+
+
+def bench_embedding(corpus: Path, rows: list, sample: int, batch_size: int = 64) -> dict:
+    from imagenot.mining.corpus import Columns, list_shards
+    from imagenot.mining.matcher import LemmaMatcher
+    from imagenot.mining.scan import ScanContext, scan_shard
+    from imagenot.mining.similarity import Scorer, load_encoder
+
+    matcher = LemmaMatcher([r.lemmas for r in rows])
+    cands = scan_shard(list_shards(str(corpus))[0], ScanContext(matcher, Columns())).candidates.slice(0, sample)
+    captions = cands["caption"].to_pylist()
+    cls = np.array([c[0] for c in cands["classes"].to_pylist()])
+    queries = [r.query for r in rows]
+    model = load_encoder("all-MiniLM-L6-v2", "cpu")
+    model.encode(["warm up"] * 8)
+    # naive: every batch encodes its captions and, again, the query of each caption's class
+    w0 = time.perf_counter()
+    naive = []
+    for off in range(0, len(captions), batch_size):
+        c = model.encode(captions[off: off + batch_size], batch_size=batch_size, normalize_embeddings=True)
+        q = model.encode([queries[k] for k in cls[off: off + batch_size]], batch_size=batch_size,
+                         normalize_embeddings=True)
+        naive.append((c * q).sum(1))
+    naive_s = time.perf_counter() - w0
+    w0 = time.perf_counter()
+    scorer = Scorer(model, queries, batch_size, "cpu", cache={})
+    cached = scorer.pair_similarity(captions, np.arange(len(captions)), cls)
+    cached_s = time.perf_counter() - w0
+    return {
+        "captions": len(captions), "distinct_captions": len(set(captions)),
+        "distinct_classes": int(len(np.unique(cls))),
+        "naive_captions_per_s": round(len(captions) / naive_s, 1),
+        "cached_captions_per_s": round(len(captions) / cached_s, 1),
+        "ratio_cached_vs_naive": round(naive_s / cached_s, 2),
+        "max_abs_difference": float(np.abs(np.concatenate(naive) - cached).max()),
+        "encoded_texts_naive": 2 * len(captions),
+        "encoded_texts_cached": scorer.encoded_captions + scorer.encoded_queries,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--captions", type=int, default=1_000_000)
+    ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--baseline-sample", type=int, default=20_000)
+    ap.add_argument("--embed-sample", type=int, default=1024)
+    ap.add_argument("--workers", type=int, nargs="*", default=[1], help="`mine` runs with these --workers")
+    ap.add_argument("--work", help="work folder (default: a temporary one)")
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="mine_bench_"))
+    classes = work / "imagenot_classes.tsv"
+    rows = imagenot_classes(classes)
+    corpus = work / "corpus"
+    if not corpus.is_dir():
+        t0 = time.perf_counter()
+        generate_corpus(corpus, args.captions, args.shards)
+        print(f"generated {args.captions} captions in {time.perf_counter() - t0:.1f} s -> {corpus}", flush=True)
+    results = {"classes": len(rows), "cpu_count": os.cpu_count()}
+    results["matching"] = bench_matching(corpus, rows, args.baseline_sample)
+    print(json.dumps(results["matching"], indent=1), flush=True)
+    base = results["matching"]["baseline_captions_per_cpu_s"]
+    results["command"] = []
+    for w in args.workers:
+        r = bench_command(corpus, classes, work, w)
+        r["ratio_vs_baseline"] = round(r["captions_per_wall_s"] / base, 1)
+        results["command"].append(r)
+        print(json.dumps(r), flush=True)
+    if args.embed_sample:
+        results["embedding"] = bench_embedding(corpus, rows, args.embed_sample)
+        print(json.dumps(results["embedding"], indent=1), flush=True)
+    m = results["matching"]
+    print("\nsummary")
+    print(f"  baseline (LAIONet loop, {m['baseline_sample']} captions): {base:,} captions/s per core")
+    print(f"  matching stage: {m['match_captions_per_cpu_s']:,} captions/s per core "
+          f"({m['ratio_match_vs_baseline']}x baseline); shard scan incl. parquet read "
+          f"{m['scan_captions_per_cpu_s']:,}/s ({m['ratio_scan_vs_baseline']}x)")
+    for r in results["command"]:
+        print(f"  `mine --no-embed` over {r['rows_read']:,} captions, --workers {r['workers']}, start-up "
+              f"included: {r['wall_s']} s = {r['captions_per_wall_s']:,} captions/s ({r['ratio_vs_baseline']}x)")
+    if "embedding" in results:
+        e = results["embedding"]
+        print(f"  embedding: cached+dedup {e['cached_captions_per_s']} captions/s vs naive "
+              f"{e['naive_captions_per_s']} ({e['ratio_cached_vs_naive']}x)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

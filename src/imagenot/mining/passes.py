@@ -1,0 +1,153 @@
+"""One matching pass over a corpus, and the local engine that runs it.
+
+A pass is: scan every unfinished shard (CPU, `scan.scan_shard`), then finish it (`finish_shard`: resolve each
+caption to one class, score it with the encoder, write `matches/<shard>.parquet`). The local engine scans in
+a pool of worker processes and finishes in the main process, which holds the encoder (and the GPU if any),
+keeping at most two scans per worker in flight so memory stays bounded however many shards there are. The Ray
+engine (`ray_engine`) runs the same two functions on a cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from imagenot.mining.corpus import Shard
+from imagenot.mining.resolve import RankFn, resolve_candidates
+from imagenot.mining.scan import ScanContext, ShardScan, scan_shard
+from imagenot.mining.shard_output import finished_stats, matches_path, shard_fingerprint, write_matches
+from imagenot.mining.similarity import Scorer, load_encoder
+from imagenot.wordnet.classes import ClassRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbedSpec:
+    encoder: str
+    device: str | None = None
+    batch_size: int | None = None
+
+
+@dataclass
+class PassSpec:
+    """Everything a pass needs; picklable except `rank` (used only by the local engine)."""
+
+    shards: list[Shard]
+    classes: list[ClassRow]
+    ctx: ScanContext
+    out_dir: Path
+    fingerprint: str
+    embed: EmbedSpec | None = None
+    rank: RankFn | None = None
+    label: str = "mine"
+
+
+@dataclass
+class PassResult:
+    shard_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # shard name -> counters
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # finished on an earlier run
+    seconds: float = 0.0
+
+
+def make_scorer(spec: PassSpec) -> Scorer | None:
+    if spec.embed is None:
+        return None
+    from imagenot.mining.similarity import caption_cache, pick_device
+
+    device = pick_device(spec.embed.device)
+    model = load_encoder(spec.embed.encoder, device)
+    return Scorer(model, [c.query for c in spec.classes], spec.embed.batch_size, device,
+                  cache=caption_cache(spec.embed.encoder, device))
+
+
+def finish_shard(scan: ShardScan, spec: PassSpec, scorer: Scorer | None) -> dict[str, Any]:
+    """Resolve, score and write one scanned shard; returns its counters."""
+    t0 = time.perf_counter()
+    before = (scorer.encoded_captions, scorer.encoded_queries) if scorer else (0, 0)
+    table, extra = resolve_candidates(scan.candidates, spec.classes, spec.ctx.matcher, scorer, spec.rank)
+    stats: dict[str, Any] = {**scan.stats, **extra, "seconds_scan": round(scan.seconds, 3),
+                             "seconds_embed": round(time.perf_counter() - t0, 3)}
+    if scorer is not None:
+        stats["encoded_captions"] = scorer.encoded_captions - before[0]
+        stats["encoded_queries"] = scorer.encoded_queries - before[1]
+    write_matches(matches_path(spec.out_dir, scan.shard), table, stats,
+                  shard_fingerprint(spec.fingerprint, scan.shard))
+    return stats
+
+
+def pending(spec: PassSpec, result: PassResult) -> list[Shard]:
+    """Shards without a finished output of this fingerprint (the others' stats go into `result`)."""
+    todo = []
+    for shard in spec.shards:
+        done = finished_stats(matches_path(spec.out_dir, shard), shard_fingerprint(spec.fingerprint, shard))
+        if done is None:
+            todo.append(shard)
+        else:
+            result.shard_stats[shard.name] = done
+            result.skipped.append(shard.name)
+    if result.skipped:
+        log.info("%s: %d shard(s) already finished, skipped", spec.label, len(result.skipped))
+    return todo
+
+
+def _record(result: PassResult, scan: ShardScan, finish: Callable[[ShardScan], dict[str, Any]]) -> None:
+    if scan.error is not None:
+        result.unreadable.append({"shard": scan.shard.name, "path": scan.shard.path, "error": scan.error})
+        return
+    result.shard_stats[scan.shard.name] = finish(scan)
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def run_local(spec: PassSpec, workers: int = 0) -> PassResult:
+    """Scan shards in `workers` processes (0: one per core, at most 8), finish them here."""
+    t0 = time.perf_counter()
+    spec.out_dir.mkdir(parents=True, exist_ok=True)
+    result = PassResult()
+    todo = pending(spec, result)
+    if not todo:
+        result.seconds = time.perf_counter() - t0
+        return result
+    scorer_box: list[Scorer | None] = []
+
+    def finish(scan: ShardScan) -> dict[str, Any]:
+        if not scorer_box:
+            scorer_box.append(make_scorer(spec))
+        return finish_shard(scan, spec, scorer_box[0])
+
+    workers = workers or default_workers()
+    workers = min(workers, len(todo))
+    bar = tqdm(total=len(todo), desc=spec.label, unit="shard", disable=len(todo) < 2, leave=False)
+    if workers <= 1:
+        for shard in todo:
+            _record(result, scan_shard(shard, spec.ctx), finish)
+            bar.update()
+    else:
+        # spawn, not fork: the parent may hold torch/OpenMP threads that a forked child would inherit broken.
+        mp = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=mp) as pool:
+            queue = list(todo)
+            running: set[Future[ShardScan]] = set()
+            while queue or running:
+                while queue and len(running) < 2 * workers:
+                    running.add(pool.submit(scan_shard, queue.pop(0), spec.ctx))
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    _record(result, fut.result(), finish)
+                    bar.update()
+    bar.close()
+    result.seconds = time.perf_counter() - t0
+    return result

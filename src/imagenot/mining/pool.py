@@ -1,0 +1,94 @@
+"""Choosing the final classes from a pool (SPEC section 3, "Choosing classes from a pool").
+
+Over a pool of tens of thousands of WordNet nouns, most caption words are lemmas of several synsets ("cat":
+the feline, a whip, a tractor brand), so the LAIONet rule (drop captions hitting several classes) would drop
+nearly everything, and making lemmas unique over the whole pool would delete the common words. So:
+
+1. pass 1 matches the pool with its shared lemmas and gives each caption to one candidate, the class whose
+   query is most similar (or, without an encoder, the most frequent WordNet sense of the matched lemma), and
+   counts images per class (above the similarity threshold);
+2. the final N classes are fixed greedily by that count, skipping a class whose counted lemmas another chosen
+   class also has (or that would take a counted lemma from a chosen one): `make_unique_lemmas` removes shared
+   lemmas, and the counts must survive it;
+3. the LAIONet rule runs on the chosen set with unique lemmas (pass 2).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import pyarrow as pa
+
+from imagenot.wordnet.classes import ClassRow, make_unique_lemmas
+
+log = logging.getLogger(__name__)
+
+
+class SenseRanker:
+    """Rank of a class among the WordNet noun senses of a lemma (0 = most frequent); picklable, lazy."""
+
+    def __init__(self, classes: Sequence[ClassRow]) -> None:
+        self.wnids = [c.wnid for c in classes]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"wnids": self.wnids}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.wnids = state["wnids"]
+
+    @staticmethod
+    @lru_cache(maxsize=200_000)
+    def _senses(lemma: str) -> tuple[str, ...]:
+        from imagenot.wordnet.loader import get_wordnet
+        from imagenot.wordnet.synsets import synset_to_wnid
+
+        return tuple(synset_to_wnid(s) for s in get_wordnet().synsets(lemma.replace(" ", "_"), pos="n"))
+
+    def __call__(self, cls: int, lemma: str) -> int:
+        senses = self._senses(lemma)
+        wnid = self.wnids[cls]
+        return senses.index(wnid) if wnid in senses else len(senses) + 1000
+
+
+def pool_counts(matches: pa.Table) -> tuple[Counter[str], dict[str, Counter[str]]]:
+    """Images per class and, per class, which lemmas brought them (from pass-1 matches above threshold)."""
+    per_class: Counter[str] = Counter()
+    lemmas: dict[str, Counter[str]] = defaultdict(Counter)
+    for wnid, lemma in zip(matches["wnid"].to_pylist(), matches["lemma"].to_pylist()):
+        per_class[wnid] += 1
+        lemmas[wnid][lemma] += 1
+    return per_class, lemmas
+
+
+def choose_from_pool(
+    pool: Sequence[ClassRow],
+    counts: Counter[str],
+    lemma_counts: dict[str, Counter[str]],
+    num_classes: int | None,
+    min_per_class: int,
+) -> list[ClassRow]:
+    """The chosen classes in order of their pass-1 count, with lemmas unique within the chosen set."""
+    by_wnid = {c.wnid: c for c in pool}
+    order = sorted((w for w, n in counts.items() if n >= min_per_class and w in by_wnid),
+                   key=lambda w: (-counts[w], by_wnid[w].index))
+    chosen: list[ClassRow] = []
+    all_lemmas: set[str] = set()  # every lemma of a chosen class
+    counted_lemmas: set[str] = set()  # lemmas that brought a chosen class its images
+    for wnid in order:
+        if num_classes is not None and len(chosen) >= num_classes:
+            break
+        row = by_wnid[wnid]
+        counted = {lm for lm, n in lemma_counts[wnid].items() if n > 0}
+        # Keep the class only if its counted lemmas stay its own and it takes none from a chosen class.
+        own = counted - all_lemmas
+        if sum(lemma_counts[wnid][lm] for lm in own) < min_per_class or set(row.lemmas) & counted_lemmas:
+            log.info("pool: skipping %s (%s): its lemmas collide with an already chosen class", wnid, row.name)
+            continue
+        chosen.append(row)
+        all_lemmas |= set(row.lemmas)
+        counted_lemmas |= own
+    return make_unique_lemmas(chosen)

@@ -1,0 +1,1 @@
+"""One module per data source; each turns a path (or an installed package) into arrays or file records."""

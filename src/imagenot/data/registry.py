@@ -1,0 +1,201 @@
+"""Dataset specs (`name` or `name:ARG`) -> datasets, with the options every entry shares.
+
+Common options (all optional; `None` means unset):
+  image_size       resize the shorter side and centre-crop once at load time (default: native size; for
+                   image files the shorter side of the first image, for `wds:` the card's image_size)
+  channels         1 or 3 (gray <-> RGB conversion at load time; default native: 1 for the MNISTs)
+  limit            at most this many images, class-stratified, seeded
+  limit_per_class  at most this many images per class, seeded
+  seed             subsampling seed (default 0)
+  cache            keep decoded arrays of image files under $IMAGENOT_CACHE/datasets (default True)
+  in_memory        True / False / None (auto: files stream when they would take more than max_memory_mb)
+  max_memory_mb    threshold for the automatic choice (default 4096)
+  num_workers      decoding processes for image files (default: 2, 0 for small sets)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from imagenot.data.dataset import ImageDataset, convert_channels, resize_center_crop, subsample_indices
+from imagenot.data.readers.files import RecordSet, env_cache_dir, fingerprint_files
+from imagenot.data.streaming import StreamingDataset
+from imagenot.errors import InputError
+from imagenot.registry import Registry
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val")
+COMMON_OPTIONS = ("image_size", "channels", "limit", "limit_per_class", "seed", "cache", "in_memory",
+                  "max_memory_mb", "num_workers")
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    description: str
+    arg: str | None  # what ARG in `name:ARG` is ("PATH"), None if the entry takes none
+    arg_required: bool
+    options: tuple[str, ...]  # entry-specific options
+    load: Callable[..., ImageDataset | StreamingDataset]
+
+
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
+
+
+def register(entry: DatasetEntry) -> None:
+    DATASETS.register(entry.name, entry)
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    name, sep, arg = spec.partition(":")
+    return name.strip(), (arg if sep else None)
+
+
+def get_dataset(spec: str, split: str = "train", **options: Any) -> ImageDataset | StreamingDataset:
+    """Load split `split` ("train" or "val") of dataset `spec`; see the module docstring for options."""
+    _ensure_loaded()
+    name, arg = parse_spec(spec)
+    entry = DATASETS.get(name)
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r} for dataset {spec!r}; splits are 'train' and 'val'")
+    opts = {k: v for k, v in options.items() if v is not None}
+    allowed = set(COMMON_OPTIONS) | set(entry.options)
+    unknown = sorted(set(opts) - allowed)
+    if unknown:
+        raise InputError(f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; known: "
+                         f"{', '.join(sorted(allowed))}")
+    if entry.arg_required and not arg:
+        raise InputError(f"dataset {name!r} needs an argument: {name}:{entry.arg}")
+    if arg is not None and entry.arg is None:
+        raise InputError(f"dataset {name!r} takes no argument (got {spec!r})")
+    if "channels" in opts and int(opts["channels"]) not in (1, 3):
+        raise InputError(f"channels must be 1 or 3, got {opts['channels']}")
+    if "image_size" in opts and int(opts["image_size"]) < 1:
+        raise InputError(f"image_size must be positive, got {opts['image_size']}")
+    ds = entry.load(arg, split, opts)
+    ds.name = spec
+    return ds
+
+
+def list_datasets() -> list[tuple[str, str]]:
+    """(name, description) of every entry, with `:ARG` in the name where the entry takes one."""
+    _ensure_loaded()
+    out = []
+    for name, e in DATASETS.items():
+        shown = f"{name}:{e.arg}" if e.arg and e.arg_required else (f"{name}[:{e.arg}]" if e.arg else name)
+        out.append((shown, e.description))
+    return out
+
+
+_LOADED = False
+
+
+def _ensure_loaded() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from imagenot.data import entries  # noqa: F401
+
+
+# -- shared finishing steps --------------------------------------------------------------------------------
+def from_arrays(images: np.ndarray, labels: np.ndarray, classes: list[str], split: str, opts: dict[str, Any],
+                meta: dict[str, Any] | None = None) -> ImageDataset:
+    """Subsample, resize and convert in-memory arrays into an `ImageDataset` (name set by get_dataset)."""
+    idx = subsample_indices(labels, opts.get("limit"), opts.get("limit_per_class"), int(opts.get("seed", 0)))
+    if idx is not None:
+        images, labels = images[idx], labels[idx]
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    if "image_size" in opts:
+        x = resize_center_crop(x, int(opts["image_size"]))
+    x = convert_channels(x, opts.get("channels"))
+    return ImageDataset(x.contiguous(), torch.from_numpy(np.asarray(labels, dtype=np.int64)), list(classes), "",
+                        split, dict(meta or {}))
+
+
+def from_records(records: RecordSet, split: str, opts: dict[str, Any], default_size: int | None,
+                 fingerprint: str, kind: str) -> ImageDataset | StreamingDataset:
+    """Subsample file records, then decode them into memory (cached) or wrap them for streaming."""
+    idx = subsample_indices(records.labels, opts.get("limit"), opts.get("limit_per_class"),
+                            int(opts.get("seed", 0)))
+    records = records.select(idx)
+    channels = int(opts.get("channels", 3))
+    size = int(opts.get("image_size") or default_size or _first_image_size(records, channels))
+    meta = dict(records.meta)
+    meta.update(image_size=size, fingerprint=fingerprint)
+    stream = StreamingDataset(records, size, channels, "", split, meta)
+    in_memory = opts.get("in_memory")
+    if in_memory is None:
+        in_memory = stream.estimated_bytes() <= float(opts.get("max_memory_mb", 4096)) * 2**20
+    if not in_memory:
+        log.info("%s/%s: %d images stream from files (%.0f MB decoded)", kind, split, len(stream),
+                 stream.estimated_bytes() / 2**20)
+        return stream
+    cache_path = None
+    if opts.get("cache", True):
+        key = fingerprint_files([], {"fp": fingerprint, "split": split, "size": size, "channels": channels,
+                                     "limit": opts.get("limit"), "lpc": opts.get("limit_per_class"),
+                                     "seed": opts.get("seed", 0), "n": len(records), "v": 1})
+        cache_path = env_cache_dir() / "datasets" / f"{kind}-{split}-{key[:24]}.npz"
+        if cache_path.is_file():
+            try:
+                with np.load(cache_path, allow_pickle=False) as z:
+                    images, labels = z["images"], z["labels"]
+                if images.shape[0] == len(records):
+                    log.info("%s/%s: decoded arrays from cache %s", kind, split, cache_path)
+                    return ImageDataset(torch.from_numpy(images), torch.from_numpy(labels), list(records.classes),
+                                        "", split, meta)
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("ignoring unreadable cache %s: %s", cache_path, exc)
+    images_t, labels_t = decode_all(stream, int(opts.get("num_workers", 2 if len(stream) > 2000 else 0)))
+    if cache_path is not None:
+        from imagenot.fileio import atomic_path
+
+        try:
+            with atomic_path(cache_path, suffix=".tmp.npz") as tmp:
+                np.savez(tmp, images=images_t.numpy(), labels=labels_t.numpy())
+        except OSError as exc:
+            log.warning("could not write dataset cache %s: %s", cache_path, exc)
+    return ImageDataset(images_t, labels_t, list(records.classes), "", split, meta)
+
+
+def decode_all(stream: StreamingDataset, num_workers: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode every record once (DataLoader workers when asked), into one uint8 tensor."""
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    n = len(stream)
+    images = torch.empty((n, stream.channels, stream.image_size, stream.image_size), dtype=torch.uint8)
+    if n == 0:
+        return images, stream.labels.clone()
+    loader = DataLoader(stream, batch_size=256, shuffle=False, num_workers=num_workers)
+    pos = 0
+    for xb, _ in tqdm(loader, desc=f"decode {stream.split}", unit="batch", leave=False, disable=n < 5000):
+        images[pos:pos + len(xb)] = xb
+        pos += len(xb)
+    return images, stream.labels.clone()
+
+
+def _first_image_size(records: RecordSet, channels: int) -> int:
+    from imagenot.data.readers.files import decode_image
+
+    if len(records) == 0:
+        return 1
+    img = decode_image(records.read_bytes(0), channels, records.keys[0])
+    return int(min(img.shape[-2:]))
+
+
+def default_workers() -> int:
+    return min(2, os.cpu_count() or 1)
+
+
+def path_arg(arg: str | None) -> Path:
+    return Path(arg).expanduser() if arg else Path(".")

@@ -1,0 +1,122 @@
+"""Model entries: what each registered architecture is, and the sizes it is meant for and accepts.
+
+The registry keeps one `ModelInfo` per name next to its factory, so that listing the zoo, planning runs and
+checking a dataset's image size never has to build a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from imagenot.errors import ImagenotError
+from imagenot.registry import Registry
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+log = logging.getLogger(__name__)
+
+Factory = Callable[..., "nn.Module"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One registry entry.
+
+    `input_size` is the square input side (px) the architecture is meant for; `min_input_size` the smallest
+    side it accepts (smaller inputs raise in a pooling layer or a patch embedding). `full_size` is True for
+    the torchvision architectures at their published size, False for the small-input variants.
+    `torchvision_builder` names the `torchvision.models` builder used (None for small-input variants).
+    `fixed_input` is True when the model is built for exactly one input size (ViT: its position embeddings),
+    in which case `get_model(..., input_size=S)` builds it for S.
+    """
+
+    name: str
+    family: str
+    year: int
+    input_size: int
+    min_input_size: int
+    full_size: bool
+    torchvision_builder: str | None
+    description: str
+    fixed_input: bool = False
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: ModelInfo
+    factory: Factory
+
+
+class InputSizeError(ImagenotError, ValueError):
+    """An image size the model cannot take (raised before any training starts)."""
+
+
+_REGISTRY: Registry[_Entry] = Registry("model")
+
+
+def register(info: ModelInfo, factory: Factory) -> None:
+    """Add an entry; `factory(num_classes, input_size=..., **kwargs)` must build the model."""
+    _REGISTRY.register(info.name, _Entry(info, factory))
+
+
+def entry(name: str) -> _Entry:
+    _ensure_loaded()
+    return _REGISTRY.get(name)
+
+
+def all_entries() -> list[_Entry]:
+    _ensure_loaded()
+    return [e for _, e in _REGISTRY.items()]
+
+
+_LOADED = False
+
+
+def _ensure_loaded() -> None:
+    """Import the modules that register entries (lazily, so `imagenot.models.info` itself stays light)."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    from imagenot.models import full_size, small  # noqa: F401
+
+
+def check_input_size(name: str, size: int) -> ModelInfo:
+    """Raise `InputSizeError` if `name` cannot take square inputs of side `size`; return its info.
+
+    The trainer calls this before building anything, so that a dataset of 28 px images and a model that
+    needs 75 px fail with a message instead of a shape error deep in a forward pass.
+    """
+    info = entry(name).info
+    if size < info.min_input_size:
+        raise InputSizeError(
+            f"model {name!r} needs inputs of at least {info.min_input_size}x{info.min_input_size} px "
+            f"(meant for {info.input_size} px); got {size}x{size}. Resize the data (image_size=...) or "
+            f"choose a small-input variant ({', '.join(_small_names_for(info.family)) or 'none'})"
+        )
+    if info.fixed_input and size % _patch_size(info) != 0:
+        raise InputSizeError(
+            f"model {name!r} needs an input side divisible by its patch size {_patch_size(info)}; got {size}"
+        )
+    return info
+
+
+def _patch_size(info: ModelInfo) -> int:
+    return info.min_input_size
+
+
+def _small_names_for(family: str) -> list[str]:
+    return [e.info.name for e in all_entries() if e.info.family == family and not e.info.full_size]
+
+
+def build(name: str, num_classes: int, input_size: int | None = None, **kwargs: Any) -> nn.Module:
+    e = entry(name)
+    if num_classes < 1:
+        raise ImagenotError(f"num_classes must be positive, got {num_classes}")
+    size = e.info.input_size if input_size is None else int(input_size)
+    check_input_size(name, size)
+    return e.factory(num_classes, input_size=size, **kwargs)

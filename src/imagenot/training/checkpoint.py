@@ -1,0 +1,91 @@
+"""Checkpoints that hold state dicts and plain values only, so `torch.load(weights_only=True)` reads them.
+
+A checkpoint is the whole truth about a run in progress: weights, optimizer, schedule, scaler and EMA
+states, every RNG state and the loader position (epoch and batches done in it), plus the metric history.
+Resuming from it replays the rest of the run exactly; a file that is not such a checkpoint, or belongs to
+another model, is refused by name instead of being silently replaced by a fresh start.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from imagenot.errors import ImagenotError
+from imagenot.fileio import atomic_path
+
+log = logging.getLogger(__name__)
+
+FORMAT = "imagenot-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ImagenotError):
+    """A checkpoint that cannot be used: unreadable, not imagenot's, or for another model or dataset."""
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states in weights_only-loadable form (tensors, ints, tuples)."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)), *np_state[2:]),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_to_tuple(state["python"]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def _to_tuple(x: Any) -> Any:
+    if isinstance(x, list | tuple):
+        return tuple(_to_tuple(v) for v in x)
+    return x
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Atomically write `state` (a temporary file renamed over `path`, so a kill never tears it)."""
+    payload = {"format": FORMAT, "version": VERSION, **state}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, expect: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load a checkpoint with weights_only=True and check it is imagenot's and matches `expect`.
+
+    `expect` maps keys (`model`, `num_classes`, ...) to the values this run needs; a mismatch is an error
+    naming the file, because resuming another model's state would silently train something else.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: not a readable imagenot checkpoint (torch.load with weights_only=True failed: {first})"
+        ) from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an imagenot checkpoint (no '{FORMAT}' format marker)")
+    if data.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {data.get('version')} not supported ({VERSION})")
+    for key, want in (expect or {}).items():
+        have = data.get("meta", {}).get(key)
+        if have != want:
+            raise CheckpointError(f"{path}: checkpoint is for {key}={have!r}, this run needs {key}={want!r}")
+    return data

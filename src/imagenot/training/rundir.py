@@ -1,0 +1,111 @@
+"""The run directory: its layout, and the checks that keep one directory one run.
+
+    RUN_DIR/config.json          resolved TrainConfig (rerun with --config)
+    RUN_DIR/manifest.json        config, environment, input hashes
+    RUN_DIR/metrics.jsonl        one line per finished epoch
+    RUN_DIR/checkpoints/last.pt  newest checkpoint (every epoch and every N steps)
+    RUN_DIR/result.json          written last: its presence means the run is finished
+
+A directory that already holds another run (another model, dataset, seed or recipe) is refused rather than
+overwritten, and an unfinished run is only continued when asked (`--resume`) or replaced when asked
+(`--force`): the expensive mistake is a silent fresh start over hours of training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from imagenot.errors import ImagenotError
+from imagenot.fileio import read_json
+
+log = logging.getLogger(__name__)
+
+CONFIG = "config.json"
+MANIFEST = "manifest.json"
+METRICS = "metrics.jsonl"
+RESULT = "result.json"
+CHECKPOINT = "checkpoints/last.pt"
+
+# Config keys that do not change what is trained (how often to log, whether to resume, ...).
+NON_IDENTITY_KEYS = frozenset(
+    {"out", "resume", "force", "progress", "threads", "log_every_steps", "checkpoint_every_steps", "device",
+     "compile", "eval_batch_size"}
+)
+
+
+class RunDirError(ImagenotError):
+    """A run directory that holds something other than the requested run."""
+
+
+def result_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / RESULT
+
+
+def checkpoint_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINT
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    return result_path(run_dir).is_file()
+
+
+def read_result(run_dir: str | Path) -> dict[str, Any]:
+    path = result_path(run_dir)
+    try:
+        return read_json(path)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{path}: cannot read run result: {exc}") from exc
+
+
+def identity(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in NON_IDENTITY_KEYS}
+
+
+def check_existing(run_dir: Path, config: dict[str, Any], *, resume: bool, force: bool) -> str:
+    """Decide what to do with `run_dir`: 'fresh', 'resume' or 'finished'; raise if it holds another run.
+
+    With `force`, an existing run directory is cleared (only the files a run writes).
+    """
+    if not run_dir.exists():
+        return "fresh"
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: exists and is not a directory")
+    cfg_path = run_dir / CONFIG
+    if force:
+        clear(run_dir)
+        return "fresh"
+    if cfg_path.is_file():
+        try:
+            old = read_json(cfg_path)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RunDirError(f"{cfg_path}: unreadable run config ({exc}); use --force to start over") from exc
+        old_id, new_id = identity(old), identity(config)
+        if old_id != new_id:
+            diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
+            shown = ", ".join(f"{k}: {old_id.get(k)!r} there, {new_id.get(k)!r} here" for k in diff[:6])
+            raise RunDirError(
+                f"{run_dir} holds another run ({shown}); choose another --out, or --force to replace it"
+            )
+    if is_finished(run_dir):
+        return "finished"
+    if checkpoint_path(run_dir).is_file():
+        if not resume:
+            raise RunDirError(
+                f"{run_dir} holds an unfinished run with a checkpoint; pass --resume to continue it "
+                "or --force to start over"
+            )
+        return "resume"
+    if cfg_path.is_file():
+        # Started, but stopped before its first checkpoint: nothing to lose by starting it again.
+        log.info("%s: no checkpoint yet; starting the run from the beginning", run_dir)
+    return "fresh"
+
+
+def clear(run_dir: Path) -> None:
+    for name in (CONFIG, MANIFEST, METRICS, RESULT):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)

@@ -35,6 +35,7 @@ class ZooDataset:
     role: str | None = None  # reference | contrast (| None)
     name: str | None = None  # directory and result name; None: derived from the spec
     options: dict[str, Any] = field(default_factory=dict)  # dataset entry options (imagenot datasets)
+    epochs: int | None = None  # None: the plan's (small datasets may need more passes for the same steps)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def jobs(plan: ZooPlan) -> list[Job]:
                 run = run_dir_for(plan, ds, model, seed)
                 cfg = TrainConfig(
                     model=model, dataset=ds.spec, out=str(run), recipe=plan.recipe,
-                    recipe_overrides=dict(plan.recipe_overrides), epochs=plan.epochs,
+                    recipe_overrides=dict(plan.recipe_overrides), epochs=ds.epochs or plan.epochs,
                     batch_size=plan.batch_size, seed=seed, image_size=plan.image_size, limit=plan.limit,
                     dataset_options=dict(ds.options), role=ds.role, dataset_name=ds.name or dataset_display_name(ds.spec), device=plan.device,
                     deterministic=plan.deterministic, checkpoint_every_steps=plan.checkpoint_every_steps,

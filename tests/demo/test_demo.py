@@ -1,0 +1,72 @@
+"""`imagenot demo --quick` end to end: every stage on the embedded data, then a resumed rerun."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imagenot.demo.config import PRESETS, DemoConfig
+from imagenot.demo.run import stage_keys
+
+NEEDED = [Path("/usr/share/openclipart/svg"), Path("/usr/share/datasets/fashion-mnist")]
+
+
+def test_stage_keys_change_only_downstream():
+    base = stage_keys(DemoConfig())
+    later = stage_keys(DemoConfig(epochs=7))
+    assert [base[k] == later[k] for k in ("classes", "mine", "download", "zoo", "report")] == [
+        True, True, True, False, False]
+    earlier = stage_keys(DemoConfig(num_classes=5))
+    assert earlier["classes"] == base["classes"] and earlier["mine"] != base["mine"]
+    assert earlier["report"] != base["report"]
+
+
+@pytest.mark.skipif(not all(p.exists() for p in NEEDED), reason="Debian demo data not installed")
+def test_demo_quick_end_to_end_and_resume(tmp_path: Path):
+    out = tmp_path / "demo"
+    exe = [sys.executable, "-m", "imagenot", "demo", "--quick", "--out", str(out)]
+    first = subprocess.run(exe, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    for stage in ("classes", "mine", "download", "zoo", "report"):
+        assert f"[demo] {stage}:" in first.stdout
+
+    report = out / "report"
+    html = (report / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Kendall tau" in html
+    assert (report / "plots" / "scatter.png").stat().st_size > 10_000
+    rows = list(csv.DictReader(open(report / "results.csv")))
+    models = set(PRESETS["quick"].get("models", DemoConfig().models))
+    roles = {(r["model"], r["role"], r["dataset"]) for r in rows}
+    assert {m for m, role, _ in roles if role == "reference"} == models
+    assert {m for m, role, _ in roles if role == "contrast"} == models
+    transfer = [r for r in rows if r["role"] == "transfer"]
+    assert len(transfer) == 2 * len(models)
+    assert {r["pretrain_dataset"] for r in transfer} == {"fashion-mnist", "clipart-not"}
+    assert all(0 <= float(r["top1"]) <= 100 for r in rows)
+
+    card = json.loads((out / "clipart-not" / "dataset.json").read_text())
+    classes = [c["wnid"] for c in card["classes"]]
+    assert len(classes) >= 2
+    from imagenot.wordnet.references import FASHION_MNIST_WNIDS
+
+    assert not set(classes) & set(FASHION_MNIST_WNIDS)
+    stats = json.loads((report / "stats.json").read_text())
+    assert sorted(stats["main"]["models"]) == sorted(models)
+    assert -1 <= stats["main"]["rank"]["kendall_tau"] <= 1
+
+    # a rerun resumes: every stage is skipped and nothing is retrained
+    mtime = (report / "results.csv").stat().st_mtime
+    second = subprocess.run(exe, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.count("already done, skipped") == 5
+    assert (report / "results.csv").stat().st_mtime == mtime
+
+    # a lost report is rebuilt from the finished runs without retraining
+    shutil.rmtree(report)
+    third = subprocess.run(exe, capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0 and (report / "report.html").exists()
+    assert third.stdout.count("already done, skipped") == 4

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mine_helpers import ANIMALS, make_classes
 
 from imagenot.wordnet.classes import write_classes
+
+from .mine_helpers import ANIMALS, make_classes
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from mine_helpers import run_cli, write_parquet
 
 from imagenot.fileio import read_json
+
+from .mine_helpers import run_cli, write_parquet
 
 
 def _mine(tmp_path: Path, corpus: Path, classes: Path, *extra: str) -> dict:

@@ -9,10 +9,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
-from mine_helpers import write_parquet
 
 from imagenot.errors import InputError
 from imagenot.mining.corpus import Columns, check_columns, list_shards, read_batches
+
+from .mine_helpers import write_parquet
 
 TEXTS = ["a dog", "a cat", "New York, at night", 'quoted "sea", with comma']
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from mine_helpers import run_cli, write_parquet
+
+from .mine_helpers import run_cli, write_parquet
 
 ray = pytest.importorskip("ray")
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from mine_helpers import run_cli, write_parquet
 
 from imagenot.fileio import read_json
+
+from .mine_helpers import run_cli, write_parquet
 
 CAPTIONS = [
     "A dog on the beach.",  # dog

@@ -6,11 +6,12 @@ from collections import Counter
 
 import pyarrow as pa
 import pytest
-from mine_helpers import make_classes
 
 from imagenot.errors import ImagenotError
 from imagenot.mining.resolve import MATCH_SCHEMA
 from imagenot.mining.selection import SelectionParams, select
+
+from .mine_helpers import make_classes
 
 CLASSES = make_classes([(f"c{i}", (f"lemma{i}",), f"thing {i}") for i in range(4)])
 SIZES = {0: 30, 1: 12, 2: 50, 3: 4}  # images per class

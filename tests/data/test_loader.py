@@ -15,7 +15,7 @@ from imagenot.data import (
     sample_params,
     to_float_normalized,
 )
-from imagenot.data.augment import AugmentParams
+from imagenot.data.augmentation import AugmentParams
 
 
 class _Ids:

@@ -33,31 +33,22 @@ only rebuilds numpy arrays.
 
 from __future__ import annotations
 
-from imagenot.data.augment import (
-    AugmentParams,
-    BatchAugment,
-    augment,
-    crop_flip,
-    sample_params,
-    to_float_normalized,
-)
-from imagenot.data.dataset import ImageDataset, validate
-from imagenot.data.loader import BatchLoader
-from imagenot.data.registry import get_dataset, list_datasets, parse_spec
-from imagenot.data.streaming import StreamingDataset
+import importlib
+from typing import Any
 
-__all__ = [
-    "AugmentParams",
-    "BatchAugment",
-    "BatchLoader",
-    "ImageDataset",
-    "StreamingDataset",
-    "augment",
-    "crop_flip",
-    "get_dataset",
-    "list_datasets",
-    "parse_spec",
-    "sample_params",
-    "to_float_normalized",
-    "validate",
-]
+# Names are imported lazily so that `imagenot.data.cli` (and `imagenot --help`) does not import torch.
+_EXPORTS = {
+    "AugmentParams": "augmentation", "BatchAugment": "augmentation", "augment": "augmentation",
+    "crop_flip": "augmentation", "sample_params": "augmentation", "to_float_normalized": "augmentation",
+    "ImageDataset": "dataset", "validate": "dataset",
+    "BatchLoader": "loader",
+    "get_dataset": "registry", "list_datasets": "registry", "parse_spec": "registry",
+    "StreamingDataset": "streaming",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"imagenot.data.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'imagenot.data' has no attribute {name!r}")

@@ -29,6 +29,11 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         return None
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is typing.Literal:
+        for choice in args:
+            if value == choice or (isinstance(value, str) and str(choice) == value):
+                return choice
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(str(a) for a in args)}")
     if origin in (typing.Union, types.UnionType):
         non_none = [a for a in args if a is not type(None)]
         if len(non_none) == 1:
@@ -61,6 +66,30 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     if tp is str:
         return str(value)
     return value
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    default_factory: Any = dataclasses.MISSING,
+    flag: str | None = None,
+    metavar: str | None = None,
+    group: str | None = None,
+    path: bool = False,
+    cli: bool = True,
+) -> Any:
+    """A config field declared once: its default, its help and how it appears on the command line.
+
+    The CLI of every stage is generated from these fields (`imagenot.cli_options`): the flag is
+    `--field-name` unless `flag` says otherwise, the help shows the default, choices come from a `Literal`
+    type, `path=True` marks a filesystem path (stored absolute in config.json so a run replays from any
+    directory), and `cli=False` keeps a field out of the flags (set through --config only).
+    """
+    meta = {"help": help, "flag": flag, "metavar": metavar, "group": group, "path": path, "cli": cli}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:

@@ -9,9 +9,9 @@ import shutil
 import pytest
 import torch
 
+from imagenot import rundir
 from imagenot.cli import main
 from imagenot.errors import ImagenotError
-from imagenot.training import rundir
 from imagenot.training.trainer import train
 from tests.training.training_helpers import quick_config
 

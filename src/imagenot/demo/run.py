@@ -163,7 +163,7 @@ def stage_keys(cfg: DemoConfig) -> dict[str, str]:
 
 
 def _zoo_done(cfg: DemoConfig, p: DemoPaths) -> bool:
-    from imagenot.training import rundir
+    from imagenot import rundir
     from imagenot.training.zoo import jobs
 
     return all(rundir.is_finished(j.run_dir) for j in jobs(_plan(cfg, p)))

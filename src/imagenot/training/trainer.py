@@ -20,12 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from imagenot import rundir
+from imagenot.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from imagenot.config import ConfigError, to_dict
 from imagenot.errors import ImagenotError
 from imagenot.fileio import environment, sha256_file, write_json, write_manifest, write_text
 from imagenot.training import batches as B
-from imagenot.training import rundir
-from imagenot.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from imagenot.training.distributed import (
     DistInfo,
     all_reduce_sum,

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imagenot import rundir
 from imagenot.config import ConfigError, from_dict, load_mapping, to_dict
 from imagenot.errors import ImagenotError
 from imagenot.fileio import write_json
-from imagenot.training import rundir
 from imagenot.training.trainer import ROLES, TrainConfig, dataset_display_name, train
 
 log = logging.getLogger(__name__)

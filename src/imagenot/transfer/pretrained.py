@@ -14,9 +14,9 @@ from typing import Any
 
 from torch import nn
 
+from imagenot import rundir
+from imagenot.checkpoint import load_checkpoint
 from imagenot.errors import ImagenotError
-from imagenot.training import rundir
-from imagenot.training.checkpoint import load_checkpoint
 from imagenot.transfer.heads import freeze_except, replace_head
 
 log = logging.getLogger(__name__)

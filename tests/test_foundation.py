@@ -94,3 +94,33 @@ def test_registry_raises_on_duplicates_and_unknown_names():
         reg.register("a", 3)
     with pytest.raises(UnknownNameError, match="unknown model 'c'; known: a, b"):
         reg.get("c")
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writes_follow_the_umask(tmp_path: Path, mask: int, mode: int):
+    from imagenot.fileio import atomic_path, write_bytes
+
+    old = os.umask(mask)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        write_bytes(tmp_path / "b.bin", b"\x00")
+        with atomic_path(tmp_path / "c.npz") as tmp:
+            tmp.write_bytes(b"npz")
+    finally:
+        os.umask(old)
+    for name in ("a.json", "b.bin", "c.npz"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_literal_choices_are_checked():
+    from typing import Literal
+
+    from imagenot.config import option
+
+    @dataclass(frozen=True)
+    class Choice:
+        mode: Literal["fast", "exact"] = option("fast", help="how")
+
+    assert from_dict(Choice, {"mode": "exact"}).mode == "exact"
+    with pytest.raises(ConfigError, match="not one of fast, exact"):
+        from_dict(Choice, {"mode": "slow"})

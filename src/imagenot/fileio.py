@@ -23,9 +23,36 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: POSIX has no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    """Flush `path` (a file, or a folder's entries) to stable storage; a no-op where the OS cannot."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; it replaces `path` only if the block succeeds."""
+    """Yield a temporary path next to `path`; it replaces `path` only if the block succeeds.
+
+    The file gets the mode any new file gets under the user's umask (mkstemp's 0600 would hide reports and
+    dataset cards from colleagues on a shared cluster), and it is fsynced, renamed, and its folder fsynced
+    before the block counts as done, so a power loss right after cannot leave an empty file in its place.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
@@ -34,8 +61,12 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        os.chmod(tmp_path, 0o666 & ~_umask())
         yield tmp_path
+        if tmp_path.is_file():
+            _fsync_path(tmp_path)
         os.replace(tmp_path, path)
+        _fsync_path(path.parent, directory=True)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -50,7 +81,6 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding) as fh:
         yield fh
         fh.flush()
-        os.fsync(fh.fileno())
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -12,9 +12,9 @@ import torch
 from imagenot.cli import main
 from imagenot.errors import ImagenotError
 from imagenot.models import get_model
+from imagenot.models.heads import find_head
 from imagenot.training.trainer import TrainConfig, train
 from imagenot.transfer import FinetuneConfig, finetune
-from imagenot.transfer.heads import find_head
 
 HEAD = find_head(get_model("densenet_s32", 4))[0]
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from imagenot.models import get_model, list_models, model_info
-from imagenot.transfer.heads import find_head, freeze_except, replace_head
+from imagenot.models.heads import find_head, freeze_except, replace_head
 
 SMALL = list_models(full_size=False)
 # One full-size model per family, built on the meta device (no memory, no time).

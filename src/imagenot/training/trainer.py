@@ -152,7 +152,7 @@ def _set_train_mode(model: nn.Module, finetune_mode: str) -> None:
     model.train()
     if finetune_mode == "linear":
         # A linear probe keeps the frozen features fixed: batch-norm statistics and dropout included.
-        from imagenot.transfer.heads import find_head
+        from imagenot.models.heads import find_head
 
         model.eval()
         find_head(model)[1].train()

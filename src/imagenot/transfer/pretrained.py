@@ -17,7 +17,7 @@ from torch import nn
 from imagenot import rundir
 from imagenot.checkpoint import load_checkpoint
 from imagenot.errors import ImagenotError
-from imagenot.transfer.heads import freeze_except, replace_head
+from imagenot.models.heads import freeze_except, replace_head
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@
     RUN_DIR/manifest.json        config, environment, input hashes
     RUN_DIR/metrics.jsonl        one line per finished epoch
     RUN_DIR/checkpoints/last.pt  newest checkpoint (every epoch and every N steps)
+    RUN_DIR/predictions.parquet  per-image predictions of the final evaluation (imagenot.predictions)
     RUN_DIR/result.json          written last: its presence means the run is finished
 
 A directory that already holds another run (another model, dataset, seed or recipe) is refused rather than
@@ -29,6 +30,7 @@ MANIFEST = "manifest.json"
 METRICS = "metrics.jsonl"
 RESULT = "result.json"
 CHECKPOINT = "checkpoints/last.pt"
+PREDICTIONS = "predictions.parquet"
 
 # Config keys that do not change what is trained (how often to log, whether to resume, ...).
 NON_IDENTITY_KEYS = frozenset(
@@ -47,6 +49,10 @@ def result_path(run_dir: str | Path) -> Path:
 
 def checkpoint_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINT
+
+
+def predictions_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / PREDICTIONS
 
 
 def is_finished(run_dir: str | Path) -> bool:
@@ -106,6 +112,6 @@ def check_existing(run_dir: Path, config: dict[str, Any], *, resume: bool, force
 
 
 def clear(run_dir: Path) -> None:
-    for name in (CONFIG, MANIFEST, METRICS, RESULT):
+    for name in (CONFIG, MANIFEST, METRICS, RESULT, PREDICTIONS):
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)

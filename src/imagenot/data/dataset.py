@@ -34,6 +34,8 @@ class ImageDataset:
     name: str
     split: str = "train"
     meta: dict[str, Any] = field(default_factory=dict)
+    # Sample ids (file path relative to the split folder, webdataset key); None: `#<index>` (array sources).
+    keys: list[str] | None = None
 
     streaming = False
 
@@ -43,6 +45,8 @@ class ImageDataset:
         if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
             raise ValueError(f"labels must be int64 [{self.images.shape[0]}], got {self.labels.dtype} "
                              f"{tuple(self.labels.shape)}")
+        if self.keys is not None and len(self.keys) != self.images.shape[0]:
+            raise ValueError(f"keys must have one entry per image ({self.images.shape[0]}), got {len(self.keys)}")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -66,21 +70,59 @@ class ImageDataset:
         """uint8 images and int64 labels at `indices` (one gather each)."""
         return self.images[indices], self.labels[indices]
 
+    def original(self, index: int) -> torch.Tensor:
+        """The image as stored (uint8 [C, H, W]), for per-sample transforms."""
+        return self.images[int(index)]
+
+    def sample_keys(self) -> list[str]:
+        """The id of every sample (the predictions file's `key` column)."""
+        return list(self.keys) if self.keys is not None else [f"#{i}" for i in range(len(self))]
+
     def subset(self, indices: torch.Tensor | np.ndarray | list[int]) -> ImageDataset:
         idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
+        keys = [self.keys[int(i)] for i in idx] if self.keys is not None else None
         return ImageDataset(self.images[idx], self.labels[idx], list(self.classes), self.name, self.split,
-                            dict(self.meta))
+                            dict(self.meta), keys)
 
     def class_counts(self) -> list[int]:
         return torch.bincount(self.labels, minlength=self.num_classes).tolist()
 
-    def channel_stats(self, max_images: int = 10000) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std in [0, 1] units (on an evenly spaced sample of at most `max_images`)."""
+    def channel_stats(self, max_images: int = 10000, chunk: int = 256) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std in [0, 1] units, over an evenly spaced sample of at most `max_images`.
+
+        Accumulated chunk by chunk in float64 sums, so memory stays a chunk's float copy whatever the size.
+        """
         step = max(1, len(self) // max_images)
-        x = self.images[::step].to(torch.float32).div_(255)
-        mean = x.mean(dim=(0, 2, 3))
-        std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
-        return mean.tolist(), std.tolist()
+        acc = ChannelMoments(self.channels)
+        picked = torch.arange(0, len(self), step)
+        for start in range(0, len(picked), chunk):
+            acc.add(self.images[picked[start:start + chunk]])
+        return acc.result()
+
+
+class ChannelMoments:
+    """Running per-channel sums of pixel values and their squares (float64), for streaming statistics."""
+
+    def __init__(self, channels: int) -> None:
+        self.sum = torch.zeros(channels, dtype=torch.float64)
+        self.sq = torch.zeros(channels, dtype=torch.float64)
+        self.count = 0
+
+    def add(self, images: torch.Tensor) -> None:
+        """Add uint8 images `[C, H, W]` or `[B, C, H, W]`."""
+        x = images if images.ndim == 4 else images[None]
+        if x.shape[1] != self.sum.shape[0]:
+            x = x.expand(-1, self.sum.shape[0], -1, -1) if x.shape[1] == 1 else x[:, : self.sum.shape[0]]
+        v = x.to(torch.float64).div_(255.0)
+        self.sum += v.sum(dim=(0, 2, 3))
+        self.sq += v.square().sum(dim=(0, 2, 3))
+        self.count += int(v.shape[0] * v.shape[2] * v.shape[3])
+
+    def result(self) -> tuple[list[float], list[float]]:
+        n = max(self.count, 1)
+        mean = self.sum / n
+        var = (self.sq / n - mean.square()).clamp_min(0)
+        return mean.tolist(), var.sqrt().clamp_min(1e-3).tolist()
 
 
 def validate(dataset: Any, min_classes: int = 2, what: str | None = None) -> None:

@@ -96,7 +96,7 @@ def _wds(arg: str | None, split: str, opts: dict[str, Any]):
 def _decoded_side(records: RecordSet) -> int:
     from imagenot.data.readers.files import decode_image
 
-    return int(min(decode_image(records.read_bytes(0), 3, records.keys[0]).shape[-2:]))
+    return int(min(decode_image(records.read_bytes(0), 3, records.source(0)).shape[-2:]))
 
 
 register(DatasetEntry(

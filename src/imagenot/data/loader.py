@@ -13,6 +13,12 @@ function of (seed, epoch, rank, world_size) only, like `DistributedSampler`:
   (sum correct counts across ranks; nothing to de-duplicate). `even=True` pads by wrapping around instead,
   as DistributedSampler does, when every rank needs the same number of batches; `padded_mask()` marks the
   repeats so they can be excluded.
+* repeated augmentation (`repeats=k`, torchvision's RASampler): the epoch's permutation is cut to n/k images,
+  each appearing k times in a row, so that the k copies of an image land on k different ranks (or, in one
+  process, in the same batch) and are augmented differently; the epoch keeps its length n.
+
+`positions()` gives each visited sample's position in the epoch's global order, the same whatever the
+number of processes; per-sample augmentation seeds are derived from it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,12 @@ from typing import Any
 import torch
 
 log = logging.getLogger(__name__)
+
+
+def private_generator() -> torch.Generator:
+    """A DataLoader's own generator: without one, creating an iterator draws from torch's global RNG, which
+    shifts the dropout stream of a resumed run. Augmentation is seeded per sample, so its value is unused."""
+    return torch.Generator().manual_seed(0)
 
 
 class BatchLoader:
@@ -41,6 +53,7 @@ class BatchLoader:
         world_size: int = 1,
         even: bool | None = None,
         num_workers: int = 2,
+        repeats: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -55,6 +68,7 @@ class BatchLoader:
         self.rank = rank
         self.world_size = world_size
         self.num_workers = num_workers
+        self.repeats = max(1, int(repeats))
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -64,11 +78,14 @@ class BatchLoader:
         n = len(self.dataset)
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            return torch.randperm(n, generator=g)
+            order = torch.randperm(n, generator=g)
+            if self.repeats > 1:
+                order = order.repeat_interleave(self.repeats)[:n]
+            return order
         return torch.arange(n)
 
-    def _rank_positions(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(dataset indices of this rank in order, mask of wrapped-around padding)."""
+    def _rank_positions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(dataset indices of this rank in order, mask of wrapped-around padding, global positions)."""
         order = self._order()
         n, w = len(order), self.world_size
         padded = torch.zeros(n, dtype=torch.bool)
@@ -81,7 +98,8 @@ class BatchLoader:
                 reps = order.repeat(math.ceil(extra / max(n, 1)))[:extra] if n else order[:0]
                 order = torch.cat([order, reps])
                 padded = torch.cat([padded, torch.ones(extra, dtype=torch.bool)])
-        return order[self.rank::w], padded[self.rank::w]
+        pos = torch.arange(len(order))
+        return order[self.rank::w], padded[self.rank::w], pos[self.rank::w]
 
     def indices(self) -> torch.Tensor:
         """Dataset indices this rank visits this epoch, in order."""
@@ -91,10 +109,18 @@ class BatchLoader:
         """True where `indices()` repeats an index only to even out ranks (`even=True`, no drop_last)."""
         return self._rank_positions()[1]
 
+    def positions(self) -> torch.Tensor:
+        """Position of each of `indices()` in the epoch's global order (independent of the process count)."""
+        return self._rank_positions()[2]
+
     def batches(self) -> list[torch.Tensor]:
-        idx = self.indices()
-        out = list(torch.split(idx, self.batch_size))
-        if self.drop_last and out and len(out[-1]) < self.batch_size:
+        return [idx for idx, _ in self.batches_with_positions()]
+
+    def batches_with_positions(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's batches as (dataset indices, global positions) pairs."""
+        idx, _, pos = self._rank_positions()
+        out = list(zip(torch.split(idx, self.batch_size), torch.split(pos, self.batch_size)))
+        if self.drop_last and out and len(out[-1][0]) < self.batch_size:
             out.pop()
         return out
 
@@ -117,6 +143,6 @@ class BatchLoader:
         from torch.utils.data import DataLoader
 
         loader = DataLoader(self.dataset, batch_sampler=[b.tolist() for b in batches],
-                            num_workers=self.num_workers, persistent_workers=False)
+                            num_workers=self.num_workers, persistent_workers=False, generator=private_generator())
         for idx, (xb, yb) in zip(batches, loader):
             yield xb, yb.to(torch.int64), idx

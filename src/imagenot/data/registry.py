@@ -130,7 +130,7 @@ def from_records(records: RecordSet, split: str, opts: dict[str, Any], default_s
     channels = int(opts.get("channels", 3))
     size = int(opts.get("image_size") or default_size or _first_image_size(records, channels))
     meta = dict(records.meta)
-    meta.update(image_size=size, fingerprint=fingerprint)
+    meta.update(image_size=size, fingerprint=fingerprint, subsampled=idx is not None)
     stream = StreamingDataset(records, size, channels, "", split, meta)
     in_memory = opts.get("in_memory")
     if in_memory is None:
@@ -152,7 +152,7 @@ def from_records(records: RecordSet, split: str, opts: dict[str, Any], default_s
                 if images.shape[0] == len(records):
                     log.info("%s/%s: decoded arrays from cache %s", kind, split, cache_path)
                     return ImageDataset(torch.from_numpy(images), torch.from_numpy(labels), list(records.classes),
-                                        "", split, meta)
+                                        "", split, meta, list(records.keys))
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("ignoring unreadable cache %s: %s", cache_path, exc)
     images_t, labels_t = decode_all(stream, int(opts.get("num_workers", 2 if len(stream) > 2000 else 0)))
@@ -164,7 +164,7 @@ def from_records(records: RecordSet, split: str, opts: dict[str, Any], default_s
                 np.savez(tmp, images=images_t.numpy(), labels=labels_t.numpy())
         except OSError as exc:
             log.warning("could not write dataset cache %s: %s", cache_path, exc)
-    return ImageDataset(images_t, labels_t, list(records.classes), "", split, meta)
+    return ImageDataset(images_t, labels_t, list(records.classes), "", split, meta, list(records.keys))
 
 
 def decode_all(stream: StreamingDataset, num_workers: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,7 +176,8 @@ def decode_all(stream: StreamingDataset, num_workers: int) -> tuple[torch.Tensor
     images = torch.empty((n, stream.channels, stream.image_size, stream.image_size), dtype=torch.uint8)
     if n == 0:
         return images, stream.labels.clone()
-    loader = DataLoader(stream, batch_size=256, shuffle=False, num_workers=num_workers)
+    loader = DataLoader(stream, batch_size=256, shuffle=False, num_workers=num_workers,
+                        generator=torch.Generator().manual_seed(0))
     pos = 0
     for xb, _ in tqdm(loader, desc=f"decode {stream.split}", unit="batch", leave=False, disable=n < 5000):
         images[pos:pos + len(xb)] = xb
@@ -189,7 +190,7 @@ def _first_image_size(records: RecordSet, channels: int) -> int:
 
     if len(records) == 0:
         return 1
-    img = decode_image(records.read_bytes(0), channels, records.keys[0])
+    img = decode_image(records.read_bytes(0), channels, records.source(0))
     return int(min(img.shape[-2:]))
 
 

@@ -56,9 +56,19 @@ class StreamingDataset(Dataset):
         return len(self.classes)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        data = self.records.read_bytes(index)
-        img = decode_image(data, self.channels, source=self.records.keys[index])
-        return fit_square(img, self.image_size), int(self.labels[index])
+        return fit_square(self.original(index), self.image_size), int(self.labels[index])
+
+    def original(self, index: int) -> torch.Tensor:
+        """The decoded image at its own size (uint8 [C, H, W]), for per-sample transforms."""
+        return decode_image(self.records.read_bytes(index), self.channels, source=self.records.source(index))
+
+    def encoded(self, index: int) -> bytes:
+        """The sample's encoded bytes (for decoding on the GPU)."""
+        return self.records.read_bytes(index)
+
+    def sample_keys(self) -> list[str]:
+        """The id of every sample (webdataset key, or image path relative to the split folder)."""
+        return list(self.records.keys)
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         idx = [int(i) for i in indices]

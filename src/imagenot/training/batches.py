@@ -39,7 +39,10 @@ def iterate_from(loader: Any, start: int = 0) -> Iterator[tuple[torch.Tensor, to
     from torch.utils.data import DataLoader
 
     workers = getattr(loader, "num_workers", 2)
+    from imagenot.data.loader import private_generator
+
     dl = DataLoader(ds, batch_sampler=[b.tolist() for b in batches], num_workers=workers,
+                    generator=private_generator(),
                     persistent_workers=False)
     for xb, yb in dl:
         yield xb, yb.to(torch.int64)

@@ -49,6 +49,30 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="a config.json/yaml to start from (flags override it)")
 
 
+def _add_inputs(p: argparse.ArgumentParser) -> None:
+    """The input-pipeline flags of `imagenot train` (TrainConfig fields of the same names)."""
+    g = p.add_argument_group("input pipeline")
+    g.add_argument("--pipeline", choices=["auto", "batched", "per_sample"],
+                   help="batched: load-time resize, batched crop/flip (small-input variants); per_sample: "
+                        "torchvision's decode-time RandomResizedCrop etc. (full-size models); auto (default) "
+                        "picks by model")
+    g.add_argument("--normalization", choices=["auto", "imagenet", "dataset", "0.5"],
+                   help="one mean/std for every data path; auto (default): the pretrained weights' when "
+                        "fine-tuning, else ImageNet's; dataset: the train split's statistics (one pass)")
+    g.add_argument("--workers", type=int,
+                   help="DataLoader worker processes per process (default: CPUs / local processes, max 8)")
+    g.add_argument("--wds-read", choices=["auto", "sequential", "random"],
+                   help="streamed wds shards: sequential (shard shuffle + sample shuffle buffer; default) or "
+                        "random access")
+    g.add_argument("--shuffle-buffer", type=int, help="samples per reader's shuffle buffer (default 2000)")
+    g.add_argument("--gpu-decode", action="store_true", default=None,
+                   help="decode JPEGs and apply the per-sample transforms on the GPU")
+    g.add_argument("--eval-batch-size", type=int,
+                   help="evaluation batch per process (default: the training batch; >= 256 when batched)")
+    g.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,
+                   help="channels_last memory format (default: on CUDA)")
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "train", help="train one model on one dataset (a run directory)",
@@ -63,6 +87,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--role", choices=["reference", "contrast", "transfer"], help="the dataset's role")
     p.add_argument("--out", help="run directory")
     _add_common(p)
+    _add_inputs(p)
     p.set_defaults(func=run_train)
 
     z = subparsers.add_parser(
@@ -103,7 +128,9 @@ def train_config_from_args(args: argparse.Namespace):  # -> TrainConfig
         k: getattr(args, k, None)
         for k in ("model", "dataset", "recipe", "seed", "role", "out", "epochs", "batch_size", "image_size",
                   "limit", "dataset_name", "device", "precision", "compile", "deterministic",
-                  "checkpoint_every_steps", "threads", "progress", "resume", "force")
+                  "checkpoint_every_steps", "threads", "progress", "resume", "force", "pipeline",
+                  "normalization", "workers", "wds_read", "shuffle_buffer", "gpu_decode", "eval_batch_size",
+                  "channels_last")
     }
     sets = parse_set(args.set)
     if sets:

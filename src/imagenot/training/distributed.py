@@ -82,6 +82,15 @@ def gather_objects(obj: object, info: DistInfo) -> list[object]:
     return out
 
 
+def gather_to_main(obj: object, info: DistInfo) -> list[object] | None:
+    """Every rank's `obj` on rank 0 (in rank order), None elsewhere: one collective, no copy to the others."""
+    if not info.enabled:
+        return [obj]
+    out: list[object] | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
 def destroy(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -25,14 +25,14 @@ _NORM_TYPES = (
 
 
 def param_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
-    """Split trainable parameters into decayed weights and undecayed norm weights and biases.
+    """Trainable parameters in three decay groups: weights, normalisation parameters, biases.
 
-    Decaying the scale of a normalisation layer or a bias only shrinks what the next layer undoes; the
-    torchvision recipes since 2021 (`--norm-weight-decay 0`) and most modern ones leave them out. One-
-    dimensional parameters that are not in a norm layer (ViT class token, positional embeddings, layer scale)
-    count as norm-like too, as in timm.
+    torchvision's train.py splits the same way (`--norm-weight-decay`, `--bias-weight-decay`, each defaulting
+    to `--wd`). Decaying the scale of a normalisation layer or a bias only shrinks what the next layer undoes,
+    so the `uniform` recipe, like most modern ones, leaves them undecayed. One-dimensional parameters outside
+    norm layers that are not biases (a layer scale, a class token of shape [D]) count as norm parameters.
     """
-    decay, no_decay = [], []
+    groups: dict[str, list[nn.Parameter]] = {"weights": [], "norm": [], "bias": []}
     seen: set[int] = set()
     for module in model.modules():
         is_norm = isinstance(module, _NORM_TYPES)
@@ -40,16 +40,20 @@ def param_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
             if not p.requires_grad or id(p) in seen:
                 continue
             seen.add(id(p))
-            if is_norm or pname.endswith("bias") or p.ndim <= 1:
-                no_decay.append(p)
+            if is_norm:
+                groups["norm"].append(p)
+            elif pname.endswith("bias"):
+                groups["bias"].append(p)
+            elif p.ndim <= 1:
+                groups["norm"].append(p)
             else:
-                decay.append(p)
-    groups = []
-    if decay:
-        groups.append({"params": decay, "weight_decay": recipe.weight_decay})
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": recipe.norm_weight_decay})
-    return groups
+                groups["weights"].append(p)
+    decay = {
+        "weights": recipe.weight_decay,
+        "norm": recipe.weight_decay if recipe.norm_weight_decay is None else recipe.norm_weight_decay,
+        "bias": recipe.weight_decay if recipe.bias_weight_decay is None else recipe.bias_weight_decay,
+    }
+    return [{"params": ps, "weight_decay": decay[name], "name": name} for name, ps in groups.items() if ps]
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.Optimizer:
@@ -67,19 +71,30 @@ def build_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int
+    optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int, epochs: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step schedule; its state (`last_epoch` = steps taken) goes into every checkpoint."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: recipe.lr_factor(step, total_steps))
+    """Per-step LambdaLR over the recipe's epoch-based schedule; its state (steps taken) is checkpointed.
+
+    Optimizer step s of the run sits at epoch position s / steps_per_epoch; a recipe with
+    `lr_update="epoch"` holds the lr constant within each epoch, as train.py does.
+    """
+    spe = max(int(steps_per_epoch), 1)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: recipe.lr_factor(step / spe, epochs))
 
 
-def build_ema(model: nn.Module, recipe: Recipe) -> torch.optim.swa_utils.AveragedModel | None:
-    """Exponential moving average of weights and buffers (torch's AveragedModel), or None when off."""
+def build_ema(
+    model: nn.Module, recipe: Recipe, global_batch: int, epochs: int
+) -> torch.optim.swa_utils.AveragedModel | None:
+    """EMA of weights and buffers (torch's AveragedModel) with train.py's decay adjustment, or None.
+
+    The trainer updates it every `recipe.ema_steps` optimizer steps and, as train.py does, restarts the
+    average (a copy of the model) at each update during warm-up.
+    """
     if recipe.ema_decay is None:
         return None
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    decay = recipe.ema_decay ** recipe.ema_every_steps
+    decay = recipe.ema_update_decay(global_batch, epochs)
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 

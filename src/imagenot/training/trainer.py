@@ -1,31 +1,43 @@
 """The trainer: one loop for a laptop CPU, a GPU, and torchrun on a cluster.
 
-`train(cfg)` validates everything it can before the first step (names, dataset, image size, run directory,
-checkpoint), then trains on in-memory uint8 batches (augmented in batches, converted to float on the device),
-evaluates every epoch with each validation image counted exactly once across processes, and checkpoints
-atomically every epoch and every N steps. The checkpoint holds the loader position and every RNG state, so
-`resume=True` after a kill finishes with the same numbers as an uninterrupted run.
+`train(cfg)` is four steps over one `RunState` (torchvision's references/classification/train.py and
+nanoGPT are the models):
+
+* `setup` resolves and checks everything it can before the first step (names, recipe, input plan, run
+  directory, dataset, image sizes, checkpoint), then builds the model, optimizer, schedule, EMA and feeds;
+* `restore` puts a checkpoint's state back (weights, optimizer, schedule, scaler, EMA, loader position, RNGs);
+* `train_one_epoch` runs the optimizer steps of one epoch (from a mid-epoch position after a resume),
+  checkpointing every N steps;
+* `evaluate_epoch` measures the (EMA) model on the validation split, each image counted once across
+  processes; the final one also writes `predictions.parquet` (one row per image, gathered on rank 0);
+* `finish` writes result.json.
+
+What the model sees is the run's `InputPlan` (imagenot.training.inputs): the batched in-memory pipeline for
+small-input variants, torchvision's per-sample transforms for full-size models, one normalisation for every
+data path (`normalization`, ImageNet's by default). The resolved plan and recipe are written to config.json
+under `_meta.resolved` (ignored when the file is read back with --config). Checkpoints hold the loader
+position and every RNG state, so `resume=True` after a kill finishes with the same numbers as an
+uninterrupted run (in memory: bitwise mid-epoch; streamed shards: see imagenot.data.wds_stream).
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from imagenot import rundir
 from imagenot.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from imagenot.config import ConfigError, to_dict
+from imagenot.config import ConfigError, option, to_dict
 from imagenot.errors import ImagenotError
 from imagenot.fileio import environment, sha256_file, write_json, write_manifest, write_text
-from imagenot.training import batches as B
 from imagenot.training.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -35,6 +47,16 @@ from imagenot.training.distributed import (
     gather_objects,
     init_distributed,
 )
+from imagenot.training.evaluation import (
+    EvalResult,
+    Normalize,
+    autocast_for,
+    evaluate,
+    evaluate_batches,
+    logits_of,
+    model_channels,
+)
+from imagenot.training.inputs import InputPlan, TrainFeed, default_workers, eval_batches, resolve_plan
 from imagenot.training.optim import build_ema, build_optimizer, build_scheduler, set_dropout
 from imagenot.training.recipes import Recipe, get_recipe
 
@@ -42,40 +64,63 @@ log = logging.getLogger(__name__)
 
 ROLES = (None, "reference", "contrast", "transfer")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+NORMALIZATIONS = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), "0.5": ((0.5,) * 3, (0.5,) * 3)}
+
+__all__ = ["ROLES", "EvalResult", "TrainConfig", "dataset_display_name", "evaluate", "train"]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = ""
-    dataset: str = ""
-    out: str = ""
-    recipe: str = "uniform"
-    # Field changes applied on top of the recipe (after the override table), e.g. {"lr": 0.01}.
-    recipe_overrides: dict[str, Any] = field(default_factory=dict)
-    epochs: int | None = None  # None: the recipe's
-    batch_size: int | None = None  # global, over all processes; None: the recipe's
-    seed: int = 0
-    image_size: int | None = None  # None: the model's input size
-    limit: int | None = None  # at most this many images per split (quick runs, tests)
-    # Extra options of the dataset entry (imagenot.data.get_dataset), e.g. {"num_classes": 4} for synthetic.
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    role: str | None = None
-    dataset_name: str | None = None  # the name in result.json; None: derived from the spec
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
-    channels_last: bool | None = None  # None: on CUDA only
-    compile: bool = False
-    deterministic: bool = False
-    checkpoint_every_steps: int = 0  # 0: at the end of every epoch only
-    log_every_steps: int = 25
-    eval_batch_size: int | None = None
-    threads: int | None = None
-    progress: bool = True
-    resume: bool = False
-    force: bool = False
-    # Fine-tuning (imagenot finetune): start from this finished run's weights with a new head.
-    pretrain_run: str | None = None
-    finetune_mode: str = "full"  # full | linear (only the new head trains)
+    model: str = option("", help="registry model name (imagenot models)")
+    dataset: str = option("", help="dataset spec (imagenot datasets), e.g. fashion-mnist, imagefolder:PATH, wds:PATH")
+    out: str = option("", help="run directory (config.json, checkpoints, metrics.jsonl, result.json)", path=True)
+    recipe: str = option("uniform", help="uniform (one recipe for all models), torchvision (the references' "
+                                         "per-model recipes), finetune, finetune-linear")
+    recipe_overrides: dict[str, Any] = option(
+        default_factory=dict, help="recipe field changes on top of the recipe and its override table, e.g. "
+                                   "{'lr': 0.01} (--set lr=0.01)", cli=False)
+    epochs: int | None = option(None, help="epochs (default: the recipe's)")
+    batch_size: int | None = option(None, help="global batch size over all processes (default: the recipe's)")
+    seed: int = option(0, help="seed of weights, data order and augmentation")
+    image_size: int | None = option(
+        None, help="model input side in px; per-sample pipeline: both crops (the resize scales with them); "
+                   "default: the model's input size / its torchvision weights' sizes")
+    limit: int | None = option(None, help="at most this many images per split, class-stratified (quick runs)")
+    dataset_options: dict[str, Any] = option(
+        default_factory=dict, help="options of the dataset entry (imagenot datasets), e.g. {'num_classes': 4}",
+        cli=False)
+    role: Literal["reference", "contrast", "transfer"] | None = option(None, help="the dataset's role in the study")
+    dataset_name: str | None = option(None, help="the dataset name in result.json (default: from the spec)")
+    pipeline: Literal["auto", "batched", "per_sample"] = option(
+        "auto", help="input pipeline: batched (load-time resize, batched crop/flip; small-input variants), "
+                     "per_sample (torchvision's decode-time transforms; full-size models); auto picks by model")
+    normalization: Literal["auto", "imagenet", "dataset", "0.5"] = option(
+        "auto", help="one mean/std for every data path: imagenet, dataset (statistics of the train split, one "
+                     "streaming pass), 0.5; auto: the pretrained weights' when fine-tuning, else imagenet")
+    workers: int | None = option(None, help="DataLoader worker processes per process (default: CPUs / local "
+                                            "processes, at most 8)")
+    wds_read: Literal["auto", "sequential", "random"] = option(
+        "auto", help="how streamed wds shards are read for training: sequential (shard shuffle, a sample "
+                     "shuffle buffer; auto) or random access by index")
+    shuffle_buffer: int = option(2000, help="samples in each reader's shuffle buffer (sequential shards)")
+    gpu_decode: bool = option(False, help="decode JPEGs on the GPU (torchvision.io.decode_jpeg) and transform "
+                                          "them there, when CPUs cannot keep up (per_sample pipeline)")
+    device: str = option("auto", help="auto (CUDA if available), cpu, cuda")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = option("auto", help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    channels_last: bool | None = option(None, help="channels_last memory format (default: on CUDA)")
+    compile: bool = option(False, help="torch.compile the model")
+    deterministic: bool = option(False, help="deterministic algorithms (bitwise-reproducible resume on CPU)")
+    checkpoint_every_steps: int = option(0, help="also checkpoint every N optimizer steps (0: every epoch only)")
+    log_every_steps: int = option(25, help="progress-bar update interval in steps")
+    eval_batch_size: int | None = option(
+        None, help="evaluation batch per process (default: the training batch; at least 256 on the batched "
+                   "pipeline)")
+    threads: int | None = option(None, help="torch CPU threads")
+    progress: bool = option(True, help="progress bars on a terminal")
+    resume: bool = option(False, help="continue from the run directory's checkpoint")
+    force: bool = option(False, help="replace an existing run in out")
+    pretrain_run: str | None = option(None, help="fine-tuning: start from this finished run's weights", path=True)
+    finetune_mode: Literal["full", "linear"] = option("full", help="fine-tuning: full, or linear (head only)")
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -84,10 +129,17 @@ class TrainConfig:
             raise ConfigError(f"precision {self.precision!r} not one of {', '.join(PRECISIONS)}")
         if self.finetune_mode not in ("full", "linear"):
             raise ConfigError(f"finetune_mode {self.finetune_mode!r} not one of full, linear")
-        for name in ("epochs", "batch_size", "image_size", "limit", "eval_batch_size", "threads"):
+        for name, choices in (("pipeline", ("auto", "batched", "per_sample")),
+                              ("normalization", ("auto", *NORMALIZATIONS, "dataset")),
+                              ("wds_read", ("auto", "sequential", "random"))):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} {getattr(self, name)!r} not one of {', '.join(choices)}")
+        for name in ("epochs", "batch_size", "image_size", "limit", "eval_batch_size", "threads", "shuffle_buffer"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name} must be at least 1, got {v}")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError(f"workers must be 0 or more, got {self.workers}")
 
 
 def dataset_display_name(spec: str) -> str:
@@ -98,54 +150,432 @@ def dataset_display_name(spec: str) -> str:
     return kind
 
 
-# --------------------------------------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------------------------------ state
 
 
-def _resolve_device(name: str, info_local_rank: int) -> torch.device:
+@dataclass
+class _Data:
+    train: Any
+    val: Any
+    classes: list[str]
+    num_classes: int
+
+
+@dataclass
+class RunState:
+    """Everything one run holds while it trains; the step functions below read and advance it."""
+
+    cfg: TrainConfig
+    dist: DistInfo
+    run_dir: Path
+    recipe: Recipe
+    plan: InputPlan
+    epochs: int
+    global_batch: int
+    family: str | None
+    year: int | None
+    config_dict: dict[str, Any]
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"
+    mem_format: torch.memory_format = torch.contiguous_format
+    data: _Data | None = None
+    model: nn.Module | None = None
+    fwd: Any = None
+    prep: nn.Module | None = None
+    optimizer: Any = None
+    scheduler: Any = None
+    ema: Any = None
+    scaler: Any = None
+    criterion: Any = None
+    mix: Any = None
+    feed: TrainFeed | None = None
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    transfer_meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    workers: int = 0
+    n_params: int = 0
+    flops: int | None = None
+    # progress
+    epoch: int = 0
+    step_in_epoch: int = 0
+    loss_sum: float = 0.0
+    seen: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_before: float = 0.0
+    session_start: float = 0.0
+    final_eval: EvalResult | None = None
+    train_time: float = 0.0
+    trained_images: int = 0
+
+    @property
+    def rank_batch(self) -> int:
+        return self.global_batch // self.dist.world_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        assert self.feed is not None
+        return self.feed.steps_per_epoch
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.session_start
+
+
+# ------------------------------------------------------------------------------------------------ train
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train (or resume, or return the finished result of) the run `cfg` describes; returns result.json.
+
+    Under torchrun every process calls this with the same config; rank 0 writes the files.
+    """
+    if not cfg.model or not cfg.dataset or not cfg.out:
+        raise ConfigError("train needs model, dataset and out")
+    dev0 = "cuda" if (cfg.device == "auto" and torch.cuda.is_available()) or cfg.device == "cuda" else "cpu"
+    state = _plan(cfg)
+    state.dist = init_distributed(dev0)
+    # Process-wide torch settings a run changes are put back, so a zoo or a test session is not affected.
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
+    try:
+        finished = setup(state)
+        if finished is not None:
+            return finished
+        for epoch in range(state.epoch, state.epochs):
+            train_one_epoch(state, epoch)
+            val = evaluate_epoch(state, final=epoch + 1 == state.epochs)
+            end_epoch(state, epoch, val)
+        return finish(state)
+    finally:
+        if state.feed is not None:
+            state.feed.close()
+        torch.use_deterministic_algorithms(was_deterministic)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        destroy(state.dist)
+
+
+def _plan(cfg: TrainConfig) -> RunState:
+    """Names, recipe and input plan, checked before any process group, file or dataset is touched."""
+    from imagenot.models import model_info
+
+    info = model_info(cfg.model)  # unknown names raise here, listing the known ones
+    recipe = get_recipe(cfg.recipe, cfg.model, info.family or "", cfg.recipe_overrides)
+    plan = resolve_plan(cfg, recipe, cfg.model)
+    epochs = cfg.epochs or recipe.epochs
+    global_batch = cfg.batch_size or recipe.batch_size
+    config_dict = to_dict(cfg)
+    config_dict.update(resume=False, force=False)
+    resolved = {"input": plan.to_dict(), "recipe": to_dict(recipe), "epochs": epochs, "batch_size": global_batch}
+    config_dict["_meta"] = {"resolved": json.loads(json.dumps(resolved))}
+    return RunState(cfg=cfg, dist=DistInfo(), run_dir=Path(cfg.out), recipe=recipe, plan=plan, epochs=epochs,
+                    global_batch=global_batch, family=info.family, year=info.year, config_dict=config_dict)
+
+
+def setup(state: RunState) -> dict[str, Any] | None:
+    """Check the run directory, load data, build the model and everything around it; restore a checkpoint.
+
+    Returns the result of an already finished run instead (nothing is retrained).
+    """
+    cfg, dist = state.cfg, state.dist
+    # Rank 0 decides about the run directory (it may clear it with --force); the others follow.
+    decision: Any = None
+    if dist.is_main:
+        try:
+            decision = rundir.check_existing(state.run_dir, state.config_dict, resume=cfg.resume, force=cfg.force)
+        except ImagenotError as exc:
+            decision = exc
+    decision = broadcast_object(decision, dist)
+    if isinstance(decision, Exception):
+        raise decision
+    if decision == "finished":
+        log.info("%s is finished (result.json present); not retraining (use --force to retrain)", state.run_dir)
+        return rundir.read_result(state.run_dir)
+
+    if state.global_batch % dist.world_size:
+        raise ImagenotError(f"batch size {state.global_batch} is not divisible by the {dist.world_size} "
+                            "processes; --batch-size is the global batch over all processes")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    state.device = _resolve_device(cfg.device, dist.local_rank)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=state.device.type == "cuda")
+        torch.backends.cudnn.benchmark = False
+    elif state.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if state.plan.gpu_decode and state.device.type != "cuda":
+        log.warning("gpu_decode on %s: images are decoded by the CPU decoder in the main process", state.device)
+    state.precision = cfg.precision if cfg.precision != "auto" else (
+        "bf16" if state.device.type == "cuda" else "fp32")
+    channels_last = cfg.channels_last if cfg.channels_last is not None else state.device.type == "cuda"
+    state.mem_format = torch.channels_last if channels_last else torch.contiguous_format
+    state.workers = cfg.workers if cfg.workers is not None else default_workers(dist)
+
+    state.data = _load_data(cfg, state.plan)
+    ckpt = None
+    expect = {"model": cfg.model, "num_classes": state.data.num_classes, "dataset": cfg.dataset, "seed": cfg.seed}
+    if decision == "resume":
+        ckpt = load_checkpoint(rundir.checkpoint_path(state.run_dir), expect=expect)
+        if ckpt["meta"].get("world_size") != dist.world_size:
+            log.warning("resuming a %s-process run with %s processes: the data order is the same, RNG streams "
+                        "for dropout are not", ckpt["meta"].get("world_size"), dist.world_size)
+
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    model, state.transfer_meta = _build_model(cfg, state.data.num_classes, state.plan.image_size,
+                                              load_pretrained=ckpt is None)
+    set_dropout(model, state.recipe.dropout)
+    state.mean, state.std = _normalization(cfg, state.data.train, state.transfer_meta)
+    state.prep = Normalize(state.mean, state.std, model_channels(model)).to(state.device)
+    model.to(state.device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    state.model = model
+    from imagenot.models import count_params
+
+    state.n_params = int(count_params(model))
+    state.flops = _flops(cfg.model, state.plan.image_size, state.data.num_classes)
+
+    state.feed = TrainFeed(state.plan, state.data.train, rank_batch=state.rank_batch,
+                           global_batch=state.global_batch, seed=cfg.seed, recipe=state.recipe, dist=dist,
+                           device=state.device, workers=state.workers, shuffle_buffer=cfg.shuffle_buffer,
+                           mean=state.mean)
+    if state.steps_per_epoch == 0:
+        raise ImagenotError(f"dataset {cfg.dataset}: the train split has {len(state.data.train)} images, fewer "
+                            f"than one batch of {state.global_batch}; lower --batch-size or use more data")
+    recipe = state.recipe
+    state.optimizer = build_optimizer(model, recipe, recipe.scaled_lr(state.global_batch))
+    state.scheduler = build_scheduler(state.optimizer, recipe, state.steps_per_epoch, state.epochs)
+    state.ema = build_ema(model, recipe, state.global_batch, state.epochs)
+    state.scaler = torch.amp.GradScaler(state.device.type, enabled=state.precision == "fp16")
+    state.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    state.mix = _batch_mix(state.plan, state.data.num_classes)
+    state.meta = {**expect, "world_size": dist.world_size, "image_size": state.plan.image_size,
+                  "family": state.family, "pretrain_run": cfg.pretrain_run, "finetune_mode": cfg.finetune_mode}
+    if ckpt is not None:
+        restore(state, ckpt)
+    else:
+        torch.manual_seed(cfg.seed * 1000 + dist.rank)  # dropout streams differ per rank
+
+    net: nn.Module = model
+    if dist.enabled:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[state.device.index] if state.device.type == "cuda" else None)
+    state.fwd = torch.compile(net) if cfg.compile else net
+    if dist.is_main:
+        _write_start_files(state)
+    state.session_start = time.perf_counter()
+    return None
+
+
+def restore(state: RunState, ckpt: dict[str, Any]) -> None:
+    """Put a checkpoint's state back: weights, optimizer, schedule, scaler, EMA, position, history, RNGs."""
+    state.model.load_state_dict(ckpt["model"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    if ckpt.get("scaler"):
+        state.scaler.load_state_dict(ckpt["scaler"])
+    if state.ema is not None and ckpt.get("ema") is not None:
+        state.ema.load_state_dict(ckpt["ema"])
+    state.epoch, state.step_in_epoch = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
+    state.loss_sum, state.seen = float(ckpt["epoch_loss_sum"]), int(ckpt["epoch_seen"])
+    state.history = list(ckpt["history"])
+    state.elapsed_before = float(ckpt["elapsed_s"])
+    rngs = ckpt["rng"]
+    if len(rngs) == state.dist.world_size:
+        set_rng_state(rngs[state.dist.rank])
+    log.info("resuming %s at epoch %d, step %d of %d", state.run_dir, state.epoch + 1, state.step_in_epoch,
+             state.steps_per_epoch)
+
+
+def train_one_epoch(state: RunState, epoch: int) -> None:
+    """The optimizer steps of `epoch`, from the restored position when the run resumes inside it."""
+    from tqdm.auto import tqdm
+
+    cfg, recipe, model = state.cfg, state.recipe, state.model
+    _set_train_mode(model, cfg.finetune_mode)
+    first = state.step_in_epoch if epoch == state.epoch else 0
+    if epoch != state.epoch:
+        state.loss_sum, state.seen = 0.0, 0
+    state.epoch, state.step_in_epoch = epoch, first
+    spe, device = state.steps_per_epoch, state.device
+    autocast = autocast_for(device, state.precision)
+    warm = recipe.warmup_length(state.epochs)
+    # Summed where the loss lives: reading it back (a device sync) happens only every log_every_steps.
+    loss_acc = torch.zeros((), dtype=torch.float64, device=device)
+    bar = tqdm(total=spe, initial=first, desc=f"{cfg.model} epoch {epoch + 1}/{state.epochs}",
+               disable=not (cfg.progress and state.dist.is_main), leave=False, mininterval=1.0, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    for step, xb, yb in state.feed.epoch(epoch, first):
+        y = yb.to(device, non_blocking=True)
+        x = state.prep(xb.to(device, non_blocking=True))
+        if state.mix is not None:
+            x, y = _mixed(state, x, y, epoch, step)
+        x = x.contiguous(memory_format=state.mem_format)
+        with autocast:
+            main, aux = logits_of(state.fwd(x))
+            loss = state.criterion(main, y)
+            if aux is not None:
+                loss = loss + 0.4 * state.criterion(aux, y)
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        if recipe.clip_grad_norm is not None:
+            state.scaler.unscale_(state.optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_grad_norm)
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        global_step = epoch * spe + step + 1
+        if state.ema is not None and global_step % recipe.ema_steps == 0:
+            state.ema.update_parameters(model)
+            if epoch < warm:
+                state.ema.n_averaged.fill_(0)  # train.py: the average restarts during warm-up
+        loss_acc += loss.detach().to(torch.float64) * state.rank_batch
+        state.seen += state.rank_batch
+        state.step_in_epoch = step + 1
+        if not bar.disable and ((step + 1) % cfg.log_every_steps == 0 or step + 1 == spe):
+            bar.update(step + 1 - bar.n)
+            bar.set_postfix(loss=f"{float(loss_acc + state.loss_sum) / max(state.seen, 1):.4f}",
+                            lr=f"{state.scheduler.get_last_lr()[0]:.2e}", refresh=False)
+        if cfg.checkpoint_every_steps and global_step % cfg.checkpoint_every_steps == 0 and step + 1 < spe:
+            state.loss_sum += float(loss_acc)
+            loss_acc.zero_()
+            save(state)
+    state.loss_sum += float(loss_acc)
+    state.train_time = time.perf_counter() - t0
+    state.trained_images = (spe - first) * state.global_batch
+    bar.close()
+
+
+def evaluate_epoch(state: RunState, final: bool = False) -> EvalResult:
+    """The (EMA) model on the validation split; the final evaluation keeps per-image predictions."""
+    model = state.ema.module if state.ema is not None else state.model
+    batches = eval_batches(state.data.val, state.plan.eval, batch_size=_eval_batch(state), dist=state.dist,
+                           device=state.device, workers=state.workers, gpu_decode=state.plan.gpu_decode)
+    keys = state.data.val.sample_keys() if final and state.dist.is_main else None
+    result = evaluate_batches(model, batches, state.prep, state.device, state.dist,
+                              autocast=autocast_for(state.device, state.precision), mem_format=state.mem_format,
+                              keys=keys, predictions=final)
+    if final:
+        state.final_eval = result
+        if state.dist.is_main:
+            _write_predictions(state, result)
+    return result
+
+
+def end_epoch(state: RunState, epoch: int, val: EvalResult) -> None:
+    """Metrics row, log line and the end-of-epoch checkpoint."""
+    totals = all_reduce_sum(torch.tensor([state.loss_sum, float(state.seen)], dtype=torch.float64), state.dist)
+    train_loss = float(totals[0] / max(totals[1], 1.0))
+    train_time = state.train_time
+    row = {
+        "epoch": epoch + 1,
+        "step": (epoch + 1) * state.steps_per_epoch,
+        "train_loss": train_loss,
+        "val_loss": val.loss,
+        "top1": val.top1,
+        "top5": val.top5,
+        "val_images": val.count,
+        "lr": float(state.scheduler.get_last_lr()[0]),
+        "images_per_s": state.trained_images / train_time if train_time > 0 else None,
+        "time_s": train_time,
+    }
+    if not all(math.isfinite(v) for v in (train_loss, val.loss)):
+        log.warning("%s epoch %d: non-finite loss (train %s, val %s)", state.cfg.model, epoch + 1, train_loss,
+                    val.loss)
+    state.history.append(row)
+    log.info("%s %s epoch %d/%d: train_loss %.4f val_loss %.4f top1 %.2f top5 %.2f (%.0f img/s)",
+             state.cfg.model, dataset_display_name(state.cfg.dataset), epoch + 1, state.epochs, train_loss,
+             val.loss, val.top1, val.top5, row["images_per_s"] or 0.0)
+    state.epoch, state.step_in_epoch, state.loss_sum, state.seen = epoch + 1, 0, 0.0, 0
+    save(state)
+    if state.dist.is_main:
+        write_text(state.run_dir / rundir.METRICS, "".join(json.dumps(r) + "\n" for r in state.history))
+
+
+def save(state: RunState) -> None:
+    """Checkpoint the current position (every rank's RNG state gathered; rank 0 writes)."""
+    rngs = gather_objects(rng_state(), state.dist)
+    if not state.dist.is_main:
+        return
+    save_checkpoint(rundir.checkpoint_path(state.run_dir), {
+        "meta": state.meta,
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
+        "scaler": state.scaler.state_dict() if state.scaler.is_enabled() else None,
+        "ema": state.ema.state_dict() if state.ema is not None else None,
+        "epoch": state.epoch,
+        "step_in_epoch": state.step_in_epoch,
+        "epoch_loss_sum": state.loss_sum,
+        "epoch_seen": state.seen,
+        "history": state.history,
+        "elapsed_s": state.elapsed(),
+        "rng": rngs,
+        "normalization": {"mean": state.mean, "std": state.std},
+        "classes": state.data.classes,
+    })
+
+
+def finish(state: RunState) -> dict[str, Any]:
+    """result.json (and predictions.parquet if a resumed run had already finished its last epoch)."""
+    if state.final_eval is None and not rundir.predictions_path(state.run_dir).is_file():
+        evaluate_epoch(state, final=True)  # killed between the last checkpoint and result.json
+    cfg, data = state.cfg, state.data
+    last = state.history[-1] if state.history else {}
+    result = {
+        "model": cfg.model,
+        "family": state.family,
+        "year": state.year,
+        "dataset": cfg.dataset_name or dataset_display_name(cfg.dataset),
+        "dataset_spec": cfg.dataset,
+        "role": cfg.role,
+        "pretrain_dataset": state.transfer_meta.get("pretrain_dataset"),
+        "pretrain_run": state.transfer_meta.get("pretrain_run"),
+        "pretrain_top1": state.transfer_meta.get("pretrain_top1"),
+        "finetune_mode": cfg.finetune_mode if cfg.pretrain_run else None,
+        "seed": cfg.seed,
+        "top1": last.get("top1"),
+        "top5": last.get("top5"),
+        "val_loss": last.get("val_loss"),
+        "train_loss": last.get("train_loss"),
+        "epochs": state.epochs,
+        "steps": state.steps_per_epoch * state.epochs,
+        "wall_time_s": state.elapsed(),
+        "params": state.n_params,
+        "flops": state.flops,
+        "image_size": state.plan.eval_size,
+        "train_crop_size": state.plan.image_size,
+        "num_classes": data.num_classes,
+        "train_images": len(data.train),
+        "val_images": len(data.val),
+        "batch_size": state.global_batch,
+        "recipe": state.recipe.name,
+        "recipe_params": to_dict(state.recipe),
+        "input": _input_summary(state),
+        "normalization": {"mean": state.mean, "std": state.std},
+        "predictions": rundir.PREDICTIONS,
+        "world_size": state.dist.world_size,
+        "device": str(state.device.type),
+        "precision": state.precision,
+        "environment": environment(device=str(state.device)),
+    }
+    if state.dist.is_main:
+        write_json(rundir.result_path(state.run_dir), result)
+    barrier(state.dist)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _resolve_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
             raise ImagenotError("device cuda requested but no CUDA device is available")
-        return torch.device("cuda", info_local_rank)
+        return torch.device("cuda", local_rank)
     return torch.device(name)
-
-
-def _logits(output: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Main logits and, for Inception-style models in training mode, the auxiliary logits."""
-    if isinstance(output, torch.Tensor):
-        return output, None
-    main = getattr(output, "logits", None)
-    aux = getattr(output, "aux_logits", None)
-    if main is None:
-        main, aux = output[0], (output[1] if len(output) > 1 else None)
-    return main, aux
-
-
-class _Prep(nn.Module):
-    """uint8 [b,C,H,W] -> normalised float on the device; grey images repeated to the model's channels."""
-
-    def __init__(self, mean: list[float], std: list[float], channels: int) -> None:
-        super().__init__()
-        m = torch.tensor(mean, dtype=torch.float32)
-        s = torch.tensor(std, dtype=torch.float32)
-        if m.numel() == 1 and channels > 1:
-            m, s = m.repeat(channels), s.repeat(channels)
-        self.register_buffer("scale", (1.0 / (255.0 * s)).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("shift", (m / s).view(1, -1, 1, 1), persistent=False)
-        self.channels = channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] != self.channels:
-            x = x.expand(-1, self.channels, -1, -1)
-        return x.to(torch.float32).mul_(self.scale).sub_(self.shift)
-
-
-def _model_channels(model: nn.Module) -> int:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            return m.in_channels
-    return 3
 
 
 def _set_train_mode(model: nn.Module, finetune_mode: str) -> None:
@@ -158,40 +588,74 @@ def _set_train_mode(model: nn.Module, finetune_mode: str) -> None:
         find_head(model)[1].train()
 
 
-@dataclass
-class _Data:
-    train: Any
-    val: Any
-    classes: list[str]
-    num_classes: int
-    image_size: int
+def _load_data(cfg: TrainConfig, plan: InputPlan) -> _Data:
+    """Both splits, checked before any model is built: non-empty, two classes or more, big enough images.
 
-
-def _load_data(cfg: TrainConfig, image_size: int, min_size: int) -> _Data:
-    """Both splits, checked before any model is built: non-empty, two classes or more, big enough images."""
+    The batched pipeline loads images resized to the model's input once; the per-sample one keeps them at
+    their own size (file datasets stream from disk, arrays stay as they are) for its decode-time transforms.
+    """
     from imagenot.data import get_dataset, validate
 
     splits = {}
     for split in ("train", "val"):
-        ds = get_dataset(cfg.dataset, split, image_size=image_size, limit=cfg.limit, **cfg.dataset_options)
+        opts = dict(cfg.dataset_options)
+        if plan.pipeline == "batched":
+            opts.setdefault("image_size", plan.image_size)
+        else:
+            opts.setdefault("in_memory", False)
+        ds = get_dataset(cfg.dataset, split, limit=cfg.limit, **opts)
         validate(ds, what=f"{cfg.dataset} ({split} split)")
-        size = int(ds.image_size)
-        if size < min_size:
+        if plan.pipeline == "batched" and int(ds.image_size) < plan.image_size:
             raise ImagenotError(
-                f"dataset {cfg.dataset}: {split} images are {size}x{size} px, smaller than the {min_size} px "
-                f"model {cfg.model} accepts; pass --image-size {min_size} or more, or pick a small-input model"
-            )
+                f"dataset {cfg.dataset}: {split} images are {ds.image_size}x{ds.image_size} px, smaller than the "
+                f"{plan.image_size} px model {cfg.model} takes; pass --image-size, or pick a small-input model")
         splits[split] = ds
-    train, val = splits["train"], splits["val"]
-    if train.num_classes != val.num_classes or int(train.image_size) != int(val.image_size):
-        raise ImagenotError(f"dataset {cfg.dataset}: train and val splits differ in classes or image size")
-    return _Data(train=train, val=val, classes=list(train.classes), num_classes=int(train.num_classes),
-                 image_size=int(train.image_size))
+    train_ds, val = splits["train"], splits["val"]
+    if train_ds.num_classes != val.num_classes:
+        raise ImagenotError(f"dataset {cfg.dataset}: train and val splits differ in classes")
+    if plan.pipeline == "batched" and int(train_ds.image_size) != int(val.image_size):
+        raise ImagenotError(f"dataset {cfg.dataset}: train and val splits differ in image size")
+    return _Data(train=train_ds, val=val, classes=list(train_ds.classes), num_classes=int(train_ds.num_classes))
 
 
-def _build_model(
-    cfg: TrainConfig, num_classes: int, image_size: int, load_pretrained: bool
-) -> tuple[nn.Module, dict]:
+def _normalization(cfg: TrainConfig, train_ds: Any, transfer_meta: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """The one mean/std of the run. Starting from pretrained weights, theirs: that is what they learned on."""
+    mode = cfg.normalization
+    if mode == "auto":
+        pretrained = pretrained_normalization(cfg, transfer_meta)
+        if pretrained is not None:
+            return pretrained
+        mode = "imagenet"
+    if mode == "dataset":
+        from imagenot.data.stats import channel_stats
+
+        return channel_stats(train_ds)
+    mean, std = NORMALIZATIONS[mode]
+    return list(mean), list(std)
+
+
+def pretrained_normalization(cfg: TrainConfig, transfer_meta: dict[str, Any]) -> tuple[list[float], list[float]] | None:
+    """The normalisation the starting weights were trained with, or None (training from scratch).
+
+    The single place a weights source feeds: today the pretrain run's result.json (or checkpoint).
+    """
+    norm = transfer_meta.get("normalization")
+    if norm is None and cfg.pretrain_run:
+        try:
+            norm = rundir.read_result(cfg.pretrain_run).get("normalization")
+        except ImagenotError:
+            norm = None
+        if norm is None:
+            ckpt_path = rundir.checkpoint_path(cfg.pretrain_run)
+            if ckpt_path.is_file():
+                norm = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("normalization")
+    if not norm:
+        return None
+    return [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
+
+
+def _build_model(cfg: TrainConfig, num_classes: int, image_size: int, load_pretrained: bool
+                 ) -> tuple[nn.Module, dict]:
     if cfg.pretrain_run:
         from imagenot.transfer.pretrained import build_transfer_model
 
@@ -218,375 +682,60 @@ def _flops(model_name: str, image_size: int, num_classes: int) -> int | None:
         return None
 
 
-def _info_field(info: Any, name: str, default: Any = None) -> Any:
-    if isinstance(info, dict):
-        return info.get(name, default)
-    return getattr(info, name, default)
+def _batch_mix(plan: InputPlan, num_classes: int) -> Any:
+    """torchvision.transforms.v2 MixUp / CutMix (one of the two per batch when both are on), or None."""
+    from torchvision.transforms import v2
+
+    mixes = []
+    if plan.mixup_alpha > 0:
+        mixes.append(v2.MixUp(alpha=plan.mixup_alpha, num_classes=num_classes))
+    if plan.cutmix_alpha > 0:
+        mixes.append(v2.CutMix(alpha=plan.cutmix_alpha, num_classes=num_classes))
+    if not mixes:
+        return None
+    return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
-# ------------------------------------------------------------------------------------------------ train
+def _mixed(state: RunState, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix a normalised batch; the draws are seeded by (seed, epoch, step, rank), so resumes replay them."""
+    from imagenot.data.samples import mix_seed
+    from imagenot.data.transforms import apply_seeded
+
+    seed = mix_seed(state.cfg.seed, 52711, epoch, step, state.dist.rank)
+    return apply_seeded(lambda pair: state.mix(*pair), (x, y), seed)
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train (or resume, or return the finished result of) the run `cfg` describes; returns result.json.
-
-    Under torchrun every process calls this with the same config; rank 0 writes the files.
-    """
-    if not cfg.model or not cfg.dataset or not cfg.out:
-        raise ConfigError("train needs model, dataset and out")
-    from imagenot.models import check_input_size, model_info
-
-    info_model = model_info(cfg.model)  # unknown names raise here, listing the known ones
-    family = _info_field(info_model, "family")
-    year = _info_field(info_model, "year")
-    image_size = cfg.image_size or int(_info_field(info_model, "input_size", 224))
-    min_size = int(_info_field(info_model, "min_input_size", image_size) or image_size)
-    check_input_size(cfg.model, image_size)
-    recipe = get_recipe(cfg.recipe, cfg.model, family or "", cfg.recipe_overrides)
-    epochs = cfg.epochs or recipe.epochs
-    global_batch = cfg.batch_size or recipe.batch_size
-
-    dev0 = "cuda" if (cfg.device == "auto" and torch.cuda.is_available()) or cfg.device == "cuda" else "cpu"
-    dist_info = init_distributed(dev0)
-    # Process-wide torch settings a run changes are put back, so a zoo or a test session is not affected.
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    threads = torch.get_num_threads()
-    try:
-        return _train(cfg, dist_info, recipe, epochs, global_batch, image_size, min_size, family, year)
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-        destroy(dist_info)
+def _eval_batch(state: RunState) -> int:
+    if state.cfg.eval_batch_size:
+        return int(state.cfg.eval_batch_size)
+    return state.rank_batch if state.plan.pipeline == "per_sample" else max(state.rank_batch, 256)
 
 
-def _train(
-    cfg: TrainConfig, dist_info: DistInfo, recipe: Recipe, epochs: int, global_batch: int, image_size: int,
-    min_size: int, family: str | None, year: int | None,
-) -> dict[str, Any]:
-    from imagenot.models import count_params
-
-    run_dir = Path(cfg.out)
-    config_dict = to_dict(cfg)
-    config_dict.update(resume=False, force=False)
-    # Rank 0 decides about the run directory (it may clear it with --force); the others follow.
-    decision: Any = None
-    if dist_info.is_main:
-        try:
-            decision = rundir.check_existing(run_dir, config_dict, resume=cfg.resume, force=cfg.force)
-        except ImagenotError as exc:
-            decision = exc
-    decision = broadcast_object(decision, dist_info)
-    if isinstance(decision, Exception):
-        raise decision
-    if decision == "finished":
-        log.info("%s is finished (result.json present); not retraining (use --force to retrain)", run_dir)
-        return rundir.read_result(run_dir)
-
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = _resolve_device(cfg.device, dist_info.local_rank)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
-        torch.backends.cudnn.benchmark = False
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
-    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
-
-    data = _load_data(cfg, image_size, min_size)
-
-    ckpt = None
-    ckpt_path = rundir.checkpoint_path(run_dir)
-    expect = {"model": cfg.model, "num_classes": data.num_classes, "dataset": cfg.dataset, "seed": cfg.seed}
-    if decision == "resume":
-        ckpt = load_checkpoint(ckpt_path, expect=expect)
-        if ckpt["meta"].get("world_size") != dist_info.world_size:
-            log.warning("resuming a %s-process run with %s processes: the data order is the same, "
-                        "RNG streams for dropout are not", ckpt["meta"].get("world_size"), dist_info.world_size)
-
-    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-    model, transfer_meta = _build_model(cfg, data.num_classes, image_size, load_pretrained=ckpt is None)
-    set_dropout(model, recipe.dropout)
-    # Normalise with the training data's own channel statistics (streamed data: the registry's 0.5/0.5).
-    if hasattr(data.train, "channel_stats"):
-        mean, std = data.train.channel_stats()
-    else:
-        mean, std = [0.5] * int(data.train.channels), [0.5] * int(data.train.channels)
-    prep = _Prep(mean, std, _model_channels(model)).to(device)
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    n_params = int(count_params(model))
-    flops = _flops(cfg.model, image_size, data.num_classes)
-
-    rank_batch = global_batch // dist_info.world_size
-    from imagenot.data import BatchLoader
-
-    if global_batch % dist_info.world_size:
-        raise ImagenotError(f"batch size {global_batch} is not divisible by the {dist_info.world_size} "
-                            "processes; --batch-size is the global batch over all processes")
-    loader = BatchLoader(data.train, rank_batch, shuffle=True, seed=cfg.seed, drop_last=True,
-                         rank=dist_info.rank, world_size=dist_info.world_size)
-    steps_per_epoch = len(loader)
-    if steps_per_epoch == 0:
-        raise ImagenotError(f"dataset {cfg.dataset}: the train split has {len(data.train)} images, fewer than "
-                            f"one batch of {global_batch}; lower --batch-size or use more data")
-    total_steps = steps_per_epoch * epochs
-    peak_lr = recipe.scaled_lr(global_batch)
-    optimizer = build_optimizer(model, recipe, peak_lr)
-    scheduler = build_scheduler(optimizer, recipe, total_steps)
-    ema = build_ema(model, recipe)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-
-    start_epoch, start_step = 0, 0
-    epoch_loss_sum, epoch_seen = 0.0, 0
-    history: list[dict[str, Any]] = []
-    elapsed_before = 0.0
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        if ema is not None and ckpt.get("ema") is not None:
-            ema.load_state_dict(ckpt["ema"])
-        start_epoch, start_step = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
-        epoch_loss_sum, epoch_seen = float(ckpt["epoch_loss_sum"]), int(ckpt["epoch_seen"])
-        history = list(ckpt["history"])
-        elapsed_before = float(ckpt["elapsed_s"])
-        rngs = ckpt["rng"]
-        if len(rngs) == dist_info.world_size:
-            set_rng_state(rngs[dist_info.rank])
-        log.info("resuming %s at epoch %d, step %d of %d", run_dir, start_epoch + 1, start_step,
-                 steps_per_epoch)
-    else:
-        torch.manual_seed(cfg.seed * 1000 + dist_info.rank)  # dropout streams differ per rank
-
-    net: nn.Module = model
-    if dist_info.enabled:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    fwd: Any = torch.compile(net) if cfg.compile else net
-
-    if dist_info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / rundir.CONFIG, config_dict)
-        inputs = {}
-        for split, ds in (("train", data.train), ("val", data.val)):
-            fingerprint = getattr(ds, "meta", {}).get("fingerprint")
-            if fingerprint:
-                inputs[f"dataset_{split}"] = fingerprint
-        if cfg.pretrain_run:
-            pre_ckpt = rundir.checkpoint_path(cfg.pretrain_run)
-            if pre_ckpt.is_file():
-                inputs["pretrain_checkpoint"] = sha256_file(pre_ckpt)
-        write_manifest(run_dir, config_dict, inputs, recipe=to_dict(recipe), device=str(device),
-                       world_size=dist_info.world_size, image_size=image_size)
-
-    meta = {**expect, "world_size": dist_info.world_size, "image_size": image_size,
-            "family": family, "pretrain_run": cfg.pretrain_run, "finetune_mode": cfg.finetune_mode}
-
-    def checkpoint(epoch: int, step_in_epoch: int, loss_sum: float, seen: int, elapsed: float) -> None:
-        rngs = gather_objects(rng_state(), dist_info)
-        if not dist_info.is_main:
-            return
-        state = {
-            "meta": meta,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "ema": ema.state_dict() if ema is not None else None,
-            "epoch": epoch,
-            "step_in_epoch": step_in_epoch,
-            "epoch_loss_sum": loss_sum,
-            "epoch_seen": seen,
-            "history": history,
-            "elapsed_s": elapsed,
-            "rng": rngs,
-            "normalization": {"mean": mean, "std": std},
-            "classes": data.classes,
-        }
-        save_checkpoint(ckpt_path, state)
-
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-        if precision in ("bf16", "fp16") else contextlib.nullcontext()
-    )
-    mem_format = torch.channels_last if channels_last else torch.contiguous_format
-    from tqdm.auto import tqdm
-
-    pin = device.type == "cuda"
-    session_start = time.perf_counter()
-    for epoch in range(start_epoch, epochs):
-        epoch_start = time.perf_counter()
-        loader.set_epoch(epoch)
-        _set_train_mode(model, cfg.finetune_mode)
-        first = start_step if epoch == start_epoch else 0
-        if epoch != start_epoch:
-            epoch_loss_sum, epoch_seen = 0.0, 0
-        # Summed where the loss lives: reading it back (a device sync) happens only every log_every_steps.
-        loss_acc = torch.zeros((), dtype=torch.float64, device=device)
-        bar = tqdm(total=steps_per_epoch, initial=first, desc=f"{cfg.model} epoch {epoch + 1}/{epochs}",
-                   disable=not (cfg.progress and dist_info.is_main), leave=False, mininterval=1.0,
-                   dynamic_ncols=True)
-        t0 = time.perf_counter()
-        prefetch = B.Prefetcher(_prepared_batches(loader, first, epoch, cfg.seed, recipe, dist_info, pin))
-        try:
-            for step, xb, yb in prefetch:
-                y = yb.to(device, non_blocking=True)
-                x = prep(xb.to(device, non_blocking=True)).contiguous(memory_format=mem_format)
-                with autocast:
-                    main, aux = _logits(fwd(x))
-                    loss = criterion(main, y)
-                    if aux is not None:
-                        loss = loss + 0.4 * criterion(aux, y)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if recipe.clip_grad_norm is not None:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                global_step = epoch * steps_per_epoch + step + 1
-                if ema is not None and global_step % recipe.ema_every_steps == 0:
-                    ema.update_parameters(model)
-                loss_acc += loss.detach().to(torch.float64) * rank_batch
-                epoch_seen += rank_batch
-                if not bar.disable and ((step + 1) % cfg.log_every_steps == 0 or step + 1 == steps_per_epoch):
-                    bar.update(step + 1 - bar.n)
-                    bar.set_postfix(loss=f"{float(loss_acc + epoch_loss_sum) / max(epoch_seen, 1):.4f}",
-                                    lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)
-                if (cfg.checkpoint_every_steps and global_step % cfg.checkpoint_every_steps == 0
-                        and step + 1 < steps_per_epoch):
-                    epoch_loss_sum += float(loss_acc)
-                    loss_acc.zero_()
-                    checkpoint(epoch, step + 1, epoch_loss_sum, epoch_seen,
-                               elapsed_before + time.perf_counter() - session_start)
-        finally:
-            prefetch.close()
-        train_time = time.perf_counter() - t0
-        bar.close()
-        epoch_loss_sum += float(loss_acc)
-        totals = all_reduce_sum(torch.tensor([epoch_loss_sum, float(epoch_seen)], dtype=torch.float64),
-                                dist_info)
-        train_loss = float(totals[0] / max(totals[1], 1.0))
-        val = evaluate(ema.module if ema is not None else model, prep, data.val, device, dist_info, autocast,
-                       cfg.eval_batch_size or max(rank_batch, 256), mem_format)
-        trained_images = (steps_per_epoch - first) * global_batch
-        row = {
-            "epoch": epoch + 1,
-            "step": (epoch + 1) * steps_per_epoch,
-            "train_loss": train_loss,
-            "val_loss": val["loss"],
-            "top1": val["top1"],
-            "top5": val["top5"],
-            "val_images": val["count"],
-            "lr": float(scheduler.get_last_lr()[0]),
-            "images_per_s": trained_images / train_time if train_time > 0 else None,
-            "time_s": time.perf_counter() - epoch_start,
-        }
-        if not all(math.isfinite(v) for v in (train_loss, val["loss"])):
-            log.warning("%s epoch %d: non-finite loss (train %s, val %s)", cfg.model, epoch + 1, train_loss,
-                        val["loss"])
-        history.append(row)
-        log.info("%s %s epoch %d/%d: train_loss %.4f val_loss %.4f top1 %.2f top5 %.2f (%.0f img/s)",
-                 cfg.model, dataset_display_name(cfg.dataset), epoch + 1, epochs, train_loss, val["loss"],
-                 val["top1"], val["top5"], row["images_per_s"] or 0.0)
-        checkpoint(epoch + 1, 0, 0.0, 0, elapsed_before + time.perf_counter() - session_start)
-        if dist_info.is_main:
-            write_text(run_dir / rundir.METRICS, "".join(_json_line(r) for r in history))
-        epoch_loss_sum, epoch_seen = 0.0, 0
-
-    wall = elapsed_before + time.perf_counter() - session_start
-    last = history[-1] if history else {}
-    result = {
-        "model": cfg.model,
-        "family": family,
-        "year": year,
-        "dataset": cfg.dataset_name or dataset_display_name(cfg.dataset),
-        "dataset_spec": cfg.dataset,
-        "role": cfg.role,
-        "pretrain_dataset": transfer_meta.get("pretrain_dataset"),
-        "pretrain_run": transfer_meta.get("pretrain_run"),
-        "pretrain_top1": transfer_meta.get("pretrain_top1"),
-        "finetune_mode": cfg.finetune_mode if cfg.pretrain_run else None,
-        "seed": cfg.seed,
-        "top1": last.get("top1"),
-        "top5": last.get("top5"),
-        "val_loss": last.get("val_loss"),
-        "train_loss": last.get("train_loss"),
-        "epochs": epochs,
-        "steps": total_steps,
-        "wall_time_s": wall,
-        "params": n_params,
-        "flops": flops,
-        "image_size": image_size,
-        "num_classes": data.num_classes,
-        "train_images": len(data.train),
-        "val_images": len(data.val),
-        "batch_size": global_batch,
-        "recipe": recipe.name,
-        "recipe_params": to_dict(recipe),
-        "world_size": dist_info.world_size,
-        "device": str(device.type),
-        "precision": precision,
-        "environment": environment(device=str(device)),
-    }
-    if dist_info.is_main:
-        write_json(rundir.result_path(run_dir), result)
-    barrier(dist_info)
-    return result
+def _input_summary(state: RunState) -> dict[str, Any]:
+    return {**state.plan.to_dict(), **(state.feed.describe() if state.feed is not None else {}),
+            "normalization_values": {"mean": state.mean, "std": state.std}}
 
 
-def _prepared_batches(loader: Any, first: int, epoch: int, seed: int, recipe: Recipe, dist_info: DistInfo,
-                      pin: bool) -> Any:
-    """(step, augmented uint8 batch, labels) for this rank from batch `first` of `epoch` on."""
-    for step, (xb, yb) in enumerate(B.iterate_from(loader, first), start=first):
-        x = B.augment_batch(xb, recipe.augment, recipe.crop_padding, B.generator(seed, 104729, epoch, step),
-                            dist_info.rank, dist_info.world_size)
-        yield step, (x.pin_memory() if pin else x), yb
+def _write_start_files(state: RunState) -> None:
+    cfg, data = state.cfg, state.data
+    state.run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(state.run_dir / rundir.CONFIG, state.config_dict)
+    inputs = {}
+    for split, ds in (("train", data.train), ("val", data.val)):
+        fingerprint = getattr(ds, "meta", {}).get("fingerprint")
+        if fingerprint:
+            inputs[f"dataset_{split}"] = fingerprint
+    if cfg.pretrain_run:
+        pre_ckpt = rundir.checkpoint_path(cfg.pretrain_run)
+        if pre_ckpt.is_file():
+            inputs["pretrain_checkpoint"] = sha256_file(pre_ckpt)
+    write_manifest(state.run_dir, state.config_dict, inputs, recipe=to_dict(state.recipe), device=str(state.device),
+                   world_size=state.dist.world_size, image_size=state.plan.image_size, input=_input_summary(state))
 
 
-def _json_line(row: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(row) + "\n"
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, prep: nn.Module, ds: Any, device: torch.device, dist_info: DistInfo,
-    autocast: Any = None, batch_size: int = 256, mem_format: torch.memory_format = torch.contiguous_format,
-) -> dict[str, float]:
-    """Loss, top-1 and top-5 (percent) over the whole split; each image counted once across ranks."""
-    from imagenot.data import BatchLoader
-
-    was_training = model.training
-    model.eval()
-    loader = BatchLoader(ds, batch_size, shuffle=False, drop_last=False, rank=dist_info.rank,
-                         world_size=dist_info.world_size, even=False)
-    sums = torch.zeros(4, dtype=torch.float64)  # loss sum, top1 correct, top5 correct, count
-    crit = nn.CrossEntropyLoss(reduction="sum")
-    ctx = autocast if autocast is not None else contextlib.nullcontext()
-    for xb, yb in B.iterate_from(loader):
-        x = prep(xb.to(device)).contiguous(memory_format=mem_format)
-        y = yb.to(device)
-        with ctx:
-            out, _ = _logits(model(x))
-        out = out.float()
-        k = min(5, out.shape[1])
-        hit = out.topk(k, dim=1).indices.eq(y[:, None])
-        part = torch.stack([crit(out, y), hit[:, 0].sum(), hit.any(dim=1).sum(),
-                            torch.tensor(y.numel(), device=out.device)]).double().cpu()
-        sums += part
-    sums = all_reduce_sum(sums, dist_info)
-    n = max(float(sums[3]), 1.0)
-    model.train(was_training)
-    return {"loss": float(sums[0]) / n, "top1": 100.0 * float(sums[1]) / n, "top5": 100.0 * float(sums[2]) / n,
-            "count": int(sums[3])}
-
+def _write_predictions(state: RunState, result: EvalResult) -> None:
+    cfg = state.cfg
+    result.write_predictions(rundir.predictions_path(state.run_dir),
+                             dataset=cfg.dataset_name or dataset_display_name(cfg.dataset), split="val",
+                             num_classes=state.data.num_classes,
+                             extra={"model": cfg.model, "seed": cfg.seed, "dataset_spec": cfg.dataset})

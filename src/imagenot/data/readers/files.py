@@ -52,6 +52,11 @@ class RecordSet:
         return RecordSet(self.files, self.file_ids[idx], self.offsets[idx], self.sizes[idx], self.labels[idx],
                          [self.keys[i] for i in idx], self.classes, self.meta)
 
+    def source(self, i: int) -> str:
+        """Where sample `i` lives, for messages: the file, or `shard.tar:key`."""
+        path = self.files[int(self.file_ids[i])]
+        return path if int(self.sizes[i]) < 0 else f"{path}:{self.keys[i]}"
+
     def read_bytes(self, i: int) -> bytes:
         path = self.files[int(self.file_ids[i])]
         size = int(self.sizes[i])
@@ -148,14 +153,17 @@ def imagefolder_files(root: Path, split: str, val_fraction: float = 0.2, seed: i
         keep = np.flatnonzero(is_val if split == "val" else ~is_val)
         paths = [paths[i] for i in keep]
         lab = lab[keep]
-    return paths, lab, classes, {"root": str(root), "split_mode": split_mode}
+    return paths, lab, classes, {"root": str(root), "split_mode": split_mode, "split_dir": str(folder)}
 
 
 def imagefolder_records(paths: list[Path], labels: np.ndarray, classes: list[str],
                         meta: dict[str, Any]) -> RecordSet:
+    """Whole-file records; a sample's key is its path relative to the split folder (`class/name.jpg`)."""
     n = len(paths)
+    base = Path(meta["split_dir"]) if meta.get("split_dir") else None
+    keys = [p.relative_to(base).as_posix() if base is not None else str(p) for p in paths]
     return RecordSet([str(p) for p in paths], np.arange(n, dtype=np.int32), np.zeros(n, dtype=np.int64),
-                     np.full(n, -1, dtype=np.int64), labels, [str(p) for p in paths], classes, meta)
+                     np.full(n, -1, dtype=np.int64), labels, keys, classes, meta)
 
 
 # -- webdataset shards -------------------------------------------------------------------------------------

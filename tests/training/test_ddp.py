@@ -1,8 +1,10 @@
-"""Two CPU processes under torchrun (gloo) train to the loss curve of one process with the same global batch.
+"""Two CPU processes under torchrun (gloo) train to the loss curve of one process with the same global batch,
+and write the same predictions.parquet rows.
 
 convnext_s32 has no batch norm (LayerNorm only) and no dropout, so with the global-batch sharding and the
 global-batch augmentation draws the two runs compute the same gradients up to float summation order; the
-stated tolerance is a relative 1e-5 on every logged loss (measured: about 1e-7).
+stated tolerance is a relative 1e-5 on every logged loss (measured: about 1e-7). Evaluating the same weights
+with 1 and with 2 processes (each rank every second image, gathered on rank 0) gives identical rows.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from imagenot.predictions import read_predictions
 from imagenot.training.trainer import train
 from tests.training.training_helpers import quick_config, subprocess_env
 
@@ -53,3 +57,27 @@ def test_torchrun_two_processes_match_one(tmp_path):
     w2 = torch.load(ddp / "checkpoints" / "last.pt", weights_only=True)["model"]
     worst = max(float((w1[k] - w2[k]).abs().max() / (w1[k].abs().max() + 1e-12)) for k in w1)
     assert worst < 1e-4
+
+    # Each run's final evaluation: the same images under the same ids, predictions equal up to the weights'
+    # float differences (at most one near-tie flips).
+    (p1, m1), (p2, m2) = read_predictions(single / "predictions.parquet"), read_predictions(ddp / "predictions.parquet")
+    assert m1["split_digest"] == m2["split_digest"] and m1["n"] == m2["n"] == 201
+    for col in ("index", "key", "label"):
+        assert p1.column(col).to_pylist() == p2.column(col).to_pylist()
+    assert p1.column("index").to_pylist() == list(range(201)) and p1.column("key")[0].as_py() == "#0"
+    flips = sum(a != b for a, b in zip(p1.column("correct").to_pylist(), p2.column("correct").to_pylist()))
+    assert flips <= 1
+    assert max(abs(a - b) for a, b in zip(p1.column("p_label").to_pylist(), p2.column("p_label").to_pylist())) < 1e-3
+
+    # The same weights evaluated by 1 process (here) and by 2 (under torchrun): identical rows.
+    from tests.training.ddp_eval_script import main as evaluate_run
+
+    one, two = tmp_path / "eval1.parquet", tmp_path / "eval2.parquet"
+    evaluate_run(str(single), str(one))
+    cmd = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+           str(Path(__file__).with_name("ddp_eval_script.py")), str(single), str(two)]
+    done = subprocess.run([sys.executable, *cmd], env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (t1, meta1), (t2, meta2) = read_predictions(one), read_predictions(two)
+    assert t1.equals(t2) and meta1["split_digest"] == meta2["split_digest"]
+    assert t1.column("correct").to_pylist() == p1.column("correct").to_pylist()

@@ -82,7 +82,7 @@ def test_streamed_wds_run_resumes_after_sigkill_exactly(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     config = json.loads((reference / "config.json").read_text())
-    assert config["_meta"]["resolved"]["input"]["pipeline"] == "per_sample"
+    assert config["resolved"]["input"]["pipeline"] == "per_sample"
     assert json.loads((reference / "result.json").read_text())["input"]["read"] == "sequential"
 
     out = tmp_path / "killed"

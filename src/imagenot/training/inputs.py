@@ -49,7 +49,7 @@ PREFETCH_BATCHES = 4  # per DataLoader worker
 
 @dataclass(frozen=True)
 class InputPlan:
-    """The resolved input side of a run (written to config.json's `_meta.resolved`).
+    """The resolved input side of a run (written to config.json as `resolved.input`).
 
     `image_size` is the side the model is built for (the batched input, or the per-sample training crop);
     `eval_size` the side it is evaluated at.

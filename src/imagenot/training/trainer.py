@@ -15,7 +15,7 @@ nanoGPT are the models):
 What the model sees is the run's `InputPlan` (imagenot.training.inputs): the batched in-memory pipeline for
 small-input variants, torchvision's per-sample transforms for full-size models, one normalisation for every
 data path (`normalization`, ImageNet's by default). The resolved plan and recipe are written to config.json
-under `_meta.resolved` (ignored when the file is read back with --config). Checkpoints hold the loader
+as its `resolved` field (recomputed, never read, when the file is given back with --config). Checkpoints hold the loader
 position and every RNG state, so `resume=True` after a kill finishes with the same numbers as an
 uninterrupted run (in memory: bitwise mid-epoch; streamed shards: see imagenot.data.wds_stream).
 """
@@ -121,6 +121,10 @@ class TrainConfig:
     force: bool = option(False, help="replace an existing run in out")
     pretrain_run: str | None = option(None, help="fine-tuning: start from this finished run's weights", path=True)
     finetune_mode: Literal["full", "linear"] = option("full", help="fine-tuning: full, or linear (head only)")
+    resolved: dict[str, Any] = option(
+        default_factory=dict, cli=False,
+        help="written by the trainer into config.json: the input pipeline, transforms, recipe, epochs and batch "
+             "the run resolved to (informative; recomputed, never read, when a config is given)")
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -267,7 +271,7 @@ def _plan(cfg: TrainConfig) -> RunState:
     config_dict = to_dict(cfg)
     config_dict.update(resume=False, force=False)
     resolved = {"input": plan.to_dict(), "recipe": to_dict(recipe), "epochs": epochs, "batch_size": global_batch}
-    config_dict["_meta"] = {"resolved": json.loads(json.dumps(resolved))}
+    config_dict["resolved"] = json.loads(json.dumps(resolved))
     return RunState(cfg=cfg, dist=DistInfo(), run_dir=Path(cfg.out), recipe=recipe, plan=plan, epochs=epochs,
                     global_batch=global_batch, family=info.family, year=info.year, config_dict=config_dict)
 

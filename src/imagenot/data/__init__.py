@@ -26,7 +26,12 @@ Specs (`list_datasets()`, `imagenot datasets`): `fashion-mnist`, `animal-mnist`,
 Image files (imagefolder, wds) are decoded once and cached under $IMAGENOT_CACHE/datasets (default
 ~/.cache/imagenot); beyond `max_memory_mb` (or with `in_memory=False`) they come back as a
 `StreamingDataset` (no `.images`; same labels/classes/get_batch), which `BatchLoader` reads with DataLoader
-workers. Normalisation defaults to mean = std = 0.5 per channel; `ds.channel_stats()` gives the data's own.
+workers. Every dataset gives `ds.original(i)` (one image at its stored size, for per-sample transforms) and
+`ds.sample_keys()` (ids: the file path relative to the split folder, the webdataset key, `#<index>` for
+arrays). Per-sample transforms (torchvision's presets on uint8): `imagenot.data.transforms`; random-access
+per-sample reading: `imagenot.data.samples`; sequential webdataset shards: `imagenot.data.wds_stream`;
+channel statistics in one streaming pass: `imagenot.data.stats.channel_stats(ds)`. Normalisation is the
+trainer's (one mean/std for every data path, ImageNet's by default).
 Pickled sources (CIFAR-10, animal-mnist) are read with `imagenot.data.unpickle.RestrictedUnpickler`, which
 only rebuilds numpy arrays.
 """
@@ -44,6 +49,8 @@ _EXPORTS = {
     "BatchLoader": "loader",
     "get_dataset": "registry", "list_datasets": "registry", "parse_spec": "registry",
     "StreamingDataset": "streaming",
+    "TrainTransform": "transforms", "EvalTransform": "transforms",
+    "SampleDataset": "samples", "ShardStream": "wds_stream", "channel_stats": "stats",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -68,6 +68,11 @@ class ZooPlan:
     transfer_from: tuple[str, ...] = ()
     device: str = "auto"
     threads: int | None = None
+    # Input side of every pretraining run (TrainConfig fields of the same names; see `imagenot train --help`).
+    pipeline: str = "auto"
+    normalization: str = "auto"
+    workers: int | None = None
+    gpu_decode: bool = False
     deterministic: bool = False
     checkpoint_every_steps: int = 0
     progress: bool = True
@@ -176,7 +181,8 @@ def jobs(plan: ZooPlan) -> list[Job]:
                     batch_size=plan.batch_size, seed=seed, image_size=plan.image_size, limit=plan.limit,
                     dataset_options=dict(ds.options), role=ds.role, dataset_name=ds.name or dataset_display_name(ds.spec), device=plan.device,
                     deterministic=plan.deterministic, checkpoint_every_steps=plan.checkpoint_every_steps,
-                    threads=plan.threads, progress=plan.progress, resume=True,
+                    threads=plan.threads, progress=plan.progress, resume=True, pipeline=plan.pipeline,
+                    normalization=plan.normalization, workers=plan.workers, gpu_decode=plan.gpu_decode,
                 )
                 out.append(Job("train", run, cfg))
                 pre.append((ds, model, seed, run))
@@ -241,9 +247,14 @@ def _train_argv(cfg: TrainConfig) -> list[str]:
             "--seed", str(cfg.seed)]
     for flag, value in (("--epochs", cfg.epochs), ("--batch-size", cfg.batch_size),
                         ("--image-size", cfg.image_size), ("--limit", cfg.limit), ("--role", cfg.role),
-                        ("--dataset-name", cfg.dataset_name)):
+                        ("--dataset-name", cfg.dataset_name), ("--workers", cfg.workers)):
         if value is not None:
             argv += [flag, str(value)]
+    for flag, value in (("--pipeline", cfg.pipeline), ("--normalization", cfg.normalization)):
+        if value != "auto":
+            argv += [flag, value]
+    if cfg.gpu_decode:
+        argv.append("--gpu-decode")
     return argv + _option_argv(cfg)
 
 

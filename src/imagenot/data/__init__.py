@@ -31,7 +31,7 @@ workers. Every dataset gives `ds.original(i)` (one image at its stored size, for
 arrays). Per-sample transforms (torchvision's presets on uint8): `imagenot.data.transforms`; random-access
 per-sample reading: `imagenot.data.samples`; sequential webdataset shards: `imagenot.data.wds_stream`;
 channel statistics in one streaming pass: `imagenot.data.stats.channel_stats(ds)`. Normalisation is the
-trainer's (one mean/std for every data path, ImageNet's by default).
+trainer's (one mean/std for every data path: ImageNet's for full-size models, the data's own for small ones).
 Pickled sources (CIFAR-10, animal-mnist) are read with `imagenot.data.unpickle.RestrictedUnpickler`, which
 only rebuilds numpy arrays.
 """

@@ -87,42 +87,11 @@ class ImageDataset:
     def class_counts(self) -> list[int]:
         return torch.bincount(self.labels, minlength=self.num_classes).tolist()
 
-    def channel_stats(self, max_images: int = 10000, chunk: int = 256) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std in [0, 1] units, over an evenly spaced sample of at most `max_images`.
+    def channel_stats(self, max_images: int = 10000) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std in [0, 1] units (imagenot.data.stats: chunked, no float copy)."""
+        from imagenot.data.stats import channel_stats
 
-        Accumulated chunk by chunk in float64 sums, so memory stays a chunk's float copy whatever the size.
-        """
-        step = max(1, len(self) // max_images)
-        acc = ChannelMoments(self.channels)
-        picked = torch.arange(0, len(self), step)
-        for start in range(0, len(picked), chunk):
-            acc.add(self.images[picked[start:start + chunk]])
-        return acc.result()
-
-
-class ChannelMoments:
-    """Running per-channel sums of pixel values and their squares (float64), for streaming statistics."""
-
-    def __init__(self, channels: int) -> None:
-        self.sum = torch.zeros(channels, dtype=torch.float64)
-        self.sq = torch.zeros(channels, dtype=torch.float64)
-        self.count = 0
-
-    def add(self, images: torch.Tensor) -> None:
-        """Add uint8 images `[C, H, W]` or `[B, C, H, W]`."""
-        x = images if images.ndim == 4 else images[None]
-        if x.shape[1] != self.sum.shape[0]:
-            x = x.expand(-1, self.sum.shape[0], -1, -1) if x.shape[1] == 1 else x[:, : self.sum.shape[0]]
-        v = x.to(torch.float64).div_(255.0)
-        self.sum += v.sum(dim=(0, 2, 3))
-        self.sq += v.square().sum(dim=(0, 2, 3))
-        self.count += int(v.shape[0] * v.shape[2] * v.shape[3])
-
-    def result(self) -> tuple[list[float], list[float]]:
-        n = max(self.count, 1)
-        mean = self.sum / n
-        var = (self.sq / n - mean.square()).clamp_min(0)
-        return mean.tolist(), var.sqrt().clamp_min(1e-3).tolist()
+        return channel_stats(self, max_images, channels=self.channels)
 
 
 def validate(dataset: Any, min_classes: int = 2, what: str | None = None) -> None:

@@ -58,7 +58,8 @@ def _add_inputs(p: argparse.ArgumentParser) -> None:
                         "picks by model")
     g.add_argument("--normalization", choices=["auto", "imagenet", "dataset", "0.5"],
                    help="one mean/std for every data path; auto (default): the pretrained weights' when "
-                        "fine-tuning, else ImageNet's; dataset: the train split's statistics (one pass)")
+                        "fine-tuning, else ImageNet's for full-size models and the train split's statistics "
+                        "(dataset, one pass) for small-input variants")
     g.add_argument("--workers", type=int,
                    help="DataLoader worker processes per process (default: CPUs / local processes, max 8)")
     g.add_argument("--wds-read", choices=["auto", "sequential", "random"],

@@ -90,7 +90,7 @@ def resolve_plan(cfg: Any, recipe: Recipe, model: str) -> InputPlan:
     pipeline = cfg.pipeline if cfg.pipeline != "auto" else ("per_sample" if info.full_size else "batched")
     normalization = cfg.normalization
     if normalization == "auto":
-        normalization = "pretrained" if cfg.pretrain_run else "imagenet"
+        normalization = "pretrained" if cfg.pretrain_run else default_normalization(model)
     common = dict(normalization=normalization, mixup_alpha=recipe.mixup_alpha,
                   cutmix_alpha=recipe.cutmix_alpha, ra_reps=recipe.ra_reps, wds_read=cfg.wds_read,
                   gpu_decode=cfg.gpu_decode)
@@ -145,6 +145,14 @@ def eval_transform_for(model: str, recipe: Recipe | None = None, image_size: int
     if image_size:
         resize, crop = int(round(image_size * d.val_resize / d.val_crop)), int(image_size)
     return EvalTransform(resize, crop, r.val_interpolation or d.interpolation)
+
+
+def default_normalization(model: str) -> str:
+    """ImageNet's statistics for full-size models (as torchvision trains them); the training split's own for
+    the small-input variants, whose data (gray Fashion-MNIST, clip art on white) are far from ImageNet's."""
+    from imagenot.models import model_info
+
+    return "imagenet" if model_info(model).full_size else "dataset"
 
 
 def default_workers(dist: DistInfo) -> int:

@@ -14,7 +14,8 @@ nanoGPT are the models):
 
 What the model sees is the run's `InputPlan` (imagenot.training.inputs): the batched in-memory pipeline for
 small-input variants, torchvision's per-sample transforms for full-size models, one normalisation for every
-data path (`normalization`, ImageNet's by default). The resolved plan and recipe are written to config.json
+data path (`normalization`: ImageNet's for full-size models, the training split's own for the small-input
+variants, the pretrained weights' when fine-tuning). The resolved plan and recipe are written to config.json
 as its `resolved` field (recomputed, never read, when the file is given back with --config). Checkpoints hold the loader
 position and every RNG state, so `resume=True` after a kill finishes with the same numbers as an
 uninterrupted run (in memory: bitwise mid-epoch; streamed shards: see imagenot.data.wds_stream).
@@ -96,7 +97,8 @@ class TrainConfig:
                      "per_sample (torchvision's decode-time transforms; full-size models); auto picks by model")
     normalization: Literal["auto", "imagenet", "dataset", "0.5"] = option(
         "auto", help="one mean/std for every data path: imagenet, dataset (statistics of the train split, one "
-                     "streaming pass), 0.5; auto: the pretrained weights' when fine-tuning, else imagenet")
+                     "streaming pass), 0.5; auto: the pretrained weights' when fine-tuning, else imagenet for "
+                     "full-size models and dataset for the small-input variants")
     workers: int | None = option(None, help="DataLoader worker processes per process (default: CPUs / local "
                                             "processes, at most 8)")
     wds_read: Literal["auto", "sequential", "random"] = option(
@@ -328,7 +330,7 @@ def setup(state: RunState) -> dict[str, Any] | None:
     model, state.transfer_meta = _build_model(cfg, state.data.num_classes, state.plan.image_size,
                                               load_pretrained=ckpt is None)
     set_dropout(model, state.recipe.dropout)
-    state.mean, state.std = _normalization(cfg, state.data.train, state.transfer_meta)
+    state.mean, state.std = _normalization(cfg, state.plan, state.data.train, state.transfer_meta)
     state.prep = Normalize(state.mean, state.std, model_channels(model)).to(state.device)
     model.to(state.device)
     if channels_last:
@@ -622,14 +624,17 @@ def _load_data(cfg: TrainConfig, plan: InputPlan) -> _Data:
     return _Data(train=train_ds, val=val, classes=list(train_ds.classes), num_classes=int(train_ds.num_classes))
 
 
-def _normalization(cfg: TrainConfig, train_ds: Any, transfer_meta: dict[str, Any]) -> tuple[list[float], list[float]]:
+def _normalization(cfg: TrainConfig, plan: InputPlan, train_ds: Any, transfer_meta: dict[str, Any]
+                   ) -> tuple[list[float], list[float]]:
     """The one mean/std of the run. Starting from pretrained weights, theirs: that is what they learned on."""
-    mode = cfg.normalization
-    if mode == "auto":
+    mode = plan.normalization
+    if mode == "pretrained":
         pretrained = pretrained_normalization(cfg, transfer_meta)
         if pretrained is not None:
             return pretrained
-        mode = "imagenet"
+        from imagenot.training.inputs import default_normalization
+
+        mode = default_normalization(cfg.model)
     if mode == "dataset":
         from imagenot.data.stats import channel_stats
 

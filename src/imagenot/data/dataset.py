@@ -119,18 +119,18 @@ def validate(dataset: Any, min_classes: int = 2, what: str | None = None) -> Non
 def resize_center_crop(images: torch.Tensor, size: int, batch: int = 1024) -> torch.Tensor:
     """Resize the shorter side to `size` (antialiased bilinear) and centre-crop to `size` x `size`.
 
-    Runs once at load time on uint8 `[N, C, H, W]` in chunks, so memory stays bounded.
+    Runs once at load time on uint8 `[N, C, H, W]` in chunks into one preallocated output, so memory stays the
+    input plus the output plus a chunk.
     """
     from torchvision.transforms.v2 import functional as F
 
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
-    out = []
+    out = images.new_empty((images.shape[0], images.shape[1], size, size))
     for start in range(0, images.shape[0], batch):
-        chunk = images[start:start + batch]
-        chunk = F.resize(chunk, [size], antialias=True)
-        out.append(F.center_crop(chunk, [size, size]))
-    return torch.cat(out) if out else images.new_zeros((0, images.shape[1], size, size))
+        chunk = F.resize(images[start:start + batch], [size], antialias=True)
+        out[start:start + batch] = F.center_crop(chunk, [size, size])
+    return out
 
 
 def convert_channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:

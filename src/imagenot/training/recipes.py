@@ -17,7 +17,8 @@ Conventions follow torchvision's `train.py`:
   GPUs); the lr is stated for `reference_batch_size` and scaled to the actual global batch (`lr_scaling`);
 * `norm_weight_decay` / `bias_weight_decay` of None mean "same as weight_decay", train.py's default;
 * EMA (`ema_decay`, `ema_steps`) uses train.py's adjustment: the model is averaged every `ema_steps`
-  optimizer steps with decay `1 - min(1, (1 - ema_decay) * global_batch * ema_steps / epochs)`;
+  optimizer steps (counted over the run; train.py counts within each epoch) with decay
+  `1 - min(1, (1 - ema_decay) * global_batch * ema_steps / epochs)`, restarting during warm-up;
 * image sizes and interpolations of None mean "the model's torchvision weights decide"
   (`imagenot.models.weights.transform_defaults`), so a recipe row only states what its command states.
 """

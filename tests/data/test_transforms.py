@@ -124,3 +124,19 @@ def test_auto_augment_policies_run_on_uint8(policy):
     tf = TrainTransform(crop=24, auto_augment=policy).build()
     out = apply_seeded(tf, torch.randint(0, 256, (3, 40, 30), dtype=torch.uint8), 1)
     assert out.shape == (3, 24, 24) and out.dtype == torch.uint8
+
+
+def test_device_decoding_gives_the_workers_batches(tmp_path):
+    """gpu_decode's path (encoded bytes to the main process, decode + seeded transform there) on the CPU."""
+    from imagenot.data.samples import collate, decode_on_device
+    from tests.training.training_helpers import write_image_folder
+
+    root = write_image_folder(tmp_path / "f", {"train": 3, "val": 1}, fmt="jpg")
+    ds = get_dataset(f"imagefolder:{root}", "train", in_memory=False)
+    tf = TrainTransform(crop=16).build()
+    items = [(i, mix_seed(1, i)) for i in range(len(ds))]
+    decoded = collate([SampleDataset(ds, tf)[it] for it in items])
+    encoded = collate([SampleDataset(ds, tf, decode=False)[it] for it in items])
+    assert isinstance(encoded[0], list) and torch.equal(encoded[1], decoded[1])
+    on_device = decode_on_device(encoded[0], encoded[3], tf, torch.device("cpu"))
+    assert torch.equal(on_device, decoded[0])

@@ -10,11 +10,13 @@ webdataset's own pieces (`tarfile_to_samples` to read shards, `shuffle` for the 
   readers-th sample instead;
 * each reader mixes samples through a shuffle buffer seeded by (seed, epoch, reader) and cycles over its
   shards until its share of the epoch is done, so every process yields exactly `steps_per_epoch` batches
-  (no DDP rank waits for another) and each sample is seen about once per epoch;
+  (no DDP rank waits for another) and each sample is seen about once per epoch (the buffer lets the start
+  of a reader's next pass mix into the end of this one, and unequal shards make some readers wrap early);
 * each sample's augmentation is seeded by (seed, epoch, reader, sample number), and every sample is
   repeated `repeats` times with different draws (repeated augmentation).
 
-Exactness: the stream of an epoch is a function of (seed, epoch, rank, world size, number of workers), so
+Exactness: the stream of an epoch is a function of (seed, epoch, rank, world size, number of workers) (the
+DataLoader takes batches from its workers round-robin, and after a skip the workers' roles rotate to match), so
 resuming at an epoch boundary gives the batches an uninterrupted run gets; resuming mid-epoch (`set_epoch(e,
 skip)`) re-reads the skipped batches' bytes without decoding them and is exact as well, provided the run
 resumes with the same number of processes and loader workers (otherwise the shard split differs and the
@@ -117,7 +119,10 @@ class ShardStream(IterableDataset):
         import webdataset as wds
 
         epoch, skip = int(self._state[0]), int(self._state[1])
-        worker, workers = self._reader()
+        loader_worker, workers = self._reader()
+        # DataLoader asks its workers round-robin from worker 0: after skipping `skip` batches, its worker w
+        # must produce what reader (w + skip) % workers produces in an uninterrupted epoch.
+        worker = (loader_worker + skip) % workers
         reader = self.rank * workers + worker
         # This reader's batches are the rank's batches worker, worker + workers, ...: how many it owes and
         # how many of them lie before `skip` (read, not decoded, when resuming mid-epoch).

@@ -208,7 +208,7 @@ class TrainFeed:
                 from imagenot.data.samples import SampleDataset, SeededBatches
 
                 self._sampler = SeededBatches(self._batches, seed, salt=104723)
-                sample_ds = SampleDataset(ds, self.transform, decode=not plan.gpu_decode)
+                sample_ds = SampleDataset(ds, self.transform, decode=not _device_decodes(plan, ds))
                 self._loader = self._dataloader(sample_ds, batch_sampler=self._sampler)
 
     def _dataloader(self, dataset: Any, **kw: Any) -> Any:
@@ -217,7 +217,8 @@ class TrainFeed:
         from imagenot.data.samples import collate
 
         extra = {"persistent_workers": True, "prefetch_factor": PREFETCH_BATCHES} if self.workers > 0 else {}
-        return DataLoader(dataset, num_workers=self.workers, pin_memory=self.pin and not self.plan.gpu_decode,
+        pin = self.pin and not _device_decodes(self.plan, self.ds)
+        return DataLoader(dataset, num_workers=self.workers, pin_memory=pin,
                           generator=private_generator(),
                           collate_fn=collate, **extra, **kw)
 
@@ -260,7 +261,9 @@ class TrainFeed:
         from imagenot.data.samples import decode_on_device
 
         for x, y, idx, seeds in batches:
-            yield decode_on_device(x, seeds, self.transform, self.device), y, idx, seeds
+            if isinstance(x, list):  # encoded images (in-memory arrays arrive decoded)
+                x = decode_on_device(x, seeds, self.transform, self.device)
+            yield x, y, idx, seeds
 
     def describe(self) -> dict[str, Any]:
         return {"read": self.mode, "workers": self.workers, "steps_per_epoch": self.steps_per_epoch,
@@ -271,6 +274,11 @@ class TrainFeed:
         if it is not None and hasattr(it, "_shutdown_workers"):
             it._shutdown_workers()
         self._loader = None
+
+
+def _device_decodes(plan: InputPlan, ds: Any) -> bool:
+    """Whether images reach the main process encoded, to be decoded on the device (files only)."""
+    return plan.gpu_decode and hasattr(ds, "encoded")
 
 
 def _shard_stream(ds: Any, plan: InputPlan, transform: Any, rank_batch: int, steps: int, seed: int,
@@ -313,11 +321,11 @@ def eval_batches(ds: Any, transform: EvalTransform | None, *, batch_size: int, d
     from imagenot.data.samples import SampleDataset, SeededBatches, collate, decode_on_device
 
     tf = transform.build()
-    sample_ds = SampleDataset(ds, tf, decode=not gpu_decode)
+    on_device = gpu_decode and hasattr(ds, "encoded")
+    sample_ds = SampleDataset(ds, tf, decode=not on_device)
     dl = DataLoader(sample_ds, batch_sampler=SeededBatches(loader, 0), num_workers=workers, collate_fn=collate,
-                    generator=private_generator(),
-                    pin_memory=device.type == "cuda" and not gpu_decode)
+                    generator=private_generator(), pin_memory=device.type == "cuda" and not on_device)
     for x, y, idx, seeds in dl:
-        if gpu_decode:
+        if on_device:
             x = decode_on_device(x, seeds, tf, device)
         yield x, y, idx

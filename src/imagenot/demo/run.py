@@ -66,7 +66,7 @@ def _download(cfg: DemoConfig, p: DemoPaths) -> str:
     card = run_download(DownloadConfig(
         matches=str(p.mine / "selected.parquet"), out=str(p.dataset), name="clipart-not",
         image_size=cfg.image_size, allow_local=True, processes=min(2, os.cpu_count() or 1),
-        near_dup_distance=cfg.near_dup_distance, min_per_class=cfg.min_images_per_class, seed=cfg.seed,
+        near_dup_distance=cfg.near_dup_distance, min_images_per_class=cfg.min_images_per_class, seed=cfg.seed,
     ), command="imagenot demo")
     counts = {k: v.get("count", v) if isinstance(v, dict) else v for k, v in card.get("splits", {}).items()}
     return f"{len(card.get('classes', []))} classes, splits {counts}"

@@ -259,3 +259,39 @@ def test_against_a_missing_path_fails_before_anything_is_fetched(built, tmp_path
     assert main(_args(matches, out, "--against", "no-such-dataset")) == 2
     assert "not a folder and not a dataset name; known names:" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_crash_while_writing_input_parquet_leaves_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys) -> None:
+    """img2dataset's input list is written atomically: a crash never leaves a torn one for the rerun."""
+    matches = write_selection(tmp_path / "mine", [f"http://127.0.0.1:9/{i}.jpg" for i in range(4)], [0, 1, 2, 3])
+    out = tmp_path / "ds"
+    real = pq.write_table
+
+    def crash(table, where, *args, **kwargs):
+        if Path(str(where)).name.startswith(".input.parquet."):
+            Path(str(where)).write_bytes(b"PAR1 torn")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(table, where, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", crash)
+    assert main(["download", "--matches", str(matches), "--out", str(out)]) == 2
+    assert "no space left" in capsys.readouterr().err
+    assert not (out / "_work" / "input.parquet").exists()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_card_without_hashes_still_pins_the_sample_count(dataset: Path, capsys) -> None:
+    """An older or hand-written card without sha256: the sample count is read from the tar headers."""
+    import json
+
+    card = read_json(dataset / "dataset.json")
+    for info in card["splits"].values():
+        for s in info["shards"]:
+            s.pop("sha256")
+    entry = card["splits"]["val"]["shards"][0]
+    entry["samples"] += 1
+    (dataset / "dataset.json").write_text(json.dumps(card))
+    assert main(["datasets", "--show", f"wds:{dataset}", "--data-opt", "cache=false"]) == 2
+    assert f"{entry['file']} holds {entry['samples'] - 1} samples, dataset.json says {entry['samples']}" in (
+        capsys.readouterr().err)

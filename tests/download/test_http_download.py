@@ -240,7 +240,9 @@ def test_counts_per_reason_are_exact(served) -> None:
     assert len(trickles) == 4 and max(trickles) < TIMEOUT_S + 4, trickles  # 2 urls x (1 + 1 retry)
     huge = [sent for kind, _, sent in server.held if kind.startswith("huge")]
     assert len(huge) == 6 and max(huge) < HUGE_BYTES / 2, huge
-    print(f"\nHTTP download of 200 urls: {wall:.1f} s; removed {card['removed']}")
+    print(f"\nHTTP download of 200 urls: {wall:.1f} s; removed {card['removed']}; trickling requests held "
+          f"{max(trickles):.1f} s at most (timeout {TIMEOUT_S} s); huge bodies: at most {max(huge) / 1e6:.1f} MB "
+          f"sent of {HUGE_BYTES / 1e6:.0f} MB (cap {MAX_MB} MB)")
 
 
 def test_shards_follow_the_contract(served) -> None:

@@ -78,6 +78,8 @@ def write_split_shards(
             tmp.unlink()
             continue
         final = out_dir / tmp.name
+        with open(tmp, "rb") as fh:  # on disk before it is named: a power cut leaves no empty shard
+            os.fsync(fh.fileno())
         os.replace(tmp, final)
         info = {
             "file": final.name,

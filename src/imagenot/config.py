@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -152,8 +153,10 @@ def resolve(
     preset: str | None = None,
     config_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    keep_none: bool = False,
 ) -> T:
-    """Layer defaults < preset < config file < explicit overrides (None values are ignored)."""
+    """Layer defaults < preset < config file < explicit overrides (None overrides are ignored unless
+    `keep_none`: then an explicit None, e.g. `"epochs": null` in a config file, unsets a preset's value)."""
     data: dict[str, Any] = {}
     if preset is not None:
         presets = presets or {}
@@ -165,8 +168,47 @@ def resolve(
         loaded.pop("_meta", None)
         data.update(loaded)
     if overrides:
-        data.update({k: v for k, v in overrides.items() if v is not None})
+        data.update({k: v for k, v in overrides.items() if keep_none or v is not None})
     return from_dict(cls, data)
+
+
+# Spec kinds whose argument is not a filesystem path (`torchvision:resnet152.IMAGENET1K_V1`, urls).
+NON_PATH_SPEC_KINDS = frozenset({"torchvision", "http", "https", "s3", "gs", "hf", "synthetic"})
+
+
+def _absolute(value: str, base: Path, kind: Any) -> str:
+    if kind == "spec":
+        head, sep, rest = value.partition(":")
+        if not sep:  # a bare registry name such as fashion-mnist, or "scratch"
+            return value
+        if not rest or head.lower() in NON_PATH_SPEC_KINDS or rest.startswith("//"):
+            return value
+        return f"{head}:{_absolute(rest, base, True)}"
+    path = Path(value).expanduser()
+    return os.path.normpath(path if path.is_absolute() else base / path)
+
+
+def absolute_paths(cls: type, data: Mapping[str, Any], base: str | Path | None = None) -> dict[str, Any]:
+    """`data` with the values of `cls`'s path fields (option(path=True), or path="spec" for `KIND:PATH`
+    specs) made absolute against `base` (default: the working directory), so a written config replays from
+    any directory."""
+    root = Path(base) if base is not None else Path.cwd()
+    out = dict(data)
+    for f in dataclasses.fields(cls):
+        kind = f.metadata.get("path")
+        value = out.get(f.name)
+        if not kind or value is None:
+            continue
+        if isinstance(value, str):
+            out[f.name] = _absolute(value, root, kind)
+        elif isinstance(value, (list, tuple)):
+            out[f.name] = type(value)(_absolute(v, root, kind) if isinstance(v, str) else v for v in value)
+    return out
+
+
+def to_record(cfg: Any) -> dict[str, Any]:
+    """What a stage writes as its `config.json`: `to_dict` with every path field absolute."""
+    return absolute_paths(type(cfg), to_dict(cfg))
 
 
 def replace(cfg: T, **changes: Any) -> T:

@@ -125,20 +125,44 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return conv(cfg)
 
 
+MAX_CONFIG_BYTES = 16 << 20
+
+
+def _load_yaml(text: str) -> Any:
+    """yaml.safe_load without anchors and aliases: a config never needs them, and nested aliases ("billion
+    laughs") expand a few hundred bytes into gigabytes before any size check could run."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise ConfigError(f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                                  "allowed in imagenot configs; write the values out")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_mapping(path: str | Path) -> dict[str, Any]:
     """Read a json or yaml mapping; the suffix decides."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size} bytes is not a config file (limit {MAX_CONFIG_BYTES})")
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text config file ({exc.reason})") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     try:
         if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _load_yaml(text)
         else:
             data = json.loads(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - both parsers raise their own types
         raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'json'}: {exc}") from exc
     if not isinstance(data, dict):

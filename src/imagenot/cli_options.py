@@ -156,6 +156,8 @@ def _add_field(parser: argparse._ActionsContainer, f: dataclasses.Field, tp: Any
         kwargs.setdefault("metavar", "KEY=VALUE")
     elif base in (int, float, str):
         kwargs["type"] = base
+        if base is not str:
+            kwargs.setdefault("metavar", "N" if base is int else "X")
     parser.add_argument(flag, **kwargs)
 
 

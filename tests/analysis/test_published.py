@@ -48,7 +48,8 @@ def test_published_reference_side(paper_csv: Path, tmp_path: Path) -> None:
     assert resnet["weights"] == "ResNet152_Weights.IMAGENET1K_V1"
     assert (resnet["n_val"], float(resnet["chance"])) == ("50000", 0.1)
     md = (out / "report.md").read_text()
-    assert "The imagenet-1k side comes from published weights (AlexNet_Weights.IMAGENET1K_V1," in md
+    assert ("The imagenet-1k side comes from published weights (AlexNet_Weights.IMAGENET1K_V1 and 8 more): their "
+            "published accuracies, not models trained by this tool.") in md
     assert "| ResNet-152 | 2015 | 78.31 (published) |" in md
     assert "| imagenet-1k | reference | 50,000 | 1000 (0.1%) | — | — | published |" in md
     with open(out / "models.csv", newline="") as fh:

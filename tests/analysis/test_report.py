@@ -215,3 +215,21 @@ def test_report_leads_with_the_answer(tmp_path: Path) -> None:
     assert (first["dataset"], first["n_val"], first["chance"], first["epochs"], first["train_images"]) == (
         "clipart", "200", "10.0", "3", "1000")
     assert (out / "plots" / "scatter_logit.png").is_file()
+
+
+def test_config_json_replays_from_another_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "r.csv").write_text("model,year,dataset,role,top1\n" + "".join(
+        f"{m},{y},a,reference,{r}\n{m},{y},b,contrast,{c}\n"
+        for m, y, r, c in (("alexnet", 2012, 60, 30), ("vgg", 2014, 70, 36), ("resnet", 2015, 80, 41))))
+    monkeypatch.chdir(work)
+    assert main(["report", "--results", "r.csv", "--out", "rep", "--n-boot", "200"]) == 0
+    config = json.loads((work / "rep" / "config.json").read_text())
+    assert config["results"] == str(work / "r.csv") and config["out"] == str(work / "rep")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["report", "--config", str(work / "rep" / "config.json"), "--out", "again"]) == 0
+    assert (json.loads((elsewhere / "again" / "stats.json").read_text())["main"]["rank"]
+            == json.loads((work / "rep" / "stats.json").read_text())["main"]["rank"])

@@ -26,7 +26,7 @@ tr:nth-child(even) td{background:#fafbfc}
 figure{margin:1.2em 0}
 figure img{max-width:100%;border:1px solid #e3e3e3}
 figure.lead{margin:.4em 0 .6em;text-align:center}
-figure.lead img{max-height:calc(100vh - 12.5em);width:auto}
+figure.lead img{max-height:calc(100vh - 14em);width:auto}
 figcaption{font-size:.88em;color:#555}
 .verdict{font-size:1.12em;background:#eef3fa;border-left:5px solid #3b6ea8;padding:.45em .9em;margin:.3em 0}
 .sub{font-size:.9em;color:#444;margin:.2em 0}

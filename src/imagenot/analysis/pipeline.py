@@ -12,7 +12,7 @@ from imagenot.analysis.labels import human_column_name
 from imagenot.analysis.outdir import check_target
 from imagenot.analysis.report import write_report
 from imagenot.analysis.results import Row, collect_results, read_results_csv, read_wide_csv
-from imagenot.config import ConfigError, to_dict
+from imagenot.config import ConfigError, to_record
 from imagenot.fileio import sha256_file
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,8 @@ def run_report(cfg: ReportConfig) -> dict[str, Path]:
         n_perm=cfg.n_perm, power=cfg.power,
     )
     inputs.update({path: sha256_file(path) for path in analysis_inputs(analysis)})
-    return write_report(analysis, Path(cfg.out), title=cfg.title, config=to_dict(cfg), inputs=inputs)
+    # config.json with absolute paths, so `--config REPORT/config.json` replays from any directory
+    return write_report(analysis, Path(cfg.out), title=cfg.title, config=to_record(cfg), inputs=inputs)
 
 
 def analysis_inputs(analysis: Any) -> list[str]:

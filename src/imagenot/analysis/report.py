@@ -179,10 +179,13 @@ def published_sentence(analysis: Analysis) -> str | None:
         info = analysis.datasets.get(name)
         if info is None or info.source == "trained":
             continue
-        weights = f" ({', '.join(info.weights[:3])}{', ...' if len(info.weights) > 3 else ''})" if info.weights else ""
+        weights = ""
+        if info.weights:
+            more = f" and {len(info.weights) - 1} more" if len(info.weights) > 1 else ""
+            weights = f" ({info.weights[0]}{more})"
         if info.source == "published":
-            parts.append(f"The {name} side comes from published weights{weights}, evaluated or quoted, not "
-                         "trained by this tool.")
+            parts.append(f"The {name} side comes from published weights{weights}: their published accuracies, "
+                         "not models trained by this tool.")
         else:
             parts.append(f"Some {name} results come from published weights{weights}; they are marked "
                          "'published' in the tables.")

@@ -78,6 +78,9 @@ def _get(mapping: Mapping[str, Any], column: str) -> Any:
     value = mapping.get(column)
     if value is None and column in _ALIASES:
         value = mapping.get(_ALIASES[column])
+    if column == "weights" and isinstance(value, Mapping):
+        # `imagenot evaluate` records what it loaded as a mapping (source, kind, identity, sha256)
+        value = value.get("identity") or value.get("source")
     return value
 
 

@@ -218,3 +218,23 @@ def test_models_and_pairs_csv(tmp_path: Path) -> None:
     md = (out / "report.md").read_text()
     assert "the validation images do not support it (within test-set noise on both datasets)" in md
     assert "densenet_s is 1.0 points ahead on fashion" in md and "so the flip is not supported" in md
+
+
+def test_transfer_sides_on_the_same_images_are_resampled_together(tmp_path: Path) -> None:
+    # fine-tuned from either dataset, each model gets exactly the same images right: every joint resample
+    # keeps x == y, so tau stays 1 even though the models are only a point apart on 300 images
+    root = _study(tmp_path / "s", {"a": (0.6, 0.4), "b": (0.7, 0.5), "c": (0.8, 0.6), "d": (0.9, 0.7)}, n=300)
+    rng = np.random.default_rng(4)
+    difficulty = rng.random(300)
+    for i, model in enumerate("abcd"):
+        hits = correct_vector(difficulty, 0.60 + 0.01 * i, rng)
+        for pre in ("ref", "con"):
+            run = write_run(root, f"{model}-t-from-{pre}", model=model, dataset="t", role="transfer",
+                            pretrain_dataset=pre, top1=100.0 * hits.mean(), val_images=300)
+            write_predictions_file(run, hits)
+    (t,) = analyze(collect_results([root]), n_boot=300).transfer
+    images = t.noise["images"]
+    assert "across both sides" in images["what"]
+    assert images["kendall_tau"]["low"] == 1.0 and images["kendall_tau"]["high"] == 1.0
+    assert images["fits"]["raw"]["slope"]["low"] == pytest.approx(1.0)
+    assert t.evidence_x is not None and len(t.evidence_x.pairs) == 6

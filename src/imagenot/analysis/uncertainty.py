@@ -117,13 +117,23 @@ class FlipSupport:
 
 @dataclasses.dataclass
 class SideDraws:
-    """Image-bootstrap draws of one side: (n_boot, models) seed-mean accuracies in percent."""
+    """Image-bootstrap draws of one side: (n_boot, models) seed-mean accuracies in percent, and what they were
+    drawn from (the images x runs correctness, each column's model, the split's digest)."""
 
     models: list[str]
     means: np.ndarray
+    correct: np.ndarray
+    column_models: list[str]
+    digest: str
 
     def column(self, model: str) -> np.ndarray:
         return self.means[:, self.models.index(model)]
+
+
+def _model_means(run_acc: np.ndarray, column_models: Sequence[str], models: Sequence[str]) -> np.ndarray:
+    """(n_boot, models) means over each model's seed columns of (n_boot, runs) accuracies."""
+    return np.column_stack([run_acc[:, [i for i, m in enumerate(column_models) if m == model]].mean(axis=1)
+                            for model in models])
 
 
 @dataclasses.dataclass
@@ -254,8 +264,9 @@ def side_evidence(
         ev.n = int(correct.shape[0])
         ev.paired = True
         run_acc = paired.bootstrap_accuracies(correct, n_boot, rng) * 100.0
-        means = np.column_stack([run_acc[:, [c for mm, c in columns if mm == m]].mean(axis=1) for m in usable])
-        draws = SideDraws(models=list(usable), means=means)
+        column_models = [m for m, _ in columns]
+        draws = SideDraws(models=list(usable), means=_model_means(run_acc, column_models, usable), correct=correct,
+                          column_models=column_models, digest=loaded[usable[0]][0].digest)  # type: ignore[union-attr]
     for model, runs in by_model.items():
         values = np.array([r["top1"] for r in runs], dtype=float)
         source = "published" if any(r["source"] == "published" for r in runs) else "trained"
@@ -381,9 +392,18 @@ def noise_sources(
     if n < stats.MIN_POINTS:
         return out
     if dx is not None and dy is not None and all(m in dx.models and m in dy.models for m in models):
-        xm = np.column_stack([dx.column(m) for m in models])
-        ym = np.column_stack([dy.column(m) for m in models])
-        out["images"] = {"what": "test images, paired across models within each dataset",
+        if dx.digest == dy.digest:
+            # both sides were evaluated on the same images (a transfer target): resample them together
+            run_acc = paired.bootstrap_accuracies(np.column_stack([dx.correct, dy.correct]), n_boot, rng) * 100.0
+            k = dx.correct.shape[1]
+            xm = _model_means(run_acc[:, :k], dx.column_models, models)
+            ym = _model_means(run_acc[:, k:], dy.column_models, models)
+            what = "test images, paired across models and across both sides (the same images)"
+        else:
+            xm = np.column_stack([dx.column(m) for m in models])
+            ym = np.column_stack([dy.column(m) for m in models])
+            what = "test images, paired across models within each dataset"
+        out["images"] = {"what": what,
                          **stats.agreement_intervals(xm, ym, accuracy=accuracy, base_index=base_index,
                                                      confidence=confidence)}
     if any(len(v) > 1 for v in list(x_seeds) + list(y_seeds)):

@@ -77,17 +77,23 @@ def option(
     flag: str | None = None,
     metavar: str | None = None,
     group: str | None = None,
-    path: bool = False,
+    path: bool | str = False,
     cli: bool = True,
+    nargs: str | None = None,
+    repeat: bool = False,
 ) -> Any:
     """A config field declared once: its default, its help and how it appears on the command line.
 
     The CLI of every stage is generated from these fields (`imagenot.cli_options`): the flag is
     `--field-name` unless `flag` says otherwise, the help shows the default, choices come from a `Literal`
     type, `path=True` marks a filesystem path (stored absolute in config.json so a run replays from any
-    directory), and `cli=False` keeps a field out of the flags (set through --config only).
+    directory; path="spec" for `KIND:PATH` specs), and `cli=False` keeps a field out of the flags (set
+    through --config only). A tuple field takes comma-separated values, or several values after one flag
+    with `nargs="+"` (`--runs A B C`), or one value per repeated flag with `repeat=True`
+    (`--scale a=ratio --scale b=percent`).
     """
-    meta = {"help": help, "flag": flag, "metavar": metavar, "group": group, "path": path, "cli": cli}
+    meta = {"help": help, "flag": flag, "metavar": metavar, "group": group, "path": path, "cli": cli,
+            "nargs": nargs, "repeat": repeat}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)

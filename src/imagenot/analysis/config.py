@@ -23,7 +23,7 @@ class ReportConfig:
                       group="output")
     runs: tuple[str, ...] = option((), help="run directories, searched recursively for result.json (and the "
                                             "predictions.parquet beside it)", metavar="DIR", path=True,
-                                   group="input")
+                                   group="input", nargs="+")
     results: str | None = option(None, help="a results CSV instead of run directories (long format: model, "
                                             "dataset, top1, ...; or one column per dataset with --wide)",
                                  metavar="FILE", path=True, group="input")
@@ -48,7 +48,8 @@ class ReportConfig:
                                   group="analysis")
     scales: tuple[str, ...] = option((), help="declare how a dataset's numbers are expressed, "
                                               "DATASET=percent|fraction|ratio (default: detected and stated)",
-                                     metavar="DATASET=SCALE", group="analysis")
+                                     metavar="DATASET=SCALE", group="analysis", repeat=True,
+                                     flag="--scale")
     bootstrap: Literal["auto", "seeds", "models", "both"] = option(
         "auto", help="what the headline bootstrap of tau, slope and R^2 resamples (auto: seeds and models when "
                      "models have several seeds, else models); every source is also reported on its own",

@@ -56,7 +56,7 @@ def test_file_urls_need_allow_local(local, capsys) -> None:
     assert not (root / "refused").exists()
 
 
-def test_cli_builds_a_complete_dataset_folder(local, capsys) -> None:
+def test_cli_builds_a_complete_dataset_folder(local, capsys, tmp_path: Path, monkeypatch) -> None:
     root, matches = local
     out = root / "ds"
     rc = main(["download", "--matches", str(matches), "--out", str(out), "--allow-local", "--image-size", "32",
@@ -96,9 +96,12 @@ def test_cli_builds_a_complete_dataset_folder(local, capsys) -> None:
     assert sheet.width > 6 * 64 and sheet.height >= 3 * 64
     labels = Counter(label for _, label, _ in read_samples(out, "train"))
     assert sorted(labels) == [0, 1, 2]
-    # rerun from the folder's own config: nothing to do
+    # rerun from the folder's own config, from another directory: nothing to do (the card is not rewritten)
+    stamp = (out / "dataset.json").stat().st_mtime_ns
+    assert Path(read_json(out / "config.json")["matches"]).is_absolute()
+    monkeypatch.chdir(tmp_path)
     rc = main(["download", "--config", str(out / "config.json")])
-    assert rc == 0
+    assert rc == 0 and (out / "dataset.json").stat().st_mtime_ns == stamp
 
 
 def test_keep_small_classes_and_rebuild_on_changed_settings(local) -> None:

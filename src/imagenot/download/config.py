@@ -32,8 +32,9 @@ PIL_MAX_IMAGE_PIXELS = 89_478_485
 class DownloadConfig:
     """Turn `selected.parquet` (+ `classes.tsv`) into webdataset shards with a dataset card."""
 
-    matches: str = option("", help="selected.parquet from `imagenot mine` (the rows to materialise)", path=True)
-    out: str = option("", help="the dataset folder to create, finish or confirm", path=True)
+    matches: str | None = option(None, help="selected.parquet from `imagenot mine` (the rows to materialise)",
+                                 path=True)
+    out: str | None = option(None, help="the dataset folder to create, finish or confirm", path=True)
     classes: str | None = option(None, help="classes.tsv of the selection (default: next to --matches)",
                                  path=True)
     name: str | None = option(None, help="dataset name in the card (default: the folder name)")
@@ -71,10 +72,11 @@ class DownloadConfig:
                                      "(drop), only count them (count), or skip OCR (off)")
     # deduplication
     dedup: bool = option(True, help="remove exact and near duplicates within the dataset")
-    near_dup_distance: int = option(4, help="Hamming distance between 64-bit perceptual hashes below which "
-                                    "two images are near duplicates; -1 disables near duplicates")
+    near_dup_distance: int = option(4, help="two images whose 64-bit perceptual hashes differ in at most this "
+                                    "many bits are near duplicates; -1 disables near duplicates")
     against: tuple[str, ...] = option((), help="reference datasets to check for contamination: dataset "
-                                      "folders, ImageFolder trees or registry names (repeatable)")
+                                      "folders, ImageFolder trees or registry names (repeatable)",
+                                      path="spec", repeat=True, metavar="DATASET")
     # splits
     seed: int = option(0, help="split and shuffle seed")
     val_fraction: float = option(0.1, help="val share for rows without a split from mining")
@@ -97,10 +99,10 @@ class DownloadConfig:
 class ExportConfig:
     """Export a dataset folder made by `imagenot download` to another layout."""
 
-    dataset: str = option("", help="dataset folder made by `imagenot download`", path=True)
-    out: str = option("", help="output folder", path=True)
+    dataset: str | None = option(None, help="dataset folder made by `imagenot download`", path=True)
+    out: str | None = option(None, help="output folder", path=True)
     format: ExportFormat = option("folder", help="folder: OUT/<split>/<NNN>_<wnid>_<name>/<key>.<ext>, class "
                                   "folders numbered so that sorted order is label order (torchvision's "
                                   "ImageFolder then gives the dataset's labels)")
-    splits: tuple[str, ...] = option(("train", "val"), help="splits to export")
+    splits: tuple[str, ...] = option(("train", "val"), help="splits to export, comma-separated")
     overwrite: bool = option(False, help="replace a non-empty --out")

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from imagenot import __version__
-from imagenot.config import to_dict
+from imagenot.config import to_dict, to_record
 from imagenot.download import card as card_mod
 from imagenot.download.against import check_reference, load_reference
 from imagenot.download.clean import CLEAN_FORMAT, CLEAN_SCHEMA, CleanOptions, CleanTask, run_clean_task
@@ -51,9 +51,10 @@ from imagenot.wordnet.classes import write_classes
 
 log = logging.getLogger(__name__)
 
-# Settings that only change how fast a dataset is built (or how a failure is bounded), not the plan.
-_SPEED_ONLY = ("processes", "threads", "distributor", "keep_raw", "timeout", "retries", "out", "fetcher",
-               "force", "max_response_mb")
+# Settings that only change how fast a dataset is built (or how a failure is bounded), not the plan; the
+# inputs' paths are not in the plan either: their sha256 is (a relative and an absolute path are one input).
+_NOT_IN_PLAN = ("processes", "threads", "distributor", "keep_raw", "timeout", "retries", "out", "fetcher",
+                "force", "max_response_mb", "matches", "classes")
 _FETCH_KEYS = ("fetch_shard_size",)
 _CLEAN_KEYS = ("image_size", "encode_format", "encode_quality", "min_image_size", "max_image_pixels",
                "max_aspect_ratio")
@@ -291,22 +292,22 @@ def as_command(cfg: DownloadConfig) -> str:
     """The `imagenot download` command line for a config: the flags that differ from the defaults."""
     default = to_dict(DownloadConfig())
     parts = ["imagenot", "download"]
-    for key, value in to_dict(cfg).items():
+    for key, value in to_record(cfg).items():
         if value == default[key]:
             continue
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
-            parts.append(flag if value else {"dedup": "--no-dedup"}.get(key, ""))
+            parts.append(flag if value else "--no-" + key.replace("_", "-"))
         elif isinstance(value, list):
             for v in value:
                 parts += [flag, shlex.quote(str(v))]
         else:
             parts += [flag, shlex.quote(str(value))]
-    return " ".join(p for p in parts if p)
+    return " ".join(parts)
 
 
 def _plan_key(cfg: DownloadConfig, inputs: dict[str, str]) -> str:
-    d = {k: v for k, v in to_dict(cfg).items() if k not in _SPEED_ONLY}
+    d = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_PLAN}
     return _digest({"inputs": inputs, "config": d, "version": __version__})
 
 
@@ -385,9 +386,9 @@ def _build(sel: Selection, cfg: DownloadConfig, lay: _Layout, fetcher: str, inpu
     card = card_mod.build_card(cfg, sel, decision, splits_info=splits_info, removed=removed_counts,
                                totals=totals, decoded=decoded, timing=timing, inputs=inputs, schemes=schemes,
                                fetcher=fetcher, plan=plan, command=command, out=lay.out)
-    write_json(lay.out / "config.json", to_dict(cfg))
+    write_json(lay.out / "config.json", to_record(cfg))  # absolute paths: replays from any directory
     shard_list = [s for info in splits_info.values() for s in info["shards"]]
-    write_manifest(lay.out, to_dict(cfg), inputs, shards={s["file"]: s["sha256"] for s in shard_list})
+    write_manifest(lay.out, to_record(cfg), inputs, shards={s["file"]: s["sha256"] for s in shard_list})
     card_mod.write_readme(lay.out / "README.md", card)
     from imagenot.data.readers.files import wds_record_verified
 

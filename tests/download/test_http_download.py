@@ -287,13 +287,13 @@ def test_rerun_fetches_nothing(served, monkeypatch) -> None:
     assert again["plan_sha256"] == card["plan_sha256"]
     # a rebuild (other seed) interrupted while writing the shards resumes from the fetched shards without
     # a single request
-    import imagenot.download.pipeline as pipeline
+    import imagenot.download.outputs as outputs
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     other = DownloadConfig(**{**cfg.__dict__, "seed": 1})
-    monkeypatch.setattr(pipeline, "write_split_shards", interrupted)
+    monkeypatch.setattr(outputs, "write_split_shards", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_download(other)
     assert not (out / "dataset.json").exists()

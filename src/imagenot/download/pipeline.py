@@ -25,7 +25,7 @@ import math
 import shlex
 import shutil
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +39,14 @@ from imagenot.download import card as card_mod
 from imagenot.download.against import check_reference, load_reference
 from imagenot.download.clean import CLEAN_FORMAT, CLEAN_SCHEMA, CleanOptions, CleanTask, run_clean_task
 from imagenot.download.config import DISTRIBUTORS, ENCODE_FORMATS, FETCHERS, TEXT_FILTERS, DownloadConfig
-from imagenot.download.decide import DUPLICATE_SOURCE_ID, Decision, decide, removed_table
+from imagenot.download.decide import DUPLICATE_SOURCE_ID, decide, removed_table
 from imagenot.download.disk import disk_full_is_an_error
 from imagenot.download.fetch import done_fetch_shards, run_img2dataset, shard_name
 from imagenot.download.inputs import Selection, check_urls, read_selection
-from imagenot.download.shards import SPLITS, write_split_shards
+from imagenot.download.outputs import write_outputs
 from imagenot.errors import ImagenotError, InputError
 from imagenot.fileio import atomic_path, read_json, sha256_file, write_json, write_manifest
-from imagenot.progress import pool_map, progress
+from imagenot.progress import pool_map
 from imagenot.wordnet.classes import write_classes
 
 log = logging.getLogger(__name__)
@@ -377,7 +377,9 @@ def _build(sel: Selection, cfg: DownloadConfig, lay: _Layout, fetcher: str, inpu
     with atomic_path(lay.out / "removed.parquet") as tmp:
         pq.write_table(removed, tmp)
     write_classes(lay.out / "classes.tsv", decision.final_classes)
-    splits_info = _write_outputs(sel, table, decision, cfg, lay)
+    clean_shards = [lay.clean_path(i) for i in range(_n_fetch_shards(cfg, sel.num_rows - len(sel.duplicates)))]
+    splits_info = write_outputs(sel, table, decision, cfg, out=lay.out, work=lay.work, stats=lay.stats,
+                                clean_shards=clean_shards)
     timing["shards_s"] = round(time.perf_counter() - t0, 2)
     removed_counts = Counter(removed["reason"].to_pylist())
     decoded = sum(1 for r in table["reason"].to_pylist() if r is None)
@@ -399,122 +401,3 @@ def _build(sel: Selection, cfg: DownloadConfig, lay: _Layout, fetcher: str, inpu
              len(decision.final_classes), splits_info["train"]["count"], splits_info["val"]["count"],
              removed.num_rows, sel.num_rows, timing["total_s"])
     return card
-
-
-def sample_key(row_id: int) -> str:
-    return f"{row_id:09d}"
-
-
-def _write_outputs(sel: Selection, table: pa.Table, d: Decision, cfg: DownloadConfig,
-                   lay: _Layout) -> dict[str, Any]:
-    """The shards (with their stats), contact_sheet.png and samples.parquet; returns the card's splits."""
-    splits_info, sheet, samples_index = _write_shards(sel, table, d, cfg, lay)
-    names = [f"{c.index} {c.name.replace('_', ' ')} ({c.wnid})" for c in d.final_classes]
-    sheet_rows = {d.new_index[lab]: v for lab, v in sheet.items() if lab in d.new_index}
-    sheet_rows = {k: v for k, v in sorted(sheet_rows.items())[: cfg.sheet_max_classes]}
-    card_mod.write_contact_sheet(lay.out / "contact_sheet.png", sheet_rows, names, cfg.sheet_per_class)
-    with atomic_path(lay.out / "samples.parquet") as tmp:
-        pq.write_table(samples_index, tmp)
-    return splits_info
-
-
-def _write_shards(sel: Selection, table: pa.Table, d: Decision, cfg: DownloadConfig,
-                  lay: _Layout) -> tuple[dict[str, Any], dict[int, list[bytes]], pa.Table]:
-    """Shuffle each split (seeded), bucket rows by output shard on disk, then write each bucket as a tar.
-
-    Buckets keep memory bounded: images stream from the cleaned fetch shards into one Arrow file per
-    output shard, and only one output shard is ever held in memory.
-    """
-    labels = sel.table["label"].to_pylist()
-    new_index = d.new_index
-    position: dict[int, tuple[str, int]] = {}
-    n_buckets: dict[str, int] = {}
-    for split in SPLITS:
-        rows = [i for i, s in enumerate(d.split_of) if s == split and labels[i] in new_index]
-        order = np.random.default_rng([cfg.seed, SPLITS.index(split), 7]).permutation(len(rows))
-        for pos, j in enumerate(order):
-            position[rows[j]] = (split, pos)
-        n_buckets[split] = max(1, math.ceil(len(rows) / cfg.shard_size))
-    bucket_dir = lay.work / "buckets"
-    shutil.rmtree(bucket_dir, ignore_errors=True)
-    bucket_dir.mkdir(parents=True)
-    schema = pa.schema([("row_id", pa.int64()), ("pos", pa.int64()), ("image", pa.binary())])
-    writers: dict[tuple[str, int], pa.ipc.RecordBatchStreamWriter] = {}
-    sheet: dict[int, list[bytes]] = defaultdict(list)
-    n_shards = _n_fetch_shards(cfg, sel.num_rows - len(sel.duplicates))
-    try:
-        for s in progress(range(n_shards), desc="bucket", unit="shard"):
-            part = pq.read_table(lay.clean_path(s), columns=["row_id", "reason", "image"])
-            groups: dict[tuple[str, int], list[tuple[int, int, bytes]]] = defaultdict(list)
-            for rid, reason, img in zip(part["row_id"].to_pylist(), part["reason"].to_pylist(),
-                                        part["image"].to_pylist()):
-                if reason is not None or rid not in position:
-                    continue
-                split, pos = position[rid]
-                groups[(split, pos // cfg.shard_size)].append((rid, pos, img))
-                if split == "train" and len(sheet[labels[rid]]) < cfg.sheet_per_class:
-                    sheet[labels[rid]].append(img)
-            for key, items in groups.items():
-                if key not in writers:
-                    sink = pa.OSFile(str(bucket_dir / f"{key[0]}-{key[1]:06d}.arrow"), "wb")
-                    writers[key] = pa.ipc.new_stream(sink, schema)
-                r, p, im = zip(*items)
-                writers[key].write_batch(pa.record_batch([pa.array(r, pa.int64()), pa.array(p, pa.int64()),
-                                                          pa.array(im, pa.binary())], schema=schema))
-    finally:
-        for w in writers.values():
-            w.close()
-    t = sel.table
-    meta_cols = {c: t[c].to_pylist() for c in ("source_id", "url", "caption", "wnid", "lemma", "similarity")}
-    fp = {c: table[c].to_pylist() for c in ("pixel_sha256", "phash", "orig_width", "orig_height",
-                                             "conversion", "text_match")}
-    corpus = sel.corpus_values()
-    ocr = cfg.text_filter != "off"
-    splits_info: dict[str, Any] = {}
-    index_rows: dict[str, list[Any]] = defaultdict(list)
-    for split in SPLITS:
-        def samples(split: str = split) -> Any:
-            for b in range(n_buckets[split]):
-                path = bucket_dir / f"{split}-{b:06d}.arrow"
-                if not path.is_file():
-                    continue
-                with pa.OSFile(str(path), "rb") as f:
-                    bt = pa.ipc.open_stream(f).read_all().sort_by("pos")
-                for rid, img in zip(bt["row_id"].to_pylist(), bt["image"].to_pylist()):
-                    sim = meta_cols["similarity"][rid]
-                    meta = {
-                        "wnid": meta_cols["wnid"][rid], "caption": meta_cols["caption"][rid],
-                        "url": meta_cols["url"][rid],
-                        "similarity": None if sim is None else round(float(sim), 6),
-                        "source_id": meta_cols["source_id"][rid], "lemma": meta_cols["lemma"][rid],
-                        "label": new_index[labels[rid]], "source_label": labels[rid],
-                        "pixel_sha256": fp["pixel_sha256"][rid], "phash": fp["phash"][rid],
-                        "orig_width": fp["orig_width"][rid], "orig_height": fp["orig_height"][rid],
-                        "conversion": fp["conversion"][rid],
-                    }
-                    if ocr:
-                        meta["text_in_image"] = fp["text_match"][rid]
-                    if corpus is not None:
-                        meta["corpus"] = corpus[rid]
-                    index_rows["key"].append(sample_key(rid))
-                    index_rows["split"].append(split)
-                    index_rows["shard"].append(f"{split}-{b:06d}.tar")
-                    index_rows["row_id"].append(rid)
-                    index_rows["label"].append(new_index[labels[rid]])
-                    for k in ("wnid", "source_id", "url"):
-                        index_rows[k].append(meta[k])
-                    index_rows["similarity"].append(sim)
-                    index_rows["pixel_sha256"].append(meta["pixel_sha256"])
-                    index_rows["phash"].append(meta["phash"])
-                    yield {"key": sample_key(rid), "image": img, "label": new_index[labels[rid]], "meta": meta}
-
-        shards = write_split_shards(lay.out, split, samples(), shard_size=cfg.shard_size, stats_dir=lay.stats,
-                                    encode_format=cfg.encode_format)
-        splits_info[split] = {"count": sum(s["samples"] for s in shards), "shards": shards}
-    shutil.rmtree(bucket_dir, ignore_errors=True)
-    schema_idx = pa.schema([("key", pa.string()), ("split", pa.string()), ("shard", pa.string()),
-                            ("row_id", pa.int64()), ("label", pa.int32()), ("wnid", pa.string()),
-                            ("source_id", pa.string()), ("url", pa.string()), ("similarity", pa.float32()),
-                            ("pixel_sha256", pa.string()), ("phash", pa.string())])
-    index = pa.table({k: index_rows.get(k, []) for k in schema_idx.names}, schema=schema_idx)
-    return splits_info, dict(sheet), index

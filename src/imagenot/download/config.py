@@ -59,8 +59,9 @@ class DownloadConfig:
     fetch_shard_size: int = option(1000, help="rows per fetch shard, the unit of resuming")
     allow_local: bool = option(False, help="accept file:// urls: only for a corpus you declare local (an "
                                "untrusted corpus could otherwise read any file you can)")
-    keep_raw: bool = option(False, help="keep the fetched original bytes (and the _work/ folder) after the "
-                            "dataset is complete, so other image settings re-clean without fetching")
+    keep_raw: bool = option(False, help="keep the fetched original bytes and the _work/ staging folder after "
+                            "the dataset is complete, so that a rebuild with other settings fetches nothing "
+                            "again (without it a complete folder keeps no staging)")
     # cleaning
     min_image_size: int = option(10, help="drop images whose shorter side is below this many px (too_small)")
     max_image_pixels: int = option(PIL_MAX_IMAGE_PIXELS, help="refuse images with more pixels as "

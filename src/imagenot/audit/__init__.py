@@ -1,0 +1,1 @@
+"""imagenot audit: how unlike the contrast dataset is from the reference (class, image and label level)."""

@@ -72,11 +72,17 @@ def render(path: Path, rows: Sequence[tuple[str, Sequence[Tile]]], title: str, c
     chars = max(8, int(TILE / 6.0))  # about 6 px per character at 10 pt
     issue_rows = [list(issues[i:i + max(per_row, 4)]) for i in range(0, len(issues), max(per_row, 4))]
     width = LABEL_WIDTH + max(per_row, 4 if issues else per_row) * cell_w + PAD
-    height = 34 + len(rows) * cell_h + (34 + len(issue_rows) * cell_h if issue_rows else 0) + PAD
+    title_chars = max(20, (width - 2 * PAD) // 9)  # about 9 px per character at 15 pt
+    title_lines = _wrap(title, title_chars, 3)
+    issue_lines = _wrap(issues_title, title_chars, 3) if issue_rows else []
+    top = 12 + 18 * len(title_lines)
+    issues_top = 16 + 18 * len(issue_lines)
+    height = top + len(rows) * cell_h + (issues_top + len(issue_rows) * cell_h if issue_rows else 0) + PAD
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    draw.text((PAD, 8), title, fill="black", font=bold)
-    y = 34
+    for k, line in enumerate(title_lines):
+        draw.text((PAD, 8 + 18 * k), line, fill="black", font=bold)
+    y = top
 
     def put(tiles: Sequence[Tile], y: int) -> None:
         for j, t in enumerate(tiles):
@@ -95,8 +101,9 @@ def render(path: Path, rows: Sequence[tuple[str, Sequence[Tile]]], title: str, c
         y += cell_h
     if issue_rows:
         draw.line([(PAD, y + 4), (width - PAD, y + 4)], fill="#999999")
-        draw.text((PAD, y + 10), issues_title, fill="black", font=bold)
-        y += 34
+        for k, line in enumerate(issue_lines):
+            draw.text((PAD, y + 10 + 18 * k), line, fill="black", font=bold)
+        y += issues_top
         for tiles in issue_rows:
             put(tiles, y)
             y += cell_h

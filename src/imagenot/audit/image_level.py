@@ -12,6 +12,7 @@ null check that should stay near one half.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -23,7 +24,7 @@ import numpy as np
 
 from imagenot.audit.binomial import accuracy_interval
 from imagenot.audit.config import AuditConfig
-from imagenot.audit.dataset_meta import SampleTable, sample_keys, wds_root
+from imagenot.audit.dataset_meta import SampleTable, wds_root
 from imagenot.audit.image_stats import pixel_statistics, separability, size_statistics
 from imagenot.errors import InputError
 from imagenot.progress import Progress
@@ -35,45 +36,56 @@ MIN_IMAGES = 10  # per dataset: fewer cannot give a held-out part with a usable 
 
 @dataclass
 class Drawn:
-    """One side's sample: uint8 images `[n, C, S, S]` and, where known, original (width, height) per image."""
+    """One side's sample: uint8 images `[n, C, S, S]`, their class labels and, where known, original
+    (width, height) per image."""
 
     images: Any  # torch.Tensor
+    labels: np.ndarray
     sizes: np.ndarray | None
     size_source: str | None
 
+    def subset(self, idx: np.ndarray) -> Drawn:
+        import torch
 
-def _get(spec: str, cfg: AuditConfig, limit: int, stream: bool = False) -> Any:
+        return Drawn(self.images[torch.from_numpy(idx)], self.labels[idx],
+                     None if self.sizes is None else self.sizes[idx], self.size_source)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(spec: str, split: str, image_size: int | None, channels: int | None, limit: int | None, seed: int,
+          stream: bool) -> Any:
+    """One registry load, remembered for the rest of the audit (`clear_cache()` at its start): the checks,
+    the draw and the size lookup all ask for the same few loads."""
     from imagenot.data import get_dataset
 
-    return get_dataset(spec, cfg.split, image_size=cfg.image_size, channels=cfg.channels, limit=limit,
-                       seed=cfg.seed, in_memory=False if stream else None)
+    return get_dataset(spec, split, image_size=image_size, channels=channels, limit=limit, seed=seed,
+                       in_memory=False if stream else None)
 
 
-def _all_images(ds: Any) -> Any:
-    import torch
+def clear_cache() -> None:
+    _load.cache_clear()
 
-    if getattr(ds, "images", None) is not None:
-        return ds.images
-    return ds.get_batch(torch.arange(len(ds)))[0]
+
+def _view(spec: str, cfg: AuditConfig, limit: int) -> Any:
+    """The draw without decoding: a StreamingDataset for image files, the in-memory dataset for arrays."""
+    return _load(spec, cfg.split, cfg.image_size, cfg.channels, limit, cfg.seed, True)
 
 
 def count_images(spec: str, cfg: AuditConfig, limit: int) -> int:
     """How many images a draw of at most `limit` gets (file datasets are only indexed, not decoded)."""
-    return len(_get(spec, cfg, limit, stream=True))
+    return len(_view(spec, cfg, limit))
 
 
-def _original_sizes(spec: str, cfg: AuditConfig, limit: int, table: SampleTable | None, n: int
+def _original_sizes(spec: str, view: Any, split: str, seed: int, table: SampleTable | None
                     ) -> tuple[np.ndarray | None, str | None]:
     """(width, height) before resizing, in draw order: from the sample table (wds), the files' headers
     (imagefolder) or the arrays' native shape (registry datasets held as arrays)."""
-    keys = sample_keys(spec, cfg.split, image_size=cfg.image_size, channels=cfg.channels, limit=limit,
-                       seed=cfg.seed)
-    if keys is None:
-        from imagenot.data import get_dataset
-
-        native = get_dataset(spec, cfg.split, limit=1, seed=cfg.seed)
+    records = getattr(view, "records", None)
+    if records is None:
+        native = _load(spec, split, None, None, 1, seed, False)
         h, w = int(native.images.shape[-2]), int(native.images.shape[-1])
-        return np.tile(np.array([[w, h]], dtype=np.int64), (n, 1)), "native array size"
+        return np.tile(np.array([[w, h]], dtype=np.int64), (len(view), 1)), "native array size"
+    keys = list(records.keys)
     if wds_root(spec) is not None:
         if table is None:
             return None, None
@@ -99,45 +111,48 @@ def _original_sizes(spec: str, cfg: AuditConfig, limit: int, table: SampleTable 
 
 
 def _draw(spec: str, cfg: AuditConfig, limit: int, table: SampleTable | None) -> Drawn:
-    ds = _get(spec, cfg, limit)
-    images = _all_images(ds)
-    sizes, source = _original_sizes(spec, cfg, limit, table, len(images))
+    import torch
+
+    view = _view(spec, cfg, limit)
+    if getattr(view, "records", None) is None:
+        ds = view  # arrays: already in memory
+    else:
+        ds = _load(spec, cfg.split, cfg.image_size, cfg.channels, limit, cfg.seed, False)
+    images = ds.images if getattr(ds, "images", None) is not None else ds.get_batch(torch.arange(len(ds)))[0]
+    sizes, source = _original_sizes(spec, view, cfg.split, cfg.seed, table)
     if sizes is not None and len(sizes) != len(images):
         log.warning("%s: %d original sizes for %d images; leaving sizes out", spec, len(sizes), len(images))
         sizes, source = None, None
-    return Drawn(images, sizes, source)
+    return Drawn(images, ds.labels.numpy().astype(np.int64), sizes, source)
 
 
 def draw_samples(cfg: AuditConfig, tables: dict[str, SampleTable | None]) -> tuple[Drawn, Drawn, bool]:
-    """Equal samples of reference and contrast (disjoint halves of one draw when they are the same dataset)."""
-    import torch
+    """Equal samples of reference and contrast (disjoint halves of one draw when they are the same dataset).
+
+    The larger side is cut down to the smaller one's count by the registry's own class-stratified rule, so
+    each side keeps its class proportions.
+    """
+    from imagenot.data.dataset import subsample_indices
 
     assert cfg.reference and cfg.contrast
     want = cfg.samples_per_dataset
-    same = cfg.reference == cfg.contrast
-    if same:
+    if cfg.reference == cfg.contrast:
         whole = _draw(cfg.reference, cfg, 2 * want, tables.get(cfg.reference))
         n = len(whole.images) // 2
         if n < MIN_IMAGES:
             raise InputError(f"dataset {cfg.reference} ({cfg.split}) has {len(whole.images)} images; the image "
                              f"level needs at least {2 * MIN_IMAGES} to split into two halves")
-        perm = torch.from_numpy(np.random.default_rng(cfg.seed).permutation(len(whole.images)))
-        halves = []
-        for part in (perm[:n], perm[n:2 * n]):
-            sizes = None if whole.sizes is None else whole.sizes[part.numpy()]
-            halves.append(Drawn(whole.images[part], sizes, whole.size_source))
-        return halves[0], halves[1], True
+        perm = np.random.default_rng(cfg.seed).permutation(len(whole.images))
+        return whole.subset(np.sort(perm[:n])), whole.subset(np.sort(perm[n:2 * n])), True
     ref = _draw(cfg.reference, cfg, want, tables.get(cfg.reference))
     con = _draw(cfg.contrast, cfg, want, tables.get(cfg.contrast))
-    n = min(len(ref.images), len(con.images))
     for spec, d in ((cfg.reference, ref), (cfg.contrast, con)):
         if len(d.images) < MIN_IMAGES:
             raise InputError(f"dataset {spec} ({cfg.split}) has {len(d.images)} images; the image level needs "
                              f"at least {MIN_IMAGES} from each dataset")
-    if len(ref.images) > n:
-        ref = _draw(cfg.reference, cfg, n, tables.get(cfg.reference))
-    if len(con.images) > n:
-        con = _draw(cfg.contrast, cfg, n, tables.get(cfg.contrast))
+    n = min(len(ref.images), len(con.images))
+    ref, con = (d if len(d.images) == n else d.subset(subsample_indices(d.labels, n, None, cfg.seed))
+                for d in (ref, con))
     return ref, con, False
 
 

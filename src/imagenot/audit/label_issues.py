@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from imagenot import rundir
-from imagenot.audit.config import absolute_spec
+from imagenot.audit.binomial import accuracy_interval
+from imagenot.audit.config import AuditConfig, absolute_spec
 from imagenot.audit.dataset_meta import sample_keys
 from imagenot.errors import ImagenotError, InputError
 from imagenot.fileio import read_json
@@ -129,7 +130,7 @@ def find_issues(labels: np.ndarray, probs: np.ndarray, filter_by: str) -> np.nda
         raise ImagenotError(f"confident learning failed on {len(labels)} validation images: {exc}") from exc
 
 
-def label_issues(run: ContrastRun, contrast: str, class_names: list[str], cfg: Any,
+def label_issues(run: ContrastRun, contrast: str, class_names: list[str], cfg: AuditConfig,
                  captions: dict[str, str | None] | None = None) -> dict[str, Any]:
     """The `label_issues` part of the label-level section: counts per class and the top examples."""
     probs, labels, keys = predicted_probabilities(run, contrast, cfg.eval_batch_size, cfg.progress)
@@ -152,6 +153,9 @@ def label_issues(run: ContrastRun, contrast: str, class_names: list[str], cfg: A
         "split": "val", "checked": int(len(labels)), "count": int(len(ranked)),
         "share": float(len(ranked) / len(labels)), "filter_by": cfg.filter_by,
         "accuracy_on_checked": float((pred == labels).mean()),
+        "accuracy_interval": accuracy_interval(int((pred == labels).sum()), int(len(labels)), cfg.confidence),
+        "chance": 1.0 / k,
+        "ranking": "probability of the given label, lowest first (cleanlab self_confidence)",
         "per_class": [{"index": c, "name": class_names[c], "checked": int(checked[c]), "issues": int(flagged[c])}
                       for c in range(k)],
         "examples": examples,

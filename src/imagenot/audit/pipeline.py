@@ -32,6 +32,9 @@ from imagenot.fileio import read_json, sha256_file, write_json, write_manifest
 
 log = logging.getLogger(__name__)
 
+# Bumped whenever a level's section changes shape, so that a rerun never reuses a section it cannot read.
+SECTION_FORMAT = 1
+
 
 @dataclass
 class Plan:
@@ -150,7 +153,7 @@ def _level_key(plan: Plan, level: str) -> str:
     cfg = to_dict(plan.cfg)
     data: dict[str, Any] = {k: cfg[k] for k in _LEVEL_FIELDS[level]}
     data["inputs"] = plan.inputs
-    data["version"] = __version__
+    data["version"] = [__version__, SECTION_FORMAT]
     if level == "class":
         data["wnids"] = [plan.reference_classes.wnids if plan.reference_classes else None,
                          plan.contrast_classes.wnids if plan.contrast_classes else None]
@@ -292,8 +295,8 @@ def _contact_sheet(plan: Plan, out: Path, names: list[str], issues: list[dict[st
         return None
     title = f"{cfg.contrast}: {len(rows)} of {len(names)} classes, captions cut to {cfg.caption_chars} characters"
     return render(out / "contact_sheet.png", rows, title, cfg.caption_chars, ordered_issues,
-                  "Likely label errors (confident learning on the run's validation predictions), most "
-                  "confident first")
+                  "Likely label errors (confident learning on the run's validation predictions), lowest "
+                  "probability of the given label first")
 
 
 def _issue_tile(image: Any, e: dict[str, Any], caption: str | None) -> Any:
@@ -307,11 +310,12 @@ def _issue_tile(image: Any, e: dict[str, Any], caption: str | None) -> Any:
 def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     """Run the audit described by `cfg`; returns the content of audit.json."""
     from imagenot.audit.class_level import class_summary
-    from imagenot.audit.image_level import image_summary
+    from imagenot.audit.image_level import clear_cache, image_summary
     from imagenot.audit.label_level import label_summary
     from imagenot.audit.report import write_report
 
     t_start = time.perf_counter()
+    clear_cache()
     cfg = absolute(cfg)
     if cfg.threads:
         import torch
@@ -370,6 +374,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     write_report(out / "audit.md", audit)
     write_manifest(out, to_dict(cfg), plan.inputs, levels=plan.levels, skipped=plan.skipped)
     write_json(out / "audit.json", audit)
+    clear_cache()
     log.info("audit written to %s in %.1f s", out, audit["seconds"])
     return audit
 

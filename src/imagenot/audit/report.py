@@ -170,16 +170,20 @@ def _label_section(s: dict[str, Any]) -> list[str]:
             f"cleanlab's find_label_issues (filter {li['filter_by']}) on the softmax outputs of {li['model']} from "
             f"{li['run']} for the {li['checked']} images of the validation split (never trained on, so the "
             f"probabilities are out of sample) flags {li['count']} ({_pct(li['share'])}) as likely label errors. "
-            f"The model's accuracy on these images is {_pct(li['accuracy_on_checked'])}; a flag means the model "
+            f"The model's accuracy on these images is {_ci(li['accuracy_interval'])}; a flag means the model "
             "confidently disagrees with the label, so with a weak model the flags mark the model's mistakes as "
             "much as the labels'.",
-            "",
         ]
+        if li["accuracy_interval"]["ci_low"] is not None and li["accuracy_interval"]["ci_low"] <= li["chance"]:
+            lines.append(f"Here the accuracy interval reaches chance ({_pct(li['chance'])} for "
+                         f"{len(li['per_class'])} classes): these flags say nothing reliable about the labels; "
+                         "audit a better-trained run.")
+        lines.append("")
         lines += _table(["class", "validation images", "flagged"],
                         [[f"{p['index']} {p['name']}", p["checked"], p["issues"]] for p in
                          sorted(li["per_class"], key=lambda p: (-p["issues"], p["index"]))[:MAX_ROWS]])
         if li["examples"]:
-            lines += ["", "Most confident flags (also in contact_sheet.png):", ""]
+            lines += ["", f"Flagged images, ranked by the {li['ranking']} (also in contact_sheet.png):", ""]
             lines += _table(["sample", "label", "model says", "caption"],
                             [[e["key"] or e["index"], e["given_name"],
                               f"{e['predicted_name']} ({e['predicted_probability']:.2f})",

@@ -20,6 +20,7 @@ QUICK = ["--image-size", "16", "--samples-per-dataset", "40", "--epochs", "2", "
          "--batch-size", "16", "--threads", "1", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_full_audit_of_a_downloaded_contrast(contrast_wds: Path, contrast_run: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "audit"
@@ -106,6 +107,8 @@ def test_bad_inputs_exit_2_and_write_nothing(contrast_wds: Path, contrast_run: P
         (empty / c).mkdir(parents=True)
     _refused(["--reference", "synthetic", "--contrast", f"imagefolder:{empty}", "--levels", "image"], out,
              capsys, "no images")
+    _refused(["--reference", "synthetic", "--contrast", "synthetic", "--model", "resnet_s33"], out, capsys,
+             "unknown model 'resnet_s33'")
     _refused([], out, capsys, "nothing to compare")
     _refused(["--reference", "synthetic", "--contrast", "synthetic", "--levels", "pixels"], out, capsys,
              "not one of class, image, label")

@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     img.add_argument("--split", choices=("train", "val"), help="split the images come from (default train)")
     img.add_argument("--test-fraction", type=float, help="held-out share of the drawn images (default 0.3)")
     img.add_argument("--model", help="registry model of the dataset classifier (default resnet_s32)")
-    img.add_argument("--epochs", type=int, help="classifier training epochs (default 4)")
+    img.add_argument("--epochs", type=int, help="classifier training epochs (default 3)")
     img.add_argument("--min-steps", type=int, help="at least this many classifier steps; small samples get "
                      "more epochs (default 60)")
     img.add_argument("--batch-size", type=int, help="classifier batch size (default 64)")

@@ -62,7 +62,7 @@ class AuditConfig:
         0.3, help="share of the drawn images held out to measure the dataset classifier (stratified by "
         "dataset)")
     model: str = option("resnet_s32", help="registry model of the 'which dataset?' classifier")
-    epochs: int = option(4, help="training epochs of the dataset classifier (a short CPU run); more when "
+    epochs: int = option(3, help="training epochs of the dataset classifier (a short CPU run); more when "
                          "min_steps needs them")
     min_steps: int = option(
         60, help="at least this many optimizer steps (small samples get more epochs): batch-norm statistics "
@@ -120,8 +120,10 @@ def absolute_spec(spec: str | None) -> str | None:
 
 
 def _absolute_if_file(value: str | None) -> str | None:
-    if value is None:
-        return None
+    from imagenot.wordnet.references import REFERENCES
+
+    if value is None or value in REFERENCES:
+        return value
     p = Path(value).expanduser()
     return str(p.resolve()) if p.exists() else value
 

@@ -100,6 +100,9 @@ def prepare(cfg: AuditConfig) -> Plan:
     if "image" in wanted:
         if have_data:
             assert cfg.reference and cfg.contrast
+            from imagenot.models import check_input_size
+
+            check_input_size(cfg.model, cfg.image_size)  # unknown model or too small an image: before any output
             _count(cfg.reference, cfg, "reference")
             if cfg.contrast != cfg.reference:
                 _count(cfg.contrast, cfg, "contrast")
@@ -152,7 +155,9 @@ _LEVEL_FIELDS = {
 def _level_key(plan: Plan, level: str) -> str:
     cfg = to_dict(plan.cfg)
     data: dict[str, Any] = {k: cfg[k] for k in _LEVEL_FIELDS[level]}
-    data["inputs"] = plan.inputs
+    wanted = {"class": (), "image": ("reference_dataset", "contrast_dataset"),
+              "label": ("contrast_dataset", "contrast_run_checkpoint")}[level]
+    data["inputs"] = {k: v for k, v in plan.inputs.items() if k in wanted}
     data["version"] = [__version__, SECTION_FORMAT]
     if level == "class":
         data["wnids"] = [plan.reference_classes.wnids if plan.reference_classes else None,
@@ -309,18 +314,33 @@ def _issue_tile(image: Any, e: dict[str, Any], caption: str | None) -> Any:
 # -- the whole audit -----------------------------------------------------------------------------------------
 def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     """Run the audit described by `cfg`; returns the content of audit.json."""
+    from imagenot.audit.image_level import clear_cache
+
+    cfg = absolute(cfg)
+    clear_cache()
+    before = None
+    if cfg.threads:
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg)
+    finally:
+        clear_cache()
+        if before is not None:
+            import torch
+
+            torch.set_num_threads(before)
+
+
+def _run(cfg: AuditConfig) -> dict[str, Any]:
     from imagenot.audit.class_level import class_summary
-    from imagenot.audit.image_level import clear_cache, image_summary
+    from imagenot.audit.image_level import image_summary
     from imagenot.audit.label_level import label_summary
     from imagenot.audit.report import write_report
 
     t_start = time.perf_counter()
-    clear_cache()
-    cfg = absolute(cfg)
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
     plan = prepare(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -374,7 +394,6 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     write_report(out / "audit.md", audit)
     write_manifest(out, to_dict(cfg), plan.inputs, levels=plan.levels, skipped=plan.skipped)
     write_json(out / "audit.json", audit)
-    clear_cache()
     log.info("audit written to %s in %.1f s", out, audit["seconds"])
     return audit
 

@@ -134,5 +134,8 @@ def test_null_audit_of_one_dataset(tmp_path: Path) -> None:
                  "--levels", "image", *QUICK]) == 0
     audit = json.loads((out / "audit.json").read_text())
     s = audit["summary"]["image_level"]
-    assert audit["image_level"]["same_dataset"] and s["ci_low"] <= 0.5 <= s["ci_high"]
-    assert np.isclose(audit["image_level"]["chance"], 0.5)
+    section = audit["image_level"]
+    assert section["same_dataset"] and section["reference"]["drawn"] == section["contrast"]["drawn"] == 40
+    assert s["ci_low"] <= 0.5 <= s["ci_high"], s
+    assert np.isclose(section["chance"], 0.5)
+    assert "disjoint random halves" in (out / "audit.md").read_text()

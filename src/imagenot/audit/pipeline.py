@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imagenot import __version__
+from imagenot import __version__, rundir
 from imagenot.audit import class_level as CL
 from imagenot.audit.config import AuditConfig, absolute
 from imagenot.audit.dataset_meta import SampleTable, folder_fingerprint, is_download_folder, wds_root
@@ -117,7 +117,7 @@ def prepare(cfg: AuditConfig) -> Plan:
             from imagenot.audit.label_issues import load_contrast_run
 
             plan.run = load_contrast_run(cfg.contrast_run, cfg.contrast, _dataset_classes(cfg.contrast))
-            plan.inputs["contrast_run_checkpoint"] = sha256_file(Path(plan.run.path) / "checkpoints" / "last.pt")
+            plan.inputs["contrast_run_checkpoint"] = sha256_file(rundir.checkpoint_path(plan.run.path))
         if download or plan.run is not None:
             plan.levels.append("label")
         else:

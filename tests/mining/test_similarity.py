@@ -55,7 +55,7 @@ def test_multi_best_assigns_the_most_similar_class(tmp_path: Path, model) -> Non
              "--multi", "best", "--threshold", "0.1", "--workers", "1"])
     rows = {r["caption"]: r for r in pq.read_table(out / "matches").to_pylist()}
     emb = model.encode([caps[0], classes[0].query, classes[1].query], normalize_embeddings=True)
-    expected = "n00000002" if emb[0] @ emb[2] > emb[0] @ emb[1] else "n00000001"
+    expected = "n00001930" if emb[0] @ emb[2] > emb[0] @ emb[1] else "n00001740"
     assert rows[caps[0]]["wnid"] == expected
     assert rows[caps[0]]["similarity"] == pytest.approx(max(emb[0] @ emb[1], emb[0] @ emb[2]), abs=1e-4)
     stats = read_json(out / "mine_stats.json")

@@ -26,7 +26,7 @@ from imagenot import __version__, rundir
 from imagenot.audit import class_level as CL
 from imagenot.audit.config import AuditConfig, absolute
 from imagenot.audit.dataset_meta import SampleTable, folder_fingerprint, is_download_folder, wds_root
-from imagenot.config import to_dict
+from imagenot.config import to_dict, to_record
 from imagenot.errors import InputError
 from imagenot.fileio import read_json, sha256_file, write_json, write_manifest
 
@@ -344,7 +344,7 @@ def _run(cfg: AuditConfig) -> dict[str, Any]:
     plan = prepare(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", to_dict(cfg))
+    write_json(out / "config.json", to_record(cfg))
     sections: dict[str, dict[str, Any] | None] = {"class": None, "image": None, "label": None}
     reused: list[str] = []
     tables: dict[str, SampleTable | None] | None = None
@@ -389,10 +389,10 @@ def _run(cfg: AuditConfig) -> dict[str, Any]:
         "reused_levels": reused,
         "seconds": round(time.perf_counter() - t_start, 2),
         "tool": {"name": "imagenot", "version": __version__},
-        "config": to_dict(cfg),
+        "config": to_record(cfg),
     }
     write_report(out / "audit.md", audit)
-    write_manifest(out, to_dict(cfg), plan.inputs, levels=plan.levels, skipped=plan.skipped)
+    write_manifest(out, to_record(cfg), plan.inputs, levels=plan.levels, skipped=plan.skipped)
     write_json(out / "audit.json", audit)
     log.info("audit written to %s in %.1f s", out, audit["seconds"])
     return audit

@@ -97,7 +97,8 @@ def contrast_wds(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                          for i, (w, n) in enumerate(CONTRAST_CLASSES)])
     out = root / "clipart"
     run_download(DownloadConfig(matches=str(mine / "selected.parquet"), out=str(out), image_size=24,
-                                allow_local=True, min_per_class=5, near_dup_distance=-1, encode_format="png",
+                                allow_local=True, min_images_per_class=5, near_dup_distance=-1,
+                                encode_format="png",
                                 max_train_per_class=-1, max_val_per_class=-1))
     return out
 

@@ -3,7 +3,7 @@
 `samples.parquet` indexes every sample (key, split, label, wnid, similarity, ...); the caption, the matched
 lemma and the original image size travel in each sample's `json` member inside the shards. Columns that
 `samples.parquet` holds are read from it (one columnar read); the rest come from one pass over the shards'
-json members (`imagenot.download.shards.iter_samples`, images left encoded).
+json members (`imagenot.data.readers.files.iter_wds_samples`, images left encoded).
 """
 
 from __future__ import annotations
@@ -66,12 +66,12 @@ def read_sample_table(root: Path, *, progress_enabled: bool = True) -> SampleTab
     missing = [c for c in COLUMNS if c not in have]
     if not missing:
         return SampleTable({c: have[c] for c in COLUMNS})
-    from imagenot.download.shards import iter_samples
+    from imagenot.data.readers.files import iter_wds_samples
 
     cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
     card_splits = _card_splits(root)
     total = sum(int(info.get("count", 0)) for info in card_splits.values()) or None
-    rows = ((split, s) for split in card_splits for s in iter_samples(root, split, decode=False))
+    rows = ((split, s) for split in card_splits for s in iter_wds_samples(root, split))
     for split, s in progress(rows, total=total, desc="sample metadata", unit="sample", enabled=progress_enabled):
         meta = s["meta"] if isinstance(s["meta"], dict) else {}
         cols["key"].append(s["key"])

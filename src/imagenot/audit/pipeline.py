@@ -267,7 +267,7 @@ def _contact_sheet(plan: Plan, out: Path, names: list[str], issues: list[dict[st
     issue_tiles: dict[str, Tile] = {}
     want_issue = {e["key"]: e for e in issues if e.get("key")}
     if root is not None and is_download_folder(root):
-        from imagenot.download.shards import iter_samples
+        from imagenot.data.readers.files import iter_wds_samples
 
         shown = set(range(min(cfg.sheet_classes, len(names))))
         for split in ("train", "val"):
@@ -275,7 +275,7 @@ def _contact_sheet(plan: Plan, out: Path, names: list[str], issues: list[dict[st
             need_issues = split == "val" and len(issue_tiles) < len(want_issue)
             if not (need_rows or need_issues):
                 continue
-            for s in iter_samples(root, split, decode=False):
+            for s in iter_wds_samples(root, split):
                 lab = int(s["label"])
                 caption = (s["meta"] or {}).get("caption") if isinstance(s["meta"], dict) else None
                 if lab in shown and len(by_class.setdefault(lab, [])) < cfg.sheet_per_class:

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -394,6 +395,47 @@ def wds_records(root: Path, split: str, shards: list[Path], classes: list[str], 
     return RecordSet(files, np.asarray(fids, dtype=np.int32), np.asarray(offs, dtype=np.int64),
                      np.asarray(sizes, dtype=np.int64), np.asarray(labels, dtype=np.int64), keys, classes,
                      {"root": str(root), "card_image_size": card.get("image_size")})
+
+
+def iter_wds_samples(root: Path, split: str, *, allow_incomplete: bool = False) -> Iterator[dict[str, Any]]:
+    """Every sample of a complete dataset folder's split, in shard order, images left encoded.
+
+    Yields `{"key", "label" (int), "meta" (the json member, a dict), "image" (bytes), "ext"}`; for readers
+    that need the captions and provenance of each sample (the audit), not only pixels and labels.
+    """
+    card = wds_card(root, allow_incomplete=allow_incomplete)
+    for shard in wds_shards(root, split, card, allow_incomplete=allow_incomplete):
+        try:
+            with tarfile.open(shard, "r:") as tar:
+                current: str | None = None
+                parts: dict[str, bytes] = {}
+                for m in tar:
+                    match = _WDS_KEY.match(m.name) if m.isfile() else None
+                    if not match:
+                        continue
+                    key, ext = match.group(1), match.group(2).lower()
+                    if key != current and current is not None:
+                        yield _wds_sample(current, parts, shard)
+                        parts = {}
+                    current = key
+                    fh = tar.extractfile(m)
+                    parts[ext] = fh.read() if fh else b""
+                if current is not None:
+                    yield _wds_sample(current, parts, shard)
+        except (tarfile.TarError, OSError) as exc:
+            raise InputError(f"cannot read tar shard: {exc}", path=shard) from exc
+
+
+def _wds_sample(key: str, parts: dict[str, bytes], shard: Path) -> dict[str, Any]:
+    ext = next((e for e in WDS_IMAGE_KEYS if e in parts), None)
+    if ext is None or "cls" not in parts:
+        raise InputError(f"sample {key!r} lacks an image (jpg/png) or a cls member", path=shard)
+    try:
+        label = int(parts["cls"].decode().strip())
+        meta = json.loads(parts["json"].decode("utf-8")) if "json" in parts else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"sample {key!r}: unreadable cls or json member ({exc})", path=shard) from exc
+    return {"key": key, "label": label, "meta": meta, "image": parts[ext], "ext": ext}
 
 
 def env_cache_dir() -> Path:

@@ -96,7 +96,7 @@ def test_select_subcommand_rechooses_without_remining(tmp_path: Path, animal_cla
     run_cli(["mine", "--corpus", str(corpus), "--classes", str(animal_classes), "--out", str(out), "--no-embed",
              "--workers", "1", "--no-select"])
     assert not (out / "selected.parquet").exists()
-    run_cli(["select", "--mine-dir", str(out), "--num-classes", "2", "--min-per-class", "3"])
+    run_cli(["select", "--mine-dir", str(out), "--num-classes", "2", "--min-matches-per-class", "3"])
     sel = pq.read_table(out / "selected.parquet")
     assert sorted(set(sel["wnid"].to_pylist())) == ["n00001740", "n00001930"]  # dog (9), then the 3-way tie
     assert read_json(out / "selection.json")["classes"] == 2
@@ -105,7 +105,8 @@ def test_select_subcommand_rechooses_without_remining(tmp_path: Path, animal_cla
 
 def test_user_errors_are_clear(tmp_path: Path, animal_classes: Path) -> None:
     corpus = write_parquet(tmp_path / "c.parquet", ["a dog"])
-    with pytest.raises(SystemExit, match="missing column.s. caption; found SAMPLE_ID, URL, TEXT, NSFW"):
+    with pytest.raises(SystemExit, match=r"missing column.s. caption \(--text-col\) for schema laion400m; "
+                       "found SAMPLE_ID, URL, TEXT, NSFW"):
         run_cli(["mine", "--corpus", str(corpus), "--classes", str(animal_classes), "--out", str(tmp_path / "o"),
                  "--no-embed", "--text-col", "caption"])
     with pytest.raises(SystemExit, match="--multi best needs caption embeddings"):

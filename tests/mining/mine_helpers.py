@@ -10,7 +10,6 @@ import pyarrow.parquet as pq
 
 from imagenot.wordnet.classes import ClassRow
 
-
 # Real WordNet 3.0 noun offsets (entity, physical_entity, abstraction, thing, object, whole, congener,
 # living_thing): stages refuse wnids that name no synset, so hand-made classes borrow these.
 WNIDS = ("n00001740", "n00001930", "n00002137", "n00002452", "n00002684", "n00003553", "n00003993", "n00004258")

@@ -264,7 +264,8 @@ class TextEncoder:
             except ImportError as exc:
                 raise ImagenotError("--encoder-backend openvino needs OpenVINO: pip install 'imagenot[openvino]'") \
                     from exc
-            compiled = ov.Core().compile_model(str(onnx_path), "CPU", {"INFERENCE_NUM_THREADS": threads})
+            compiled = ov.Core().compile_model(str(onnx_path), "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                                        "INFERENCE_PRECISION_HINT": "f32"})
 
             def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
                 return np.asarray(compiled(feeds)[0])

@@ -48,7 +48,8 @@ class CorpusSchema:
     safe_values: tuple[str, ...] = ()  # categorical: the values that are kept
     watermark: str | None = None  # a watermark probability (optional filter)
     clip_score: str | None = None  # the corpus's own image-text CLIP similarity
-    signature: tuple[str, ...] = ()  # columns that identify the schema (all present)
+    signature: tuple[str, ...] = ()  # columns that identify the schema: all present...
+    signature_any: tuple[str, ...] = ()  # ...and at least one of these (when given)
     no_safety_reason: str = ""  # why a corpus without a safety column may still be mined (shown in errors)
     description: str = ""
 
@@ -62,11 +63,12 @@ SCHEMAS: dict[str, CorpusSchema] = {s.name: s for s in (
     CorpusSchema(
         "laion400m", url="URL", caption="TEXT", id="SAMPLE_ID", width="WIDTH", height="HEIGHT", safety="NSFW",
         safety_kind="categorical", safe_values=("UNLIKELY",), clip_score="similarity",
-        signature=("SAMPLE_ID", "URL", "TEXT"),
+        signature=("URL", "TEXT"), signature_any=("SAMPLE_ID", "NSFW"),
         description="LAION-400M metadata (NSFW: UNLIKELY / UNSURE / NSFW from CLIP embeddings)"),
     CorpusSchema(
         "laion2b", url="URL", caption="TEXT", id="hash", width="WIDTH", height="HEIGHT", safety="punsafe",
-        safety_kind="score", watermark="pwatermark", clip_score="similarity", signature=("URL", "TEXT", "punsafe"),
+        safety_kind="score", watermark="pwatermark", clip_score="similarity", signature=("URL", "TEXT"),
+        signature_any=("punsafe", "pwatermark", "hash"),
         description="LAION-2B-en / -multi / -nolang metadata of LAION-5B (punsafe, pwatermark: probabilities)"),
     CorpusSchema(
         "datacomp", url="url", caption="text", id="uid", width="original_width", height="original_height",
@@ -136,13 +138,16 @@ def detect_schema(columns: Sequence[str]) -> CorpusSchema | None:
     """The first named schema whose signature columns are all present (most specific first)."""
     found = set(columns)
     for name in ("coyo", "datacomp", "laion2b", "laion400m"):
-        if set(SCHEMAS[name].signature) <= found:
-            return SCHEMAS[name]
+        sch = SCHEMAS[name]
+        if set(sch.signature) <= found and (not sch.signature_any or found & set(sch.signature_any)):
+            return sch
     return None
 
 
 def _signatures() -> str:
-    return "; ".join(f"{s.name}: {', '.join(s.signature)}" for s in SCHEMAS.values())
+    return "; ".join(f"{s.name}: {', '.join(s.signature)}" + (f" and one of {'/'.join(s.signature_any)}"
+                                                               if s.signature_any else "")
+                     for s in SCHEMAS.values())
 
 
 def _map_flags() -> str:

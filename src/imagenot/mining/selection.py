@@ -168,8 +168,11 @@ def select(
         for c in kept.column_names:
             if c.startswith(KEPT_PREFIX):
                 selected = selected.append_column(c, pa.nulls(0, kept.schema.field(c).type))
+    scored = matches.num_rows > 0 and matches["similarity"].null_count < matches.num_rows
     report = {
         "threshold": threshold,
+        "threshold_applied": threshold is not None and scored,
+        "scored": scored,
         "params": params.__dict__,
         "matches": matches.num_rows,
         "above_threshold": kept.num_rows,

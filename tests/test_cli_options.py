@@ -46,7 +46,7 @@ def test_help_lists_every_cli_field_with_its_default_and_examples(capsys: pytest
     with pytest.raises(SystemExit):
         _parser().parse_args(["toy", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for fragment in ("--out OUT where to write (default: toy-out)", "--lr LR learning rate (default: 0.1)",
+    for fragment in ("--out OUT where to write (default: toy-out)", "--lr X learning rate (default: 0.1)",
                      "--mode {fast,exact} how to run (default: fast)", "--embed, --no-embed",
                      "compute embeddings (default: on)", "(default: a,b)", "--data-opt KEY=VALUE",
                      "(default: the recipe's)", "examples: imagenot toy --lr 0.2", "--config FILE",

@@ -24,6 +24,7 @@ STAGE_MODULES = (
     "imagenot.data.cli",
     "imagenot.training.cli",
     "imagenot.transfer.cli",
+    "imagenot.evaluation.cli",
     "imagenot.analysis.cli",
     "imagenot.demo.cli",
 )

@@ -150,12 +150,19 @@ def _add_field(parser: argparse._ActionsContainer, f: dataclasses.Field, tp: Any
         choices = typing.get_args(base)
         kwargs.update(choices=choices, type=type(choices[0]))
     elif origin in (tuple, list):
-        kwargs.setdefault("metavar", "A,B,...")
+        if f.metadata.get("nargs"):
+            kwargs["nargs"] = f.metadata["nargs"]
+        elif f.metadata.get("repeat"):
+            kwargs["action"] = "append"
+        else:
+            kwargs.setdefault("metavar", "A,B,...")
     elif origin in (dict, Mapping) or base is dict:
         kwargs.update(action=_KeyValue)
         kwargs.setdefault("metavar", "KEY=VALUE")
     elif base in (int, float, str):
         kwargs["type"] = base
+        if base is not str:
+            kwargs.setdefault("metavar", "N" if base is int else "X")
     parser.add_argument(flag, **kwargs)
 
 

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,7 +238,12 @@ class TextEncoder:
                                        return_tensors="pt")
         axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "hidden"]}
         log.info("exporting %s to ONNX (once) -> %s", self.spec.encoder, out)
-        with atomic_path(out, suffix=".onnx.tmp") as tmp, torch.inference_mode(False), torch.no_grad():
+        # The tracer warns that shape tests become constants; for an encoder they are (the mask always covers
+        # the input), and the export is checked against torch on texts of other lengths before use.
+        with atomic_path(out, suffix=".onnx.tmp") as tmp, torch.inference_mode(False), torch.no_grad(), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="Exporting aten::index operator")
             torch.onnx.export(Graph(hf).eval(), tuple(example[n] for n in names), str(tmp), input_names=names,
                               output_names=["hidden"], dynamic_axes=axes, opset_version=17, dynamo=False)
         return out, names

@@ -50,9 +50,9 @@ def _mine(cfg: DemoConfig, p: DemoPaths) -> str:
     from imagenot.mining.settings import MineConfig
 
     res = mine(MineConfig(
-        corpus=cfg.corpus, classes=str(p.pool), out=str(p.mine), local=True, pool=True,
+        corpus=cfg.corpus, classes=str(p.pool), out=str(p.mine), allow_local=True, pool=True,
         encoder=cfg.encoder, threshold=cfg.threshold, num_classes=cfg.num_classes,
-        min_per_class=cfg.min_per_class, max_per_class=cfg.max_per_class, val_per_class=cfg.val_per_class,
+        min_matches_per_class=cfg.min_per_class, max_per_class=cfg.max_per_class, val_per_class=cfg.val_per_class,
         seed=cfg.seed, hist_classes=cfg.num_classes,
     ))
     s = res.stats

@@ -139,9 +139,23 @@ def get_wordnet() -> Any:
     raise WordNetUnavailable(_INSTALL_HINT)
 
 
+def _nltk_default_paths() -> list[Path]:
+    """NLTK's search path without importing NLTK (its import pulls in scipy and scikit-learn: seconds)."""
+    import sys
+
+    if "nltk" in sys.modules:
+        return _nltk_paths()
+    roots = [Path(p) for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
+    prefix = Path(sys.prefix)
+    roots += [Path.home() / "nltk_data", prefix / "nltk_data", prefix / "share" / "nltk_data",
+              prefix / "lib" / "nltk_data", Path("/usr/share/nltk_data"), Path("/usr/local/share/nltk_data"),
+              Path("/usr/lib/nltk_data"), Path("/usr/local/lib/nltk_data")]
+    return roots
+
+
 def data_noun_path() -> Path | None:
     """WordNet's data.noun file where `get_wordnet` would find it, without loading NLTK (or None)."""
-    candidates = [root / "corpora" / "wordnet" / "data.noun" for root in _nltk_paths()]
+    candidates = [root / "corpora" / "wordnet" / "data.noun" for root in _nltk_default_paths()]
     candidates += [cache_dir() / "nltk_data" / "corpora" / "wordnet" / "data.noun", DEBIAN_WORDNET_DIR / "data.noun"]
     return next((c for c in candidates if c.is_file()), None)
 

@@ -1,17 +1,23 @@
-"""Benchmark of caption mining: matching speed against a LAIONet-style loop, the whole `mine --no-embed`
-command, and the embedding path (cached and deduplicated) against a naive one. Every ratio is measured in
-the same run, on the same captions.
+"""Benchmark of caption mining, every ratio measured in the same run on the same captions:
+
+- matching speed against a LAIONet-style loop, and the whole `mine --no-embed` command with 1 and 2 workers;
+- encoding: captions/s of the encoding path against the previous one (sentence-transformers `encode`, batch 64,
+  as the Scorer called it before), same captions, same encoder, CPU, per backend (torch with length-sorted
+  large batches, ONNX Runtime fp32, ONNX Runtime int8, OpenVINO), with the largest change of a similarity;
+- a rerun of `mine` with a new `--threshold` on the same corpus: texts encoded (from mine_stats.json);
+- `--gpu`: MiniLM and MPNet captions/s at fp16 on one GPU (the prepared GPU check; at most a few minutes).
 
     .venv/bin/python benchmarks/mine_bench.py                 # 1M captions, 1000 released ImageNot classes
-    .venv/bin/python benchmarks/mine_bench.py --captions 200000 --embed-sample 256   # quicker
+    .venv/bin/python benchmarks/mine_bench.py --captions 200000 --embed-sample 512   # quicker
+    .venv/bin/python benchmarks/mine_bench.py --gpu --embed-sample 65536             # on a GPU machine
 
 The corpus is generated (no natural-photo caption set ships with any package): LAION-format parquet
 (`SAMPLE_ID, URL, TEXT, NSFW, WIDTH, HEIGHT`), captions of 3-12 words drawn with Zipf-like frequencies from
 the WordNet 3.0 vocabulary (so ImageNot lemmas appear at the rate words of the language do), mixed case,
 ASCII punctuation, a few non-ASCII words and repeated captions. The classes are the 1000 released ImageNot
 wnids (../shared/reference/imagenot_classes.txt), read at run time, lemmas unique as in the paper.
-Rates are captions per second of CPU time of this process (`time.process_time`), so they mean "per core" even
-on a shared machine; wall-clock figures are printed beside them.
+Matching rates are captions per second of CPU time of this process (`time.process_time`), so they mean "per
+core" even on a shared machine; encoding and command rates are wall-clock, with the load average printed.
 """
 
 from __future__ import annotations
@@ -162,8 +168,8 @@ def bench_matching(corpus: Path, rows: list, sample: int) -> dict:
 def bench_command(corpus: Path, classes: Path, work: Path, workers: int) -> dict:
     out = work / f"mine-w{workers}"
     shutil.rmtree(out, ignore_errors=True)  # a finished output would be skipped, not measured
-    cmd = [sys.executable, "-m", "imagenot.mining", "mine", "--corpus", str(corpus), "--classes", str(classes),
-           "--out", str(out), "--no-embed", "--workers", str(workers)]
+    cmd = [sys.executable, "-m", "imagenot", "mine", "--corpus", str(corpus), "--classes", str(classes),
+           "--out", str(out), "--no-embed", "--workers", str(workers), "--no-progress"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -175,46 +181,123 @@ def bench_command(corpus: Path, classes: Path, work: Path, workers: int) -> dict
     child_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     stats = json.loads((out / "mine_stats.json").read_text())
     return {"workers": workers, "wall_s": round(wall, 2), "captions_per_wall_s": round(stats["rows_read"] / wall),
+            "pass_s": stats["pass_seconds"],
             "cpu_s": round(child_cpu, 2), "rows_read": stats["rows_read"],
             "matched": stats["matched"], "multi_class_dropped": stats["multi_class_dropped"]}
 
 
-def bench_embedding(corpus: Path, rows: list, sample: int, batch_size: int = 64) -> dict:
+def _sample_captions(corpus: Path, rows: list, sample: int) -> tuple[list[str], np.ndarray, list[str]]:
     from imagenot.mining.corpus import Columns, list_shards
     from imagenot.mining.matcher import LemmaMatcher
     from imagenot.mining.scan import ScanContext, scan_shard
-    from imagenot.mining.similarity import Scorer, load_encoder
 
     matcher = LemmaMatcher([r.lemmas for r in rows])
     cands = scan_shard(list_shards(str(corpus))[0], ScanContext(matcher, Columns())).candidates.slice(0, sample)
-    captions = cands["caption"].to_pylist()
-    cls = np.array([c[0] for c in cands["classes"].to_pylist()])
-    queries = [r.query for r in rows]
-    model = load_encoder("all-MiniLM-L6-v2", "cpu")
+    return cands["caption"].to_pylist(), np.array([c[0] for c in cands["classes"].to_pylist()]), \
+        [r.query for r in rows]
+
+
+def _previous_path(model, captions: list[str], queries: list[str], cls: np.ndarray) -> tuple[float, np.ndarray]:
+    """What the Scorer did before: sentence-transformers encode of a shard's distinct captions, batch 64."""
+    t0 = time.perf_counter()
+    uniq = list(dict.fromkeys(captions))
+    emb = dict(zip(uniq, model.encode(uniq, batch_size=64, normalize_embeddings=True, show_progress_bar=False)))
+    qs = sorted(set(cls.tolist()))
+    qemb = dict(zip(qs, model.encode([queries[k] for k in qs], batch_size=64, normalize_embeddings=True)))
+    sim = np.array([float(emb[c] @ qemb[k]) for c, k in zip(captions, cls)], dtype=np.float32)
+    return time.perf_counter() - t0, sim
+
+
+def _new_path(spec, captions: list[str], queries: list[str], cls: np.ndarray) -> tuple[float, np.ndarray]:
+    from imagenot.mining.embed import TextEncoder
+    from imagenot.mining.similarity import Scorer
+
+    encoder = TextEncoder(spec)  # loading and any one-time export happen before the clock starts
+    encoder.encode(["warm up"] * 8, progress=False)
+    t0 = time.perf_counter()
+    sim = Scorer(encoder, queries).pair_similarity(captions, np.arange(len(captions)), cls)
+    return time.perf_counter() - t0, sim
+
+
+def bench_embedding(corpus: Path, rows: list, sample: int, backends: list[str]) -> dict:
+    import importlib.util
+
+    from imagenot.mining.embed import EncoderSpec, TextEncoder
+
+    captions, cls, queries = _sample_captions(corpus, rows, sample)
+    model = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu")).model
     model.encode(["warm up"] * 8)
-    # naive: every batch encodes its captions and, again, the query of each caption's class
-    w0 = time.perf_counter()
-    naive = []
-    for off in range(0, len(captions), batch_size):
-        c = model.encode(captions[off: off + batch_size], batch_size=batch_size, normalize_embeddings=True)
-        q = model.encode([queries[k] for k in cls[off: off + batch_size]], batch_size=batch_size,
-                         normalize_embeddings=True)
-        naive.append((c * q).sum(1))
-    naive_s = time.perf_counter() - w0
-    w0 = time.perf_counter()
-    scorer = Scorer(model, queries, batch_size, "cpu", cache={})
-    cached = scorer.pair_similarity(captions, np.arange(len(captions)), cls)
-    cached_s = time.perf_counter() - w0
-    return {
-        "captions": len(captions), "distinct_captions": len(set(captions)),
-        "distinct_classes": int(len(np.unique(cls))),
-        "naive_captions_per_s": round(len(captions) / naive_s, 1),
-        "cached_captions_per_s": round(len(captions) / cached_s, 1),
-        "ratio_cached_vs_naive": round(naive_s / cached_s, 2),
-        "max_abs_difference": float(np.abs(np.concatenate(naive) - cached).max()),
-        "encoded_texts_naive": 2 * len(captions),
-        "encoded_texts_cached": scorer.encoded_captions + scorer.encoded_queries,
-    }
+    base_s, base_sim = _previous_path(model, captions, queries, cls)
+    out: dict = {"captions": len(captions), "distinct_captions": len(set(captions)),
+                 "distinct_classes": int(len(np.unique(cls))), "encoder": "all-MiniLM-L6-v2",
+                 "threads": __import__("torch").get_num_threads(),
+                 "previous_captions_per_s": round(len(captions) / base_s, 1), "paths": []}
+    variants = {"torch": dict(backend="torch"), "onnx": dict(backend="onnx"),
+                "onnx-int8": dict(backend="onnx", quantize="int8"), "openvino": dict(backend="openvino")}
+    for name in backends:
+        kw = variants[name]
+        module = {"torch": "torch", "onnx": "onnxruntime", "onnx-int8": "onnxruntime", "openvino": "openvino"}[name]
+        if importlib.util.find_spec(module) is None:
+            out["paths"].append({"path": name, "skipped": f"{module} not installed"})
+            continue
+        secs, sim = _new_path(EncoderSpec("all-MiniLM-L6-v2", "cpu", **kw), captions, queries, cls)
+        out["paths"].append({"path": name, "captions_per_s": round(len(captions) / secs, 1),
+                             "ratio_vs_previous": round(base_s / secs, 2),
+                             "max_abs_similarity_difference": float(np.abs(sim - base_sim).max()),
+                             "mean_abs_similarity_difference": float(np.abs(sim - base_sim).mean())})
+        print(json.dumps(out["paths"][-1]), flush=True)
+    again_s, _ = _previous_path(model, captions, queries, cls)  # load drifts: the previous path once more
+    out["previous_captions_per_s_again"] = round(len(captions) / again_s, 1)
+    return out
+
+
+def bench_rerun(corpus: Path, classes: Path, work: Path, captions: int) -> dict:
+    """`mine` twice on the same corpus, the second time with a new --threshold: what does it encode?"""
+    small = work / "rerun-corpus"
+    if not small.is_dir():
+        generate_corpus(small, captions, 2, seed=1)
+    out = work / "rerun"
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    runs = []
+    for threshold in ("0.35", "0.5"):
+        cmd = [sys.executable, "-m", "imagenot", "mine", "--corpus", str(small), "--classes", str(classes),
+               "--out", str(out), "--threshold", threshold, "--no-progress", "--workers", "1"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise SystemExit(f"mine failed: {proc.stderr[-2000:]}")
+        st = json.loads((out / "mine_stats.json").read_text())
+        runs.append({"threshold": float(threshold), "wall_s": round(time.perf_counter() - t0, 1),
+                     "matched": st["matched"], "above_threshold": st["above_threshold"],
+                     "encoded_captions": st["encoded_captions"], "encoded_queries": st["encoded_queries"]})
+        print(json.dumps(runs[-1]), flush=True)
+    return {"captions": captions, "runs": runs}
+
+
+def bench_gpu(corpus: Path, rows: list, sample: int) -> dict:
+    """MiniLM and MPNet captions/s at fp16 on one GPU (length-sorted batches of 1024)."""
+    import torch
+
+    from imagenot.mining.embed import EncoderSpec, TextEncoder
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--gpu: no CUDA device")
+    captions, _, _ = _sample_captions(corpus, rows, sample)
+    out = {"device": torch.cuda.get_device_name(0), "captions": len(captions), "encoders": []}
+    for name in ("all-MiniLM-L6-v2", "all-mpnet-base-v2"):
+        for precision in ("float16", "float32"):
+            enc = TextEncoder(EncoderSpec(name, "cuda", batch_size=1024, precision=precision))
+            enc.encode(captions[:2048], progress=False)  # warm-up: kernels, allocator
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            emb = enc.encode(captions, progress=False)
+            torch.cuda.synchronize()
+            secs = time.perf_counter() - t0
+            out["encoders"].append({"encoder": name, "precision": precision,
+                                    "captions_per_s": round(len(captions) / secs), "dim": int(emb.shape[1])})
+            print(json.dumps(out["encoders"][-1]), flush=True)
+    return out
 
 
 def main() -> None:
@@ -222,8 +305,11 @@ def main() -> None:
     ap.add_argument("--captions", type=int, default=1_000_000)
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--baseline-sample", type=int, default=20_000)
-    ap.add_argument("--embed-sample", type=int, default=1024)
-    ap.add_argument("--workers", type=int, nargs="*", default=[1], help="`mine` runs with these --workers")
+    ap.add_argument("--embed-sample", type=int, default=2048, help="matched captions for the encoder runs")
+    ap.add_argument("--backends", default="torch,onnx,onnx-int8,openvino")
+    ap.add_argument("--rerun-captions", type=int, default=10_000, help="corpus size of the rerun check (0: skip)")
+    ap.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="`mine --no-embed` runs with these")
+    ap.add_argument("--gpu", action="store_true", help="only the GPU encoding check (MiniLM, MPNet, fp16)")
     ap.add_argument("--work", help="work folder (default: a temporary one)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
@@ -236,7 +322,13 @@ def main() -> None:
         t0 = time.perf_counter()
         generate_corpus(corpus, args.captions, args.shards)
         print(f"generated {args.captions} captions in {time.perf_counter() - t0:.1f} s -> {corpus}", flush=True)
-    results = {"classes": len(rows), "cpu_count": os.cpu_count()}
+    results: dict = {"classes": len(rows), "cpu_count": os.cpu_count(), "load_average_start": os.getloadavg()}
+    if args.gpu:
+        results["gpu"] = bench_gpu(corpus, rows, args.embed_sample)
+        print(json.dumps(results["gpu"], indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
+        return
     results["matching"] = bench_matching(corpus, rows, args.baseline_sample)
     print(json.dumps(results["matching"], indent=1), flush=True)
     base = results["matching"]["baseline_captions_per_cpu_s"]
@@ -247,10 +339,13 @@ def main() -> None:
         results["command"].append(r)
         print(json.dumps(r), flush=True)
     if args.embed_sample:
-        results["embedding"] = bench_embedding(corpus, rows, args.embed_sample)
-        print(json.dumps(results["embedding"], indent=1), flush=True)
+        results["embedding"] = bench_embedding(corpus, rows, args.embed_sample, args.backends.split(","))
+    if args.rerun_captions:
+        results["rerun"] = bench_rerun(corpus, classes, work, args.rerun_captions)
+    results["load_average_end"] = os.getloadavg()
     m = results["matching"]
-    print("\nsummary")
+    print(f"\nsummary (load average at start {results['load_average_start'][0]:.1f}, "
+          f"at end {results['load_average_end'][0]:.1f})")
     print(f"  baseline (LAIONet loop, {m['baseline_sample']} captions): {base:,} captions/s per core")
     print(f"  matching stage: {m['match_captions_per_cpu_s']:,} captions/s per core "
           f"({m['ratio_match_vs_baseline']}x baseline); shard scan incl. parquet read "
@@ -258,10 +353,27 @@ def main() -> None:
     for r in results["command"]:
         print(f"  `mine --no-embed` over {r['rows_read']:,} captions, --workers {r['workers']}, start-up "
               f"included: {r['wall_s']} s = {r['captions_per_wall_s']:,} captions/s ({r['ratio_vs_baseline']}x)")
+    if len(results["command"]) >= 2:
+        one, two = results["command"][0], results["command"][1]
+        print(f"  --no-embed scaling: --workers {two['workers']} vs {one['workers']}: "
+              f"{one['wall_s'] / two['wall_s']:.2f}x for the whole command, "
+              f"{one['pass_s'] / two['pass_s']:.2f}x for the matching pass ({one['pass_s']} s vs {two['pass_s']} s)")
     if "embedding" in results:
         e = results["embedding"]
-        print(f"  embedding: cached+dedup {e['cached_captions_per_s']} captions/s vs naive "
-              f"{e['naive_captions_per_s']} ({e['ratio_cached_vs_naive']}x)")
+        print(f"  encoding {e['captions']} matched captions ({e['distinct_captions']} distinct), all-MiniLM-L6-v2, "
+              f"CPU, {e['threads']} threads: previous path {e['previous_captions_per_s']} captions/s "
+              f"(again at the end: {e['previous_captions_per_s_again']})")
+        for p in e["paths"]:
+            if "skipped" in p:
+                print(f"    {p['path']}: skipped ({p['skipped']})")
+            else:
+                print(f"    {p['path']}: {p['captions_per_s']} captions/s = {p['ratio_vs_previous']}x; "
+                      f"max |delta similarity| {p['max_abs_similarity_difference']:.2e}")
+    if "rerun" in results:
+        r1, r2 = results["rerun"]["runs"]
+        print(f"  rerun with --threshold {r2['threshold']} after {r1['threshold']} "
+              f"({results['rerun']['captions']:,} captions): encoded {r2['encoded_captions']} captions and "
+              f"{r2['encoded_queries']} queries (first run: {r1['encoded_captions']} and {r1['encoded_queries']})")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PKGS=(wordnet-base wordnet-sense-index dataset-fashion-mnist openclipart-png openclipart-svg)
+DEB_PKGS=(wordnet-base wordnet-sense-index dataset-fashion-mnist openclipart-png openclipart-svg tesseract-ocr)
 missing=()
 for p in "${DEB_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 PY=${PYTHON:-python3}

@@ -124,3 +124,21 @@ def test_literal_choices_are_checked():
     assert from_dict(Choice, {"mode": "exact"}).mode == "exact"
     with pytest.raises(ConfigError, match="not one of fast, exact"):
         from_dict(Choice, {"mode": "slow"})
+
+
+def test_yaml_alias_bombs_and_binary_configs_are_refused(tmp_path: Path):
+    from imagenot.config import load_mapping
+
+    bomb = tmp_path / "plan.yaml"
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]" for i in range(8)]
+    bomb.write_text("\n".join(lines) + "\nmodels: *i\n")
+    with pytest.raises(ConfigError, match=r"plan.yaml: line 2: YAML aliases \(\*a\) are not allowed"):
+        load_mapping(bomb)
+    binary = tmp_path / "config.json"
+    binary.write_bytes(os.urandom(64) + b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not a text config file"):
+        load_mapping(binary)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("models: [resnet_s32]\nseeds: [0, 1]\n")
+    assert load_mapping(ok) == {"models": ["resnet_s32"], "seeds": [0, 1]}

@@ -58,10 +58,24 @@ def _to_tuple(x: Any) -> Any:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomically write `state` (a temporary file renamed over `path`, so a kill never tears it)."""
+    """Atomically write `state` (a temporary file renamed over `path`, so a kill never tears it).
+
+    torch.save reports a full disk as a RuntimeError from its zip writer; it is turned into an OSError
+    ENOSPC naming the path (the CLI's disk-full message), and the previous checkpoint stays in place.
+    """
+    import errno
+    import shutil
+
     payload = {"format": FORMAT, "version": VERSION, **state}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except RuntimeError as exc:
+        free = shutil.disk_usage(path.parent).free if path.parent.exists() else None
+        if "write" in str(exc).lower() and (free is None or free < (64 << 20)):
+            raise OSError(errno.ENOSPC, f"no space left to write checkpoint ({free} bytes free)", str(path)) from exc
+        raise
 
 
 def load_checkpoint(path: str | Path, expect: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -76,10 +90,15 @@ def load_checkpoint(path: str | Path, expect: dict[str, Any] | None = None) -> d
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+        unsafe = isinstance(exc, __import__("pickle").UnpicklingError) or "weights_only" in str(exc)
+        if unsafe:
+            raise CheckpointError(
+                f"{path}: not a trusted checkpoint: it holds objects other than tensors and plain values, and "
+                "loading it with pickle could run arbitrary code, so imagenot refuses it. Only checkpoints "
+                "written by imagenot (or plain state_dicts through --init file:) can be used."
+            ) from exc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path}: not a readable imagenot checkpoint (torch.load with weights_only=True failed: {first})"
-        ) from exc
+        raise CheckpointError(f"{path}: not a readable imagenot checkpoint ({first})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an imagenot checkpoint (no '{FORMAT}' format marker)")
     if data.get("version") != VERSION:

@@ -24,6 +24,8 @@ STAGE_MODULES = (
     "imagenot.data.cli",
     "imagenot.training.cli",
     "imagenot.transfer.cli",
+    "imagenot.evaluation.cli",
+    "imagenot.audit.cli",
     "imagenot.analysis.cli",
     "imagenot.demo.cli",
 )
@@ -32,12 +34,17 @@ log = logging.getLogger("imagenot")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from imagenot.cli_options import HelpFormatter, global_options
+
     parser = argparse.ArgumentParser(
         prog="imagenot",
         description="Contrast datasets and model-ranking studies (after ImageNot, Salaudeen & Hardt 2024).",
+        epilog="Run `imagenot COMMAND --help` for a command's options and examples. Global options may come "
+        "before or after the command.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"imagenot {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in STAGE_MODULES:
         try:
@@ -47,7 +54,39 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for subparser in sub.choices.values():  # stages whose parser is not generated get the globals too
+        if "--log-level" not in subparser._option_string_actions:
+            global_options(subparser, suppress=True)
     return parser
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    from imagenot import progress
+
+    if args.log_level:
+        level = getattr(logging, args.log_level.upper())
+    elif args.quiet:
+        level = logging.WARNING
+    else:
+        level = logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if args.quiet or args.no_progress:
+        progress.set_enabled(False)
+
+
+def _disk_full(exc: BaseException) -> str | None:
+    """A user-facing message when `exc` is a full disk (OSError ENOSPC, or torch's writer failing on one)."""
+    import errno
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = cur.filename or "the output folder"
+            return f"no space left on the device holding {where}; free some space and rerun the same command"
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    _setup_logging(args)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -68,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"imagenot {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `imagenot models | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        message = _disk_full(exc)
+        if message is None:
+            raise
+        print(f"imagenot {args.command}: error: {message}", file=sys.stderr)
+        return 1
     return int(rc or 0)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -76,17 +77,23 @@ def option(
     flag: str | None = None,
     metavar: str | None = None,
     group: str | None = None,
-    path: bool = False,
+    path: bool | str = False,
     cli: bool = True,
+    nargs: str | None = None,
+    repeat: bool = False,
 ) -> Any:
     """A config field declared once: its default, its help and how it appears on the command line.
 
     The CLI of every stage is generated from these fields (`imagenot.cli_options`): the flag is
     `--field-name` unless `flag` says otherwise, the help shows the default, choices come from a `Literal`
     type, `path=True` marks a filesystem path (stored absolute in config.json so a run replays from any
-    directory), and `cli=False` keeps a field out of the flags (set through --config only).
+    directory; path="spec" for `KIND:PATH` specs), and `cli=False` keeps a field out of the flags (set
+    through --config only). A tuple field takes comma-separated values, or several values after one flag
+    with `nargs="+"` (`--runs A B C`), or one value per repeated flag with `repeat=True`
+    (`--scale a=ratio --scale b=percent`).
     """
-    meta = {"help": help, "flag": flag, "metavar": metavar, "group": group, "path": path, "cli": cli}
+    meta = {"help": help, "flag": flag, "metavar": metavar, "group": group, "path": path, "cli": cli,
+            "nargs": nargs, "repeat": repeat}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -124,20 +131,44 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return conv(cfg)
 
 
+MAX_CONFIG_BYTES = 16 << 20
+
+
+def _load_yaml(text: str) -> Any:
+    """yaml.safe_load without anchors and aliases: a config never needs them, and nested aliases ("billion
+    laughs") expand a few hundred bytes into gigabytes before any size check could run."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise ConfigError(f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                                  "allowed in imagenot configs; write the values out")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_mapping(path: str | Path) -> dict[str, Any]:
     """Read a json or yaml mapping; the suffix decides."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size} bytes is not a config file (limit {MAX_CONFIG_BYTES})")
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text config file ({exc.reason})") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     try:
         if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _load_yaml(text)
         else:
             data = json.loads(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - both parsers raise their own types
         raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'json'}: {exc}") from exc
     if not isinstance(data, dict):
@@ -152,8 +183,10 @@ def resolve(
     preset: str | None = None,
     config_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    keep_none: bool = False,
 ) -> T:
-    """Layer defaults < preset < config file < explicit overrides (None values are ignored)."""
+    """Layer defaults < preset < config file < explicit overrides (None overrides are ignored unless
+    `keep_none`: then an explicit None, e.g. `"epochs": null` in a config file, unsets a preset's value)."""
     data: dict[str, Any] = {}
     if preset is not None:
         presets = presets or {}
@@ -165,8 +198,47 @@ def resolve(
         loaded.pop("_meta", None)
         data.update(loaded)
     if overrides:
-        data.update({k: v for k, v in overrides.items() if v is not None})
+        data.update({k: v for k, v in overrides.items() if keep_none or v is not None})
     return from_dict(cls, data)
+
+
+# Spec kinds whose argument is not a filesystem path (`torchvision:resnet152.IMAGENET1K_V1`, urls).
+NON_PATH_SPEC_KINDS = frozenset({"torchvision", "http", "https", "s3", "gs", "hf", "synthetic"})
+
+
+def _absolute(value: str, base: Path, kind: Any) -> str:
+    if kind == "spec":
+        head, sep, rest = value.partition(":")
+        if not sep:  # a bare registry name such as fashion-mnist, or "scratch"
+            return value
+        if not rest or head.lower() in NON_PATH_SPEC_KINDS or rest.startswith("//"):
+            return value
+        return f"{head}:{_absolute(rest, base, True)}"
+    path = Path(value).expanduser()
+    return os.path.normpath(path if path.is_absolute() else base / path)
+
+
+def absolute_paths(cls: type, data: Mapping[str, Any], base: str | Path | None = None) -> dict[str, Any]:
+    """`data` with the values of `cls`'s path fields (option(path=True), or path="spec" for `KIND:PATH`
+    specs) made absolute against `base` (default: the working directory), so a written config replays from
+    any directory."""
+    root = Path(base) if base is not None else Path.cwd()
+    out = dict(data)
+    for f in dataclasses.fields(cls):
+        kind = f.metadata.get("path")
+        value = out.get(f.name)
+        if not kind or value is None:
+            continue
+        if isinstance(value, str):
+            out[f.name] = _absolute(value, root, kind)
+        elif isinstance(value, (list, tuple)):
+            out[f.name] = type(value)(_absolute(v, root, kind) if isinstance(v, str) else v for v in value)
+    return out
+
+
+def to_record(cfg: Any) -> dict[str, Any]:
+    """What a stage writes as its `config.json`: `to_dict` with every path field absolute."""
+    return absolute_paths(type(cfg), to_dict(cfg))
 
 
 def replace(cfg: T, **changes: Any) -> T:

@@ -196,7 +196,7 @@ def test_stats_json_ready(zoo_dir: Path) -> None:
     import json
 
     text = json.dumps(data, allow_nan=False)  # NaN became null
-    assert "source" not in data["rows"][0]
+    assert "origin" not in data["rows"][0] and data["rows"][0]["source"] == "trained"
     assert json.loads(text)["main"]["rank"]["kendall_tau"] == pytest.approx(13 / 15)
     assert math.isclose(data["main"]["x"]["vgg_s"]["mean"], 84.0)
 

@@ -30,14 +30,21 @@ def test_cli_wide_paper_table(paper_csv: Path, tmp_path: Path, capsys: pytest.Ca
                "--n-boot", "500", "--out", str(out)])
     assert rc == 0
     assert "report.html" in capsys.readouterr().out
-    for name in ("results.csv", "stats.json", "report.md", "report.html", "config.json", "manifest.json"):
+    for name in ("results.csv", "models.csv", "pairs.csv", "stats.json", "report.md", "report.html",
+                 "config.json", "manifest.json"):
         assert (out / name).is_file(), name
     stats = json.loads((out / "stats.json").read_text())
     assert stats["main"]["rank"]["kendall_tau"] == pytest.approx(1.0)
     assert stats["main"]["rank"]["spearman_rho"] == pytest.approx(1.0)
     assert stats["main"]["fits"]["ratio"]["r2"] == pytest.approx(0.977, abs=0.005)
     md = (out / "report.md").read_text()
-    assert "Kendall tau = 1.00 (p = 5.5e-06) over 9 models: the ranking is identical from imagenet_top1" in md
+    # human names in paper-table mode; the verdict first, then the scatter, then the tables
+    assert md.startswith("# Do model rankings survive the contrast? ImageNot (ratio to AlexNet) vs ImageNet "
+                         "top-1 (%)\n\n**The ranking is identical from ImageNet top-1 (%) to ImageNot (ratio to "
+                         "AlexNet): Kendall tau = 1.00 over 9 models (permutation p = 5.5e-06); no pair of models "
+                         "flips (36 pairs).**\n\n![")
+    assert "Kendall tau = 1.00 (p = 5.5e-06, permutation p, all 362,880 orders) over 9 models" in md
+    assert "imagenot_ratio_to_alexnet" not in md.split("## Details")[0]
     r2 = stats["main"]["fits"]["ratio"]["r2"]
     assert f"R^2 = {r2:.3f}" in md and "(0 of 36 pairs flip)" in md
     assert "one run per model and dataset" in md  # the single-seed caveat is stated
@@ -45,12 +52,14 @@ def test_cli_wide_paper_table(paper_csv: Path, tmp_path: Path, capsys: pytest.Ca
     html = (out / "report.html").read_text()
     images = re.findall(r'<img [^>]*src="([^"]+)"', html)
     assert len(images) == 3 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert html.index('<figure class="lead">') < html.index("<table>")
     assert "http://" not in html and "https://" not in html and "<link" not in html and "<script" not in html
     for png in ("scatter", "bump", "relative"):
         _png_ok(out / "plots" / f"{png}.png")
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 18 and rows[0]["role"] == "reference"
+    assert {r["dataset"] for r in rows} == {"ImageNet top-1 (%)", "ImageNot (ratio to AlexNet)"}
     manifest = json.loads((out / "manifest.json").read_text())
     assert str(paper_csv) in manifest["inputs"] and len(manifest["inputs"][str(paper_csv)]) == 64
 
@@ -70,7 +79,11 @@ def test_cli_runs_with_transfer_and_rerun_from_config(zoo_dir: Path, tmp_path: P
     (transfer,) = stats["transfer"]
     assert transfer["target"] == "animals" and len(transfer["models"]) == 6
     md = (out / "report.md").read_text()
-    assert "Kendall tau = 0.87 (p = 0.017) over 6 models: the ranking is largely preserved from fashion to clipart (1 of 15 pairs flips)." in md
+    assert ("Kendall tau = 0.87 (p = 0.017, permutation p, all 720 orders) over 6 models: the ranking is largely "
+            "preserved from fashion to clipart (1 of 15 pairs flips).") in md
+    assert md.split("\n")[2] == ("**The ranking is largely preserved from fashion to clipart: Kendall tau = 0.87 "
+                                 "over 6 models (permutation p = 0.017); 1 of 15 pairs flips, and without "
+                                 "per-image predictions the report cannot test whether it is real.**")
     assert "Flipped pairs: densenet_s > resnet_s on fashion but the reverse on clipart." in md
     assert "## Transfer to animals" in md
     assert "vit_s on clipart seed 0" in md  # the NaN run is reported, not silently dropped
@@ -79,7 +92,8 @@ def test_cli_runs_with_transfer_and_rerun_from_config(zoo_dir: Path, tmp_path: P
     assert (out / "plots" / "transfer_animals.png").is_file()
     _png_ok(out / "plots" / "transfer_animals.png")
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 5  # scatter (also on logit axes), bump, relative, transfer
+    assert (out / "plots" / "scatter_logit.png").is_file()
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 6 * 3 * 4 + 1 and sum(r["role"] == "transfer" for r in rows) == 36
@@ -155,3 +169,67 @@ def test_cli_long_csv_without_roles(tmp_path: Path) -> None:
     md = (out / "report.md").read_text()
     assert "only 4 paired models" in md and "read as fractions" in md
     assert "In publication order, 3 of 3 step-to-step changes go in the same direction" in md
+
+
+def test_human_column_names() -> None:
+    from imagenot.analysis.labels import human_column_name
+
+    assert human_column_name("imagenot_ratio_to_alexnet", ["AlexNet", "VGG-19"]) == "ImageNot (ratio to AlexNet)"
+    assert human_column_name("imagenet_top1") == "ImageNet top-1 (%)"
+    assert human_column_name("imagenet_top5") == "ImageNet top-5 (%)"
+    assert human_column_name("cifar10_acc") == "CIFAR-10 accuracy"
+    assert human_column_name("ratio_to_resnet_50", ["ResNet-50"]) == "value (ratio to ResNet-50)"
+    assert human_column_name("ImageNet (mine)") == "ImageNet (mine)"  # already readable: kept
+
+
+def test_report_leads_with_the_answer(tmp_path: Path) -> None:
+    from .conftest import write_zoo_with_predictions
+
+    root = write_zoo_with_predictions(tmp_path / "study", n_ref=300, n_con=200)
+    clipart = root / "datasets" / "clipart"
+    clipart.mkdir(parents=True)
+    for name in ("README.md", "dataset.json", "contact_sheet.png"):
+        (clipart / name).write_text("card")
+    out = tmp_path / "out" / "report"
+    assert main(["report", "--runs", str(root / "train"), "--out", str(out), "--n-boot", "300"]) == 0
+    md = (out / "report.md").read_text()
+    lines = md.split("\n")
+    assert lines[0] == "# Do model rankings survive the contrast? clipart vs fashion"
+    assert lines[2].startswith("**The ranking is largely preserved from fashion to clipart: Kendall tau = 0.87")
+    assert lines[4].startswith("![clipart against fashion: one point per model, bars the 95% interval")
+    top = md.split("## Which differences are real")[0]
+    assert "detected" not in top and "Scales" not in top  # internals live in the details
+    assert "read as percent (detected: values above 1)" in md.split("## Details")[1]
+    # the table of datasets: n, chance, budget, and links to the card and contact sheet that exist
+    row = next(line for line in lines if line.startswith("| clipart | contrast |"))
+    assert row.startswith("| clipart | contrast | 200 | 10 (10.0%) | 3 | 1,000 | trained | [card](")
+    hrefs = re.findall(r"\]\(([^)]+)\)", row)
+    assert [(out / h).resolve() for h in hrefs] == [(clipart / "README.md").resolve(),
+                                                    (clipart / "contact_sheet.png").resolve()]
+    assert next(line for line in lines if line.startswith("| fashion | reference |")).endswith("|  |  |")
+    html = (out / "report.html").read_text()
+    assert html.index('<p class="verdict">') < html.index('<figure class="lead">') < html.index("<table>")
+    assert '<a href="../../study/datasets/clipart/README.md">card</a>' in html
+    with open(out / "results.csv", newline="") as fh:
+        first = next(csv.DictReader(fh))
+    assert (first["dataset"], first["n_val"], first["chance"], first["epochs"], first["train_images"]) == (
+        "clipart", "200", "10.0", "3", "1000")
+    assert (out / "plots" / "scatter_logit.png").is_file()
+
+
+def test_config_json_replays_from_another_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "r.csv").write_text("model,year,dataset,role,top1\n" + "".join(
+        f"{m},{y},a,reference,{r}\n{m},{y},b,contrast,{c}\n"
+        for m, y, r, c in (("alexnet", 2012, 60, 30), ("vgg", 2014, 70, 36), ("resnet", 2015, 80, 41))))
+    monkeypatch.chdir(work)
+    assert main(["report", "--results", "r.csv", "--out", "rep", "--n-boot", "200"]) == 0
+    config = json.loads((work / "rep" / "config.json").read_text())
+    assert config["results"] == str(work / "r.csv") and config["out"] == str(work / "rep")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["report", "--config", str(work / "rep" / "config.json"), "--out", "again"]) == 0
+    assert (json.loads((elsewhere / "again" / "stats.json").read_text())["main"]["rank"]
+            == json.loads((work / "rep" / "stats.json").read_text())["main"]["rank"])

@@ -23,7 +23,7 @@ from .conftest import write_run
 def test_collect_results_recursive_and_once_per_run(zoo_dir: Path) -> None:
     rows = collect_results([zoo_dir, zoo_dir / "train"])  # overlapping folders: each run read once
     assert len(rows) == 6 * 3 * 4
-    assert set(rows[0]) == set(RESULT_COLUMNS) | {"source"}
+    assert set(rows[0]) == set(RESULT_COLUMNS) | {"origin"}
     transfer = [r for r in rows if r["role"] == "transfer"]
     assert len(transfer) == 36 and {r["pretrain_dataset"] for r in transfer} == {"fashion", "clipart"}
     one = next(r for r in rows if r["model"] == "vgg_s" and r["dataset"] == "fashion" and r["seed"] == 1)
@@ -86,9 +86,13 @@ def test_results_csv_bad_values_point_at_the_line(tmp_path: Path) -> None:
     path.write_text("model,dataset,top1,seed\nresnet,a,70,1.5\n")
     with pytest.raises(InputError, match="expected an integer"):
         read_results_csv(path)
-    path.write_text("model,dataset,top1\nresnet,a,NaN\nvgg,a,\n")
+    path.write_text("model,dataset,top1\nresnet,a,\nvgg,a,none\n")
     rows = read_results_csv(path)
-    assert all(math.isnan(r["top1"]) for r in rows)
+    assert all(math.isnan(r["top1"]) for r in rows)  # an empty cell: a run without a result (noted later)
+    for text in ("NaN", "inf", "-Infinity"):
+        path.write_text(f"model,dataset,top1\nresnet,a,70\nvgg,a,{text}\n")
+        with pytest.raises(InputError, match=rf"r.csv:3: column 'top1': expected a finite number, got '{text}'"):
+            read_results_csv(path)
 
 
 def test_wide_table_to_long_rows(paper_csv: Path) -> None:

@@ -274,15 +274,19 @@ def test_wds_reader(wds_dir):
 def test_wds_without_card_and_bad_shards(wds_dir, tmp_path):
     root, wnids, expected = wds_dir
     (root / "dataset.json").unlink()
-    train = get_dataset(f"wds:{root}", "train", image_size=10)
+    with pytest.raises(InputError, match="no dataset.json"):  # an unfinished download is refused...
+        get_dataset(f"wds:{root}", "train", image_size=10)
+    # ...unless asked for
+    train = get_dataset(f"wds:{root}", "train", image_size=10, allow_incomplete=True)
     assert train.labels.tolist() == expected["train"] and train.images.shape[-1] == 10
-    assert get_dataset(f"wds:{root}", "val").images.shape == (3, 3, 18, 18)  # shorter side of the 24x18 PNGs
+    val = get_dataset(f"wds:{root}", "val", allow_incomplete=True)
+    assert val.images.shape == (3, 3, 18, 18)  # shorter side of the 24x18 PNGs
     (root / "train-000000.tar").write_bytes(b"not a tar file at all" * 40)
     with pytest.raises(InputError, match="train-000000.tar"):
-        get_dataset(f"wds:{root}", "train", cache=False)
+        get_dataset(f"wds:{root}", "train", cache=False, allow_incomplete=True)
     (tmp_path / "nothing").mkdir()
     with pytest.raises(InputError, match="no webdataset shards"):
-        get_dataset(f"wds:{tmp_path / 'nothing'}", "train")
+        get_dataset(f"wds:{tmp_path / 'nothing'}", "train", allow_incomplete=True)
 
 
 # -- synthetic, options, registry errors ----------------------------------------------------------------------

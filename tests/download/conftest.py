@@ -49,12 +49,12 @@ def encode(im: Image.Image, fmt: str = "PNG", **kw: object) -> bytes:
 
 def write_selection(folder: Path, urls: Sequence[str], labels: Sequence[int],
                     splits: Sequence[str | None] | None = None, similarity: Sequence[float] | None = None,
-                    with_split_column: bool = True) -> Path:
+                    with_split_column: bool = True, source_ids: Sequence[str] | None = None) -> Path:
     """selected.parquet + classes.tsv as `imagenot mine` writes them."""
     folder.mkdir(parents=True, exist_ok=True)
     n = len(urls)
     cols = {
-        "source_id": [f"src-{i}" for i in range(n)],
+        "source_id": list(source_ids) if source_ids is not None else [f"src-{i}" for i in range(n)],
         "url": list(urls),
         "caption": [f"a {CLASSES[lab][1]} picture number {i}" for i, lab in enumerate(labels)],
         "wnid": [CLASSES[lab][0] for lab in labels],
@@ -78,3 +78,13 @@ def write_selection(folder: Path, urls: Sequence[str], labels: Sequence[int],
 def bomb_png() -> bytes:
     """A 12000x12000 bilevel PNG: 17 kB on disk, 144 megapixels decoded (over PIL's 89.5 MP guard)."""
     return encode(Image.new("1", (12000, 12000)), "PNG")
+
+
+def read_samples(folder: str | Path, split: str) -> list[tuple[str, int, bytes]]:
+    """(key, label, encoded image) per sample of a split, through the one reader of dataset folders."""
+    from imagenot.data.readers.files import wds_card, wds_classes, wds_records, wds_shards
+
+    root = Path(folder)
+    card = wds_card(root)
+    rec = wds_records(root, split, wds_shards(root, split, card), wds_classes(root, card), card)
+    return [(rec.keys[i], int(rec.labels[i]), rec.read_bytes(i)) for i in range(len(rec))]

@@ -99,6 +99,12 @@ def test_resize_keeps_aspect_ratio_and_upscales_small_images() -> None:
     ("HTTP Error 404: Not Found", "http://x/a", "http_error"),
     ("HTTP Error 302: The HTTP server returned a redirect error that would lead to an infinite loop.\n"
      "The last 30x error message was:\nFound", "http://x/a", "redirect_loop"),
+    # urllib refuses a redirect to file:// itself; http_fetch refuses any other non-http(s) target
+    ("HTTP Error 302: Found - Redirection to url 'file:///etc/passwd' is not allowed", "http://x/a",
+     "redirect_refused"),
+    ("HTTP Error 302: redirect refused: to a ftp:// url (ftp://x/a.png)", "http://x/a", "redirect_refused"),
+    ("response too large: more than 50000000 bytes", "http://x/a", "response_too_large"),
+    ("timed out: no complete response within the 3 s deadline", "http://x/a", "timeout"),
     ("timed out", "http://x/a", "timeout"),
     ("<urlopen error timed out>", "http://x/a", "timeout"),
     ("<urlopen error [Errno 111] Connection refused>", "http://x/a", "connection_error"),

@@ -107,7 +107,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
 def test_within_and_against(corpus) -> None:
     root, matches, reference = corpus
     cfg = DownloadConfig(matches=str(matches), out=str(root / "ds"), image_size=32, allow_local=True,
-                         against=(str(reference),), min_per_class=5, val_fraction=0.2)
+                         against=(str(reference),), min_images_per_class=5, val_fraction=0.2)
     card = run_download(cfg)
     assert card["source"]["fetcher"] == "direct"
     assert card["dedup"]["counts"] == {"duplicate_exact": 9, "duplicate_near": 4, "contamination_exact": 3,
@@ -125,7 +125,7 @@ def test_within_and_against(corpus) -> None:
     # a dataset folder made by download can be the reference: every row whose picture is in it goes,
     # and only the 5 copies of the other reference's images (not in `ds`) remain
     again = DownloadConfig(matches=str(matches), out=str(root / "ds2"), image_size=32, allow_local=True,
-                           against=(str(root / "ds"),), min_per_class=1, keep_small_classes=True)
+                           against=(str(root / "ds"),), min_images_per_class=1, keep_small_classes=True)
     card2 = run_download(again)
     assert card2["dedup"]["counts"] == {"contamination_exact": 69, "contamination_near": 4}
     assert card2["counts"]["train"] + card2["counts"]["val"] == 5
@@ -135,11 +135,11 @@ def test_within_and_against(corpus) -> None:
 def test_near_duplicates_can_be_switched_off(corpus) -> None:
     root, matches, _ = corpus
     cfg = DownloadConfig(matches=str(matches), out=str(root / "ds-exact"), image_size=32, allow_local=True,
-                         near_dup_distance=-1, min_per_class=5)
+                         near_dup_distance=-1, min_images_per_class=5)
     card = run_download(cfg)
     assert card["dedup"]["counts"] == {"duplicate_exact": 9}
     off = DownloadConfig(matches=str(matches), out=str(root / "ds-none"), image_size=32, allow_local=True,
-                         dedup=False, min_per_class=5)
+                         dedup=False, min_images_per_class=5)
     assert run_download(off)["removed"] == {}
 
 
@@ -173,7 +173,7 @@ def test_contamination_against_a_registry_dataset(tmp_path: Path) -> None:
         urls.append(p.as_uri())
     matches = write_selection(tmp_path / "m", urls, [0, 1] * 5, with_split_column=False)
     card = run_download(DownloadConfig(matches=str(matches), out=str(tmp_path / "ds"), image_size=32,
-                                       allow_local=True, against=("fashion-mnist",), min_per_class=1))
+                                       allow_local=True, against=("fashion-mnist",), min_images_per_class=1))
     removed = pq.read_table(tmp_path / "ds" / "removed.parquet").to_pylist()
     assert {(r["row_id"], r["reason"], r["duplicate_of"]) for r in removed} == {
         (0, "contamination_exact", "fashion-mnist:val/0"), (1, "contamination_near", "fashion-mnist:val/1")}

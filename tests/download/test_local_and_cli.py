@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -12,11 +13,11 @@ import pytest
 from PIL import Image
 
 from imagenot.cli import main
-from imagenot.download import DownloadConfig, ExportConfig, iter_samples, run_download, run_export
+from imagenot.download import DownloadConfig, ExportConfig, run_download, run_export
 from imagenot.errors import ImagenotError, InputError
 from imagenot.fileio import read_json
 
-from .conftest import CLASSES, encode, make_image, write_selection
+from .conftest import CLASSES, encode, make_image, read_samples, write_selection
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +56,17 @@ def test_file_urls_need_allow_local(local, capsys) -> None:
     assert not (root / "refused").exists()
 
 
-def test_cli_builds_a_complete_dataset_folder(local, capsys) -> None:
+def test_cli_builds_a_complete_dataset_folder(local, capsys, tmp_path: Path, monkeypatch) -> None:
     root, matches = local
     out = root / "ds"
     rc = main(["download", "--matches", str(matches), "--out", str(out), "--allow-local", "--image-size", "32",
-               "--min-per-class", "8", "--shard-size", "20", "--sheet-per-class", "6"])
+               "--min-images-per-class", "8", "--shard-size", "20", "--sheet-per-class", "6"])
     assert rc == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for name in ("dataset.json", "README.md", "contact_sheet.png", "config.json", "manifest.json", "classes.tsv",
-                 "removed.parquet", "samples.parquet"):
+                 "removed.parquet", "samples.parquet", ".verified.json"):
         assert (out / name).is_file(), name
+    assert not (out / "_work").exists()  # a complete dataset keeps no resume folder
     card = read_json(out / "dataset.json")
     # class 3 (6 images) is below the minimum of 8: dropped, and the others keep labels 0..2
     assert [c["wnid"] for c in card["classes"]] == [w for w, _ in CLASSES[:3]]
@@ -79,7 +81,7 @@ def test_cli_builds_a_complete_dataset_folder(local, capsys) -> None:
     assert card["corpus"] == "openclipart-svg" and card["encoder"] == "all-MiniLM-L6-v2"
     assert card["thresholds"]["similarity_threshold"] == 0.4
     assert card["command"].startswith("imagenot download ") and "--allow-local" in card["command"]
-    assert "--min-per-class 8" in card["command"] and card["rerun_command"].endswith("config.json")
+    assert "--min-images-per-class 8" in card["command"] and card["rerun_command"].endswith("config.json")
     # shards: contract names, hashes in the card match the files
     from imagenot.fileio import sha256_file
 
@@ -92,49 +94,61 @@ def test_cli_builds_a_complete_dataset_folder(local, capsys) -> None:
     assert "file_not_found" in readme and CLASSES[3][0] in readme and "train-000001.tar" in readme
     sheet = Image.open(out / "contact_sheet.png")
     assert sheet.width > 6 * 64 and sheet.height >= 3 * 64
-    labels = Counter(s["label"] for s in iter_samples(out, "train"))
+    labels = Counter(label for _, label, _ in read_samples(out, "train"))
     assert sorted(labels) == [0, 1, 2]
-    # rerun from the folder's own config: nothing to do
+    # rerun from the folder's own config, from another directory: nothing to do (the card is not rewritten)
+    stamp = (out / "dataset.json").stat().st_mtime_ns
+    assert Path(read_json(out / "config.json")["matches"]).is_absolute()
+    monkeypatch.chdir(tmp_path)
     rc = main(["download", "--config", str(out / "config.json")])
-    assert rc == 0
+    assert rc == 0 and (out / "dataset.json").stat().st_mtime_ns == stamp
 
 
 def test_keep_small_classes_and_rebuild_on_changed_settings(local) -> None:
     root, matches = local
     cfg = DownloadConfig(matches=str(matches), out=str(root / "keep"), image_size=32, allow_local=True,
-                         min_per_class=8, keep_small_classes=True)
+                         min_images_per_class=8, keep_small_classes=True)
     card = run_download(cfg)
     assert card["num_classes"] == 4 and card["classes"][3]["status"] == "kept_below_minimum"
     assert card["removed"] == {"file_not_found": 2}
     bigger = run_download(DownloadConfig(**{**cfg.__dict__, "image_size": 40}))
-    sample = next(iter_samples(cfg.out, "train"))
-    assert min(sample["image"].size) == 40 and bigger["image_size"] == 40
+    _, _, data = read_samples(cfg.out, "train")[0]
+    assert min(Image.open(io.BytesIO(data)).size) == 40 and bigger["image_size"] == 40
 
 
-def test_export_image_folder(local, tmp_path: Path) -> None:
+def test_export_image_folder_keeps_label_order(local, tmp_path: Path) -> None:
+    """torchvision's ImageFolder numbers classes by sorted folder name: the export's names make that the
+    dataset's label order, so every exported image gets the label its shard sample has."""
     import torchvision
 
     root, matches = local
     ds = root / "ds-export"
     run_download(DownloadConfig(matches=str(matches), out=str(ds), image_size=32, allow_local=True,
-                                min_per_class=8, encode_format="png"))
+                                min_images_per_class=8, encode_format="png"))
     card = read_json(ds / "dataset.json")
     out = tmp_path / "folder"
     rc = main(["export", "--dataset", str(ds), "--format", "folder", "--out", str(out)])
     assert rc == 0
     for split in ("train", "val"):
         folder = torchvision.datasets.ImageFolder(str(out / split))
-        assert sorted(folder.classes) == sorted(c["wnid"] for c in card["classes"])
+        assert folder.classes == [f"{c['index']:03d}_{c['wnid']}_{c['name']}" for c in card["classes"]]
         assert len(folder) == card["counts"][split]
+        shard_label = {key: label for key, label, _ in read_samples(ds, split)}
+        for path, target in folder.samples:
+            assert target == shard_label[Path(path).stem]
         img, _ = folder[0]
         assert min(img.size) == 32
         for c in card["classes"]:
-            assert len(list((out / split / c["wnid"]).glob("*.png"))) == c[split]
+            assert len(list((out / split / folder.classes[c["index"]]).glob("*.png"))) == c[split]
+    mapping = (out / "class_folders.tsv").read_text().splitlines()
+    assert mapping[0] == "label\tfolder\twnid\tname"
+    assert [line.split("\t")[1] for line in mapping[1:]] == folder.classes
     assert (out / "classes.tsv").read_text() == (ds / "classes.tsv").read_text()
     with pytest.raises(ImagenotError, match="--overwrite"):
         run_export(ExportConfig(dataset=str(ds), out=str(out)))
     run_export(ExportConfig(dataset=str(ds), out=str(out), overwrite=True, splits=("val",)))
     assert not (out / "train").exists()
+    assert not list(tmp_path.glob(".*export*"))
 
 
 def test_input_errors_name_the_problem(tmp_path: Path) -> None:
@@ -176,7 +190,7 @@ def test_caps_from_mining_selection(tmp_path: Path) -> None:
     (tmp_path / "mine" / "selection.json").write_text(json.dumps(
         {"params": {"max_per_class": 6, "val_per_class": 2, "oversample": 1.5}}))
     card = run_download(DownloadConfig(matches=str(matches), out=str(tmp_path / "ds"), image_size=32,
-                                       allow_local=True, min_per_class=4))
+                                       allow_local=True, min_images_per_class=4))
     assert card["split"]["caps"] == {"train": 4, "val": 2, "source": "selection.json"}
     assert card["removed"] == {"file_not_found": 1, "over_cap": 5}
     removed = {r["row_id"]: r["reason"] for r in pq.read_table(tmp_path / "ds" / "removed.parquet").to_pylist()}
@@ -185,5 +199,5 @@ def test_caps_from_mining_selection(tmp_path: Path) -> None:
     assert removed == {1: "file_not_found", 5: "over_cap", 8: "over_cap", 13: "over_cap", 14: "over_cap",
                        17: "over_cap"}
     assert [c["train"] for c in card["classes"]] == [4, 4] and [c["val"] for c in card["classes"]] == [2, 2]
-    keys = sorted(s["key"] for s in iter_samples(tmp_path / "ds", "train", decode=False))
+    keys = sorted(key for key, _, _ in read_samples(tmp_path / "ds", "train"))
     assert keys == [f"{i:09d}" for i in (0, 2, 3, 4, 9, 10, 11, 12)]

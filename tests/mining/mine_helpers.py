@@ -10,10 +10,14 @@ import pyarrow.parquet as pq
 
 from imagenot.wordnet.classes import ClassRow
 
+# Real WordNet 3.0 noun offsets (entity, physical_entity, abstraction, thing, object, whole, congener,
+# living_thing): stages refuse wnids that name no synset, so hand-made classes borrow these.
+WNIDS = ("n00001740", "n00001930", "n00002137", "n00002452", "n00002684", "n00003553", "n00003993", "n00004258")
+
 
 def make_classes(spec: list[tuple[str, tuple[str, ...], str]]) -> list[ClassRow]:
-    """(name, lemmas, definition) -> ClassRows with made-up wnids n00000001..."""
-    return [ClassRow(i, f"n{i + 1:08d}", name, lemmas, definition, f"{name} which is {definition}",
+    """(name, lemmas, definition) -> ClassRows with hand-made names and lemmas on real wnids (WNIDS)."""
+    return [ClassRow(i, WNIDS[i], name, lemmas, definition, f"{name} which is {definition}",
                      "noun.artifact") for i, (name, lemmas, definition) in enumerate(spec)]
 
 

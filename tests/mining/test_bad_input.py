@@ -26,16 +26,17 @@ def test_parquet_bad_captions_are_counted(tmp_path: Path, animal_classes: Path) 
     texts = [b"a dog", None, b"", b"   ", b"\xff\xfe a dog", b"a dog " + b"x" * 2_000_000, b"a sea", b"a cat"]
     corpus = write_parquet(tmp_path / "c" / "p.parquet", texts, text_type=pa.binary(),
                            ids=["1", "2", "3", "4", "5", "6", "1", None],
-                           nsfw=["UNLIKELY"] * 6 + ["UNLIKELY", "UNLIKELY"])
+                           urls=[f"https://x/{i}.jpg" for i in range(6)] + ["https://x/0.jpg", "https://x/7.jpg"])
     stats = _mine(tmp_path, corpus, animal_classes)
     assert stats["rows_read"] == 8
     assert stats["null_captions"] == 1
     assert stats["empty_captions"] == 2
     assert stats["invalid_utf8"] == 1
     assert stats["oversized_captions"] == 1
-    assert stats["duplicate_ids"] == 1  # "1" twice: the first is kept
+    assert stats["duplicate_ids"] == 1  # ("1", https://x/0.jpg) twice: one image, counted once
     rows = pq.read_table(tmp_path / "out" / "matches" / "p.parquet").to_pylist()
-    assert [(r["source_id"], r["caption"]) for r in rows] == [("1", "a dog"), ("p:7", "a cat")]  # null id -> shard:row
+    assert [(r["source_id"], r["caption"]) for r in rows] == [("1", "a dog"), ("1", "a sea"), ("p:7", "a cat")]
+    assert stats["matched"] == 2  # null id -> shard:row; the duplicate is resolved after scoring
 
 
 def test_non_string_captions_and_bad_lines_in_jsonl(tmp_path: Path, animal_classes: Path) -> None:
@@ -62,7 +63,7 @@ def test_non_string_captions_and_bad_lines_in_jsonl(tmp_path: Path, animal_class
     assert stats["null_captions"] == 1
     assert stats["null_urls"] == 1
     assert stats["url_refused"] == 1  # file:// in a corpus not declared local
-    assert stats["nsfw_dropped"] == 2  # an NSFW value, and a row without one (not UNLIKELY)
+    assert stats["safety_dropped"] == 2  # an NSFW value, and a row without one (not UNLIKELY)
     rows = pq.read_table(tmp_path / "out" / "matches" / "s.parquet").to_pylist()
     assert [r["source_id"] for r in rows] == ["a"]
 
@@ -70,8 +71,8 @@ def test_non_string_captions_and_bad_lines_in_jsonl(tmp_path: Path, animal_class
 def test_local_corpus_keeps_file_urls_and_keep_nsfw(tmp_path: Path, animal_classes: Path) -> None:
     corpus = write_parquet(tmp_path / "c" / "p.parquet", ["a dog", "a cat", "the sea"],
                            urls=["file:///data/1.png", "ftp://x/2", "HTTPS://x/3"], nsfw=["NSFW", None, "UNSURE"])
-    stats = _mine(tmp_path, corpus, animal_classes, "--local", "--keep-nsfw")
-    assert stats["url_refused"] == 1 and stats["nsfw_dropped"] == 0 and stats["matched"] == 2
+    stats = _mine(tmp_path, corpus, animal_classes, "--allow-local", "--keep-nsfw")
+    assert stats["url_refused"] == 1 and stats["safety_dropped"] == 0 and stats["matched"] == 2
 
 
 def test_csv_with_bad_rows_and_megabyte_caption(tmp_path: Path, animal_classes: Path) -> None:

@@ -81,10 +81,10 @@ def test_missing_columns_name_what_is_missing_and_what_was_found(tmp_path: Path)
     assert "missing column(s) caption" in msg and "found SAMPLE_ID, URL, TEXT, NSFW" in msg
     assert "a.parquet" in msg
     # optional columns may be absent: reported, not an error
-    assert check_columns(shard, Columns(id="key", nsfw="")) == ["key"]
+    assert check_columns(shard, Columns(id="key", safety="")) == ["key"]
 
 
 def test_custom_column_names(tmp_path: Path) -> None:
     (tmp_path / "x.jsonl").write_text(json.dumps({"caption": "a dog", "link": "http://y", "key": 7}) + "\n")
-    rows = _rows(list_shards(str(tmp_path))[0], Columns(text="caption", url="link", id="key", nsfw="unsafe"))
+    rows = _rows(list_shards(str(tmp_path))[0], Columns(text="caption", url="link", id="key", safety="unsafe"))
     assert rows == [{"caption": "a dog", "link": "http://y", "key": "7"}]

@@ -27,9 +27,9 @@ CAPTIONS = [
     "seashell",  # nothing
     "日本の dog",  # dog: non-ASCII text around the lemma
 ]
-EXPECTED = {0: ("n00000001", "dog"), 1: ("n00000001", "dog"), 6: ("n00000004", "New York"),
-            8: ("n00000002", "house cat"), 9: ("n00000003", "frankfurter"), 10: ("n00000005", "sea"),
-            12: ("n00000001", "dog")}
+EXPECTED = {0: ("n00001740", "dog"), 1: ("n00001740", "dog"), 6: ("n00002452", "New York"),
+            8: ("n00001930", "house cat"), 9: ("n00002137", "frankfurter"), 10: ("n00002684", "sea"),
+            12: ("n00001740", "dog")}
 
 
 def test_no_embed_yields_exactly_the_laionet_matches(tmp_path: Path, animal_classes: Path) -> None:
@@ -47,7 +47,7 @@ def test_no_embed_yields_exactly_the_laionet_matches(tmp_path: Path, animal_clas
     assert stats["matched"] == len(EXPECTED)
     assert stats["multi_class_dropped"] == 2
     assert stats["unmatched"] == len(CAPTIONS) - len(EXPECTED) - 2
-    assert stats["per_class"]["n00000001"]["matched"] == 3
+    assert stats["per_class"]["n00001740"]["matched"] == 3
     # selection ran with defaults: every class with a match, labels = index in the final classes.tsv
     sel = pq.read_table(out / "selected.parquet")
     assert sel.num_rows == len(EXPECTED)
@@ -96,16 +96,17 @@ def test_select_subcommand_rechooses_without_remining(tmp_path: Path, animal_cla
     run_cli(["mine", "--corpus", str(corpus), "--classes", str(animal_classes), "--out", str(out), "--no-embed",
              "--workers", "1", "--no-select"])
     assert not (out / "selected.parquet").exists()
-    run_cli(["select", "--mine-dir", str(out), "--num-classes", "2", "--min-per-class", "3"])
+    run_cli(["select", "--mine-dir", str(out), "--num-classes", "2", "--min-matches-per-class", "3"])
     sel = pq.read_table(out / "selected.parquet")
-    assert sorted(set(sel["wnid"].to_pylist())) == ["n00000001", "n00000002"]  # dog (9), then the 3-way tie
+    assert sorted(set(sel["wnid"].to_pylist())) == ["n00001740", "n00001930"]  # dog (9), then the 3-way tie
     assert read_json(out / "selection.json")["classes"] == 2
     assert (out / "select_config.json").is_file()
 
 
 def test_user_errors_are_clear(tmp_path: Path, animal_classes: Path) -> None:
     corpus = write_parquet(tmp_path / "c.parquet", ["a dog"])
-    with pytest.raises(SystemExit, match="missing column.s. caption; found SAMPLE_ID, URL, TEXT, NSFW"):
+    with pytest.raises(SystemExit, match=r"missing column.s. caption \(--text-col\) for schema laion400m; "
+                       "found SAMPLE_ID, URL, TEXT, NSFW"):
         run_cli(["mine", "--corpus", str(corpus), "--classes", str(animal_classes), "--out", str(tmp_path / "o"),
                  "--no-embed", "--text-col", "caption"])
     with pytest.raises(SystemExit, match="--multi best needs caption embeddings"):
@@ -114,3 +115,29 @@ def test_user_errors_are_clear(tmp_path: Path, animal_classes: Path) -> None:
     with pytest.raises(SystemExit, match="no such file"):
         run_cli(["mine", "--corpus", str(tmp_path / "nope.parquet"), "--classes", str(animal_classes),
                  "--out", str(tmp_path / "o"), "--no-embed"])
+
+
+def test_a_large_shard_is_split_into_row_group_parts_for_the_workers(tmp_path: Path, animal_classes: Path) -> None:
+    import pyarrow as pa
+
+    n = 4000
+    caps = [CAPTIONS[i % len(CAPTIONS)] for i in range(n)]
+    table = pa.table({"URL": [f"https://x/{i}.jpg" for i in range(n)], "TEXT": caps, "NSFW": ["UNLIKELY"] * n})
+    corpus = tmp_path / "big.parquet"
+    pq.write_table(table, corpus, row_group_size=500)  # no id column: ids are big:<row>
+    outs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        run_cli(["mine", "--corpus", str(corpus), "--classes", str(animal_classes), "--out", str(out),
+                 "--no-embed", "--workers", workers, "--part-rows", "1000"])
+        outs.append(out)
+    parts = sorted(p.name for p in (outs[0] / "matches").iterdir())
+    assert parts == [f"big@{k:04d}.parquet" for k in range(4)]
+    assert sorted(p.name for p in (outs[1] / "matches").iterdir()) == parts
+    a, b = (pq.read_table(o / "selected.parquet") for o in outs)
+    assert a.equals(b) and a.num_rows == n // len(CAPTIONS) * len(EXPECTED) + sum(
+        1 for i in range(n % len(CAPTIONS)) if i in EXPECTED)
+    ids = set(a["source_id"].to_pylist())
+    assert "big:0" in ids and f"big:{n - len(CAPTIONS) + 12}" in ids  # row numbers of the whole file
+    st = read_json(outs[1] / "mine_stats.json")
+    assert st["rows_read"] == n and st["shards"]["processed"] == 4

@@ -79,3 +79,29 @@ def test_a_real_library_file() -> None:
     path = next(SVG_ROOT.rglob("*.svg"))
     title, keywords, _ = read_svg_metadata(path)
     assert title and all(isinstance(k, str) for k in keywords)
+
+
+def test_mine_the_library_as_the_demo_does(tmp_path: Path) -> None:
+    """`--corpus openclipart:SVG_DIR`: its own schema (file:// urls kept, no safety column needed), the
+    provenance says why no safety filter applies."""
+    import json
+
+    from imagenot.mining.pipeline import mine
+    from imagenot.mining.selection import PROVENANCE_KEY
+    from imagenot.mining.settings import MineConfig
+    from imagenot.wordnet.classes import write_classes
+
+    from .mine_helpers import ANIMALS, make_classes
+
+    svg, png = tmp_path / "svg", tmp_path / "png"
+    for i, (title, kws) in enumerate([("Dog", ["dog", "pet"]), ("Sea", ["sea"]), ("Cat", ["cat", "dog"])]):
+        _svg(svg / f"{i}.svg", title, kws)
+        (png / f"{i}.png").parent.mkdir(parents=True, exist_ok=True)
+        (png / f"{i}.png").write_bytes(b"\x89PNG")
+    write_classes(tmp_path / "classes.tsv", make_classes(ANIMALS))
+    res = mine(MineConfig(corpus=f"openclipart:{svg}", classes=str(tmp_path / "classes.tsv"),
+                          out=str(tmp_path / "mine"), embed=False, workers=1, allow_local=False))
+    assert res.stats["schema"] == "openclipart" and res.stats["url_refused"] == 0  # declared local
+    assert res.stats["matched"] == 2  # "Cat. cat, dog" hits two classes
+    prov = json.loads(pq.read_schema(tmp_path / "mine" / "selected.parquet").metadata[PROVENANCE_KEY])
+    assert prov["safety"]["column"] is None and "curated" in prov["safety"]["rule"]

@@ -28,7 +28,7 @@ def _matches(with_similarity: bool = True) -> pa.Table:
 
 
 def test_top_n_with_min_k_and_labels_follow_mined_order() -> None:
-    final, sel, report = select(_matches(), CLASSES, SelectionParams(num_classes=2, min_per_class=10), None)
+    final, sel, report = select(_matches(), CLASSES, SelectionParams(num_classes=2, min_matches_per_class=10), None)
     assert [c.wnid for c in final] == [CLASSES[0].wnid, CLASSES[2].wnid]  # the two largest, in mined order
     assert [c.index for c in final] == [0, 1]
     assert Counter(zip(sel["wnid"].to_pylist(), sel["label"].to_pylist())) == {
@@ -64,7 +64,7 @@ def test_random_cap_is_seeded_and_per_class_stable() -> None:
     c = select(_matches(), CLASSES, SelectionParams(max_per_class=5, cap="random", seed=2), None)[1]
     assert a.equals(b) and not a.equals(c)
     # dropping another class does not change this class's sample
-    d = select(_matches(), CLASSES, SelectionParams(max_per_class=5, cap="random", seed=1, min_per_class=13), None)[1]
+    d = select(_matches(), CLASSES, SelectionParams(max_per_class=5, cap="random", seed=1, min_matches_per_class=13), None)[1]
     pick = lambda t, w: t.filter(pa.compute.equal(t["wnid"], w))["source_id"].to_pylist()  # noqa: E731
     assert pick(a, CLASSES[2].wnid) == pick(d, CLASSES[2].wnid)
 

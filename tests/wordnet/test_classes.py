@@ -100,6 +100,17 @@ def row(i, wnid, lemmas):
     return ClassRow(i, wnid, lemmas[0], tuple(lemmas), "d", f"{lemmas[0]} which is d", "noun.artifact")
 
 
+def test_unique_lemmas_says_why_a_class_is_dropped(caplog: pytest.LogCaptureFixture):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    rows = [ClassRow(0, "n00000001", "a", (), "", "", ""), ClassRow(1, "n00000002", "b", ("x",), "", "", ""),
+            ClassRow(2, "n00000003", "c", ("x",), "", "", "")]
+    assert make_unique_lemmas(rows) == []
+    text = caplog.text
+    assert "n00000001 (a): it has no lemma" in text and "n00000002 (b): every lemma is shared" in text
+
+
 def test_unique_lemmas_keeps_only_single_class_lemmas_and_drops_empty():
     rows = [row(0, "n00000001", ["cat", "true cat"]), row(1, "n00000002", ["cat", "whip"]),
             row(2, "n00000003", ["cat"]), row(3, "n00000004", ["hammer"])]
@@ -118,6 +129,9 @@ def test_classes_tsv_round_trip(tmp_path: Path, wordnet):
     assert read_classes(path) == rows
 
 
+_HEADER = "index\twnid\tname\tlemmas\tdefinition\tquery\tlexname\n"
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -126,6 +140,10 @@ def test_classes_tsv_round_trip(tmp_path: Path, wordnet):
         ("index\twnid\tname\tlemmas\tdefinition\tquery\tlexname\n0\tbad\tx\tx\tx\tx\tx\n", ":2: malformed wnid"),
         ("index\twnid\tname\tlemmas\tdefinition\tquery\tlexname\n0\tn01440764\n", ":2: expected 7"),
         ("index\twnid\tname\tlemmas\tdefinition\tquery\tlexname\n", "no classes"),
+        (_HEADER + "0\tn01440764\ttench\ttench\td\tq\tnoun.animal\n1\tn01440765\tfake\tfake\td\tq\tx\n",
+         ":3: n01440765 is not a WordNet 3.0 noun synset"),
+        (_HEADER + "0\tn01440764\ttench\ttench| \td\tq\tnoun.animal\n", ":2: class n01440764: lemma ' ' is empty"),
+        (_HEADER + "0\tn01440764\tt\tt\td\tq\tx\n1\tn01440764\tt\tt\td\tq\tx\n", ":3: duplicate wnid"),
     ],
 )
 def test_read_classes_errors_name_file_and_line(tmp_path: Path, content, message):

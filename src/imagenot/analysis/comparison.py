@@ -1,10 +1,12 @@
 """From result rows to the comparison the study is about: do models keep their order on the contrast dataset?
 
-`analyze` cleans the rows (duplicates, NaN accuracies), decides which dataset plays the reference and which
-the contrast, puts the models in publication order, and builds one `Comparison` for reference vs contrast and
-one per transfer target (fine-tuned accuracy of reference-pretrained vs contrast-pretrained models). Everything
-it leaves out (models on one side only, diverged runs, statistics that need more models) is recorded in notes,
-because a report that silently drops data claims more than it measured.
+`analyze` cleans the rows (duplicates, NaN accuracies, impossible values), decides which dataset plays the
+reference and which the contrast, puts the models in publication order, and builds one `Comparison` for
+reference vs contrast and one per transfer target (fine-tuned accuracy of reference-pretrained vs
+contrast-pretrained models). Where runs left per-image predictions, each comparison also carries what the test
+images support (`imagenot.analysis.uncertainty`). Everything it leaves out (models on one side only, diverged
+runs, statistics that need more models) is recorded in notes, because a report that silently drops data
+claims more than it measured.
 """
 
 from __future__ import annotations
@@ -18,8 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from imagenot.analysis import stats
+from imagenot.analysis import paired, stats
 from imagenot.analysis.results import Row, normalize_row
+from imagenot.analysis.uncertainty import (
+    FlipSupport,
+    PredictionStore,
+    SideEvidence,
+    flip_support,
+    mark_flips,
+    noise_sources,
+    side_evidence,
+)
 from imagenot.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -51,6 +62,11 @@ class Comparison:
     notes: list[str] = dataclasses.field(default_factory=list)
     weak: list[str] = dataclasses.field(default_factory=list)  # reasons the evidence is weak
     caveats: list[str] = dataclasses.field(default_factory=list)  # limits short of that (e.g. one seed)
+    permutation: dict[str, Any] | None = None  # permutation test of Kendall tau (p, exact, permutations)
+    evidence_x: SideEvidence | None = None  # what the validation images of each side support
+    evidence_y: SideEvidence | None = None
+    flip_support: list[FlipSupport] = dataclasses.field(default_factory=list)
+    noise: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # images / seeds / models
 
     @property
     def n(self) -> int:
@@ -59,6 +75,40 @@ class Comparison:
     def means(self, side: str) -> np.ndarray:
         values = self.x if side == "x" else self.y
         return np.array([values[m]["mean"] for m in self.models], dtype=float)
+
+
+@dataclasses.dataclass
+class DatasetInfo:
+    """What one dataset's numbers rest on: validation size, chance level, budget, where they come from."""
+
+    name: str
+    role: str | None
+    runs: int
+    n_val: int | None  # None when unknown or different between runs (see n_val_range)
+    n_val_range: tuple[int, int] | None
+    chance: float | None  # percent
+    epochs: int | None
+    train_images: int | None
+    source: str  # trained, published or mixed
+    weights: list[str]
+    specs: list[str]  # dataset_spec values of its runs (e.g. wds:/data/clipart-not)
+
+
+def _dataset_info(name: str, role: str | None, rows: Sequence[Row]) -> DatasetInfo:
+    def common(col: str) -> Any:
+        values = {r[col] for r in rows if r.get(col) is not None}
+        return values.pop() if len(values) == 1 else None
+
+    sizes = [r["n_val"] for r in rows if r.get("n_val")]
+    sources = {r["source"] for r in rows}
+    return DatasetInfo(
+        name=name, role=role, runs=len(rows), n_val=common("n_val"),
+        n_val_range=(min(sizes), max(sizes)) if sizes else None, chance=common("chance"),
+        epochs=common("epochs"), train_images=common("train_images"),
+        source=sources.pop() if len(sources) == 1 else "mixed",
+        weights=sorted({r["weights"] for r in rows if r.get("weights")}),
+        specs=sorted({r["dataset_spec"] for r in rows if r.get("dataset_spec")}),
+    )
 
 
 @dataclasses.dataclass
@@ -76,13 +126,18 @@ class Analysis:
     transfer: list[Comparison]
     notes: list[str]
     settings: dict[str, Any]
+    datasets: dict[str, DatasetInfo] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as JSON-ready data (NaN becomes null); what stats.json holds."""
         data = dataclasses.asdict(self)
         for row in data["rows"]:
-            row.pop("source", None)
+            row.pop("origin", None)
         return _json_ready(data)
+
+    @property
+    def comparisons(self) -> list[Comparison]:
+        return [self.main, *self.transfer]
 
 
 def _json_ready(value: Any) -> Any:
@@ -97,15 +152,15 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def _fmt_source(row: Row) -> str:
-    return row.get("source") or row.get("run_dir") or "(row)"
+def _fmt_origin(row: Row) -> str:
+    return row.get("origin") or row.get("run_dir") or "(row)"
 
 
 def _clean(rows: Iterable[Mapping[str, Any]], duplicates: str, notes: list[str]) -> list[Row]:
     """Type rows, drop exact duplicates, refuse (or resolve) conflicting ones, and set NaN runs aside."""
     if duplicates not in ("error", "first", "last"):
         raise ValueError(f"unknown duplicates policy {duplicates!r}; known: error, first, last")
-    typed = [normalize_row(r, r.get("source")) for r in rows]
+    typed = [normalize_row(r, r.get("origin")) for r in rows]
     kept: dict[tuple[Any, ...], Row] = {}
     exact = 0
     conflicts: list[tuple[Row, Row]] = []
@@ -130,8 +185,8 @@ def _clean(rows: Iterable[Mapping[str, Any]], duplicates: str, notes: list[str])
                      "were counted once.")
     if conflicts:
         desc = "; ".join(
-            f"{a['model']} on {a['dataset']} seed {a['seed']}: {a['top1']} ({_fmt_source(a)}) vs "
-            f"{b['top1']} ({_fmt_source(b)})" for a, b in conflicts[:5]
+            f"{a['model']} on {a['dataset']} seed {a['seed']}: {a['top1']} ({_fmt_origin(a)}) vs "
+            f"{b['top1']} ({_fmt_origin(b)})" for a, b in conflicts[:5]
         )
         if duplicates == "error":
             raise InputError(
@@ -180,6 +235,40 @@ def _resolve_scale(dataset: str, values: list[float], declared: str) -> dict[str
     return {"scale": declared, "reason": "declared", "declared": declared}
 
 
+_LIMITS = {"percent": (0.0, 100.0), "fraction": (0.0, 1.0)}
+
+
+def _check_values(rows: Iterable[Row], scales: Mapping[str, Mapping[str, str]]) -> None:
+    """Refuse accuracies no run can have (inf, above 100 %, below 0, a ratio of 0 or less), naming the row.
+
+    Clipping them would plot and rank a typo; a NaN top-1 never reaches here (it is a diverged run, noted).
+    """
+    for row in rows:
+        info = scales[row["dataset"]]
+        scale = info["scale"]
+        for col in ("top1", "top5"):
+            value = row[col]
+            if value is None:
+                continue
+            if col == "top5" and math.isnan(value):
+                row[col] = None
+                continue
+            where = f"{col} of {row['model']} on {row['dataset']}"
+            if not math.isfinite(value):
+                raise InputError(f"{where} is {value}: not a finite number", path=_fmt_origin(row))
+            if scale == "ratio":
+                if value <= 0:
+                    raise InputError(f"{where} is {value}: a ratio to a baseline must be above 0",
+                                     path=_fmt_origin(row))
+                continue
+            low, high = _LIMITS[scale]
+            if not low <= value <= high:
+                how = "declared" if info["declared"] != "auto" else info["reason"]
+                raise InputError(f"{where} is {value}, outside [{low:g}, {high:g}] for a {scale} scale ({how}); "
+                                 "correct the value or declare the scale (--scale DATASET=...)",
+                                 path=_fmt_origin(row))
+
+
 def _group(rows: Iterable[Row]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -200,6 +289,17 @@ def _bootstrap_transform(primary: str, base_index: int | None) -> stats.Transfor
     return None
 
 
+@dataclasses.dataclass
+class _Evidence:
+    """What `_compare` needs to add the test-image statistics: the side rows and where predictions live."""
+
+    rows_x: list[Row]
+    rows_y: list[Row]
+    store: PredictionStore
+    n_perm: int
+    power: float
+
+
 def _compare(
     comp: Comparison,
     xs: dict[str, dict[str, Any]],
@@ -211,6 +311,7 @@ def _compare(
     n_boot: int,
     confidence: float,
     seed: int,
+    evidence: _Evidence | None = None,
 ) -> Comparison:
     comp.x, comp.y = xs, ys
     comp.models = [m for m in order if m in xs and m in ys]
@@ -263,8 +364,36 @@ def _compare(
             resample=mode, n_boot=n_boot, confidence=confidence, seed=seed,
         )
         comp.bootstrap["fit"] = comp.primary_fit
+    if evidence is not None:
+        _add_evidence(comp, evidence, accuracy=accuracy, base_index=base_index, n_boot=n_boot,
+                      confidence=confidence, seed=seed)
     _weakness(comp)
     return comp
+
+
+def _add_evidence(comp: Comparison, ev: _Evidence, *, accuracy: bool, base_index: int | None, n_boot: int,
+                  confidence: float, seed: int) -> None:
+    """Permutation p of tau, per-side intervals and pair tests, flip support, and the three noise sources."""
+    rng = np.random.default_rng([seed, 13])
+    x, y = comp.means("x"), comp.means("y")
+    if comp.n >= stats.MIN_POINTS and comp.rank is not None:
+        comp.permutation = paired.kendall_permutation_p(x, y, stats.kendall_tau_b_rows, n_perm=ev.n_perm,
+                                                        seed=seed)
+    common = {"confidence": confidence, "n_boot": n_boot, "rng": rng, "power": ev.power}
+    comp.evidence_x, dx = side_evidence(comp.x_name, ev.rows_x, ev.store, ratio=comp.x_scale == "ratio", **common)
+    comp.evidence_y, dy = side_evidence(comp.y_name, ev.rows_y, ev.store, ratio=comp.y_scale == "ratio", **common)
+    mark_flips(comp.evidence_x, comp.evidence_y)
+    for note in comp.evidence_x.notes + comp.evidence_y.notes:
+        if note not in comp.notes:
+            comp.notes.append(note)
+    comp.flip_support = flip_support((comp.order or {}).get("flips", []), comp.evidence_x, comp.evidence_y)
+    comp.noise = noise_sources(
+        comp.models, [comp.x[m]["values"] for m in comp.models], [comp.y[m]["values"] for m in comp.models],
+        dx, dy, accuracy=accuracy, base_index=base_index, n_boot=n_boot, confidence=confidence, rng=rng,
+    )
+    if comp.n >= stats.MIN_POINTS and "images" not in comp.noise:
+        comp.notes.append("Test-image resampling of the agreement statistics needs per-image predictions for "
+                          "every paired model on both sides; it is omitted.")
 
 
 def _within_noise(comp: Comparison, a: str, b: str) -> bool | None:
@@ -319,8 +448,9 @@ def _weakness(comp: Comparison) -> None:
     n = comp.n
     if stats.MIN_POINTS <= n < 5:
         comp.weak.append(f"only {n} paired models (a ranking of fewer than 5 is easily matched by chance)")
-    if comp.rank and comp.rank["kendall_p"] > 0.05:
-        comp.weak.append(f"Kendall tau is not significant at 0.05 (p = {comp.rank['kendall_p']:.2g})")
+    tau_p = comp.permutation["p"] if comp.permutation else (comp.rank["kendall_p"] if comp.rank else None)
+    if tau_p is not None and tau_p > 0.05:
+        comp.weak.append(f"Kendall tau is not significant at 0.05 (p = {tau_p:.2g})")
     if n and all(comp.x[m]["n"] == 1 and comp.y[m]["n"] == 1 for m in comp.models):
         comp.caveats.append("one run per model and dataset: seed-to-seed variation is not measured, so the "
                             "intervals reflect only which models were chosen")
@@ -371,13 +501,20 @@ def analyze(
     confidence: float = 0.95,
     seed: int = 0,
     duplicates: str = "error",
+    predictions: str = "auto",
+    n_perm: int = 100_000,
+    power: float = 0.8,
 ) -> Analysis:
     """Compare model accuracies on the reference and contrast datasets (and transfer targets).
 
     `reference` / `contrast` name datasets when the rows carry no roles (or to override them); `scales` maps
     a dataset name to percent, fraction or ratio (default: detected, and declared in the report);
-    `bootstrap` is seeds, models, both or auto (both when any model has several seeds).
+    `bootstrap` is seeds, models, both or auto (both when any model has several seeds). `predictions`
+    'auto' reads each run's predictions.parquet (next to its result, via the row's run_dir) for the
+    test-image statistics, 'off' ignores them; `n_perm` is the Monte Carlo size of the permutation test of
+    tau beyond 9 models; `power` sets the minimum detectable difference.
     """
+    store = PredictionStore(predictions)
     notes: list[str] = []
     clean = _clean(rows, duplicates, notes)
     if not clean:
@@ -427,6 +564,7 @@ def analyze(
     if unknown_scales:
         raise InputError(f"scale given for unknown dataset(s) {', '.join(unknown_scales)}; "
                          f"datasets: {', '.join(values_by_dataset)}")
+    _check_values(clean, scale_info)
     # one unit inside: fractions become percent (the contract's unit); ratios stay ratios
     for r in clean:
         if scale_info[r["dataset"]]["scale"] == "fraction":
@@ -443,8 +581,11 @@ def analyze(
     base = _find_baseline(baseline, order, models, notes)
     common = {"bootstrap": bootstrap, "n_boot": n_boot, "confidence": confidence, "seed": seed}
     main = Comparison(kind="main", x_name=ref, y_name=con, x_scale=unit(ref), y_scale=unit(con))
-    _compare(main, _group(r for r in trained if r["dataset"] == ref),
-             _group(r for r in trained if r["dataset"] == con), order, baseline=base, **common)
+    rows_ref = [r for r in trained if r["dataset"] == ref]
+    rows_con = [r for r in trained if r["dataset"] == con]
+    _compare(main, _group(rows_ref), _group(rows_con), order, baseline=base,
+             evidence=_Evidence(rows_ref, rows_con, store, n_perm, power), **common)
+    datasets = {ref: _dataset_info(ref, "reference", rows_ref), con: _dataset_info(con, "contrast", rows_con)}
 
     transfers: list[Comparison] = []
     transfer_rows = [r for r in clean if r["role"] == "transfer"]
@@ -457,16 +598,21 @@ def analyze(
         if other:
             comp.notes.append(f"Transfer runs on {target} pretrained on other datasets were not compared: "
                               f"{', '.join(other)}.")
+        from_ref = [r for r in here if r["pretrain_dataset"] == ref]
+        from_con = [r for r in here if r["pretrain_dataset"] == con]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            _compare(comp, _group(r for r in here if r["pretrain_dataset"] == ref),
-                     _group(r for r in here if r["pretrain_dataset"] == con), order, baseline=base, **common)
+            _compare(comp, _group(from_ref), _group(from_con), order, baseline=base,
+                     evidence=_Evidence(from_ref, from_con, store, n_perm, power), **common)
         transfers.append(comp)
+        datasets[target] = _dataset_info(target, "transfer", here)
     log.info("analysed %d models (%d paired), %d transfer target(s)", len(order), main.n, len(transfers))
     return Analysis(
         rows=clean, reference=ref, contrast=con, scales=scale_info, baseline=base, order=order,
         models={m: {"family": models[m]["family"], "year": models[m]["year"]} for m in order},
         main=main, transfer=transfers, notes=notes,
         settings={"reference": reference, "contrast": contrast, "baseline": baseline, "scales": scales,
-                  "duplicates": duplicates, **common},
+                  "duplicates": duplicates, "predictions": predictions, "n_perm": n_perm, "power": power,
+                  **common},
+        datasets=datasets,
     )

@@ -52,7 +52,7 @@ STYLE = {
 
 def _save(fig: Figure, path: Path) -> Path:
     with atomic_path(path, suffix=".png.tmp") as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", pil_kwargs={"compress_level": 3})
     plt.close(fig)
     return path
 
@@ -60,9 +60,11 @@ def _save(fig: Figure, path: Path) -> Path:
 def _place_labels(ax: Axes, xs: Sequence[float], ys: Sequence[float], labels: Sequence[str],
                   xerr: Sequence[float] | None = None, yerr: Sequence[float] | None = None,
                   lines: Sequence[tuple[float, float]] = (), fontsize: float = 8.5) -> None:
-    """Put each label next to its point (clear of its error bars) where it overlaps no other label or point.
+    """Put each label next to its point where it overlaps no other label, point or error bar.
 
-    `lines` are (slope, intercept) in data coordinates (fit, y = x) that a label should not cross either.
+    Error bars are obstacles as thin lines, not as the boxes they span, so a label can sit in the quadrant
+    between a point's bars instead of far beyond their ends. `lines` are (slope, intercept) in data
+    coordinates (fit, y = x) that a label should not cross either.
     """
     fig = ax.figure
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
@@ -73,22 +75,26 @@ def _place_labels(ax: Axes, xs: Sequence[float], ys: Sequence[float], labels: Se
     ey = np.nan_to_num(np.asarray(yerr, dtype=float)) if yerr is not None else np.zeros(n)
     lo = ax.transData.transform(np.column_stack([x - ex, y - ey]))
     hi = ax.transData.transform(np.column_stack([x + ex, y + ey]))
-    pad = 4.0  # pixels around a marker
-    obstacles = [Bbox([[lo[i, 0] - pad, lo[i, 1] - pad], [hi[i, 0] + pad, hi[i, 1] + pad]]) for i in range(n)]
-    px_per_pt = fig.dpi / 72.0
     centres = ax.transData.transform(np.column_stack([x, y])) if n else np.zeros((0, 2))
+    pad, thin = 5.0, 1.5  # pixels around a marker, half-width of a bar
+    obstacles = []
+    for i in range(n):
+        cx, cy = centres[i]
+        obstacles.append(Bbox([[cx - pad, cy - pad], [cx + pad, cy + pad]]))
+        if ex[i] > 0:
+            obstacles.append(Bbox([[lo[i, 0], cy - thin], [hi[i, 0], cy + thin]]))
+        if ey[i] > 0:
+            obstacles.append(Bbox([[cx - thin, lo[i, 1]], [cx + thin, hi[i, 1]]]))
     taken: list[Bbox] = []
     axes_box = ax.get_window_extent(renderer)
-    directions = [(1, 0, "left", "center"), (0, 1, "center", "bottom"), (0, -1, "center", "top"),
-                  (-1, 0, "right", "center"), (1, 1, "left", "bottom"), (1, -1, "left", "top"),
-                  (-1, 1, "right", "bottom"), (-1, -1, "right", "top")]
+    directions = [(1, 1, "left", "bottom"), (1, -1, "left", "top"), (-1, 1, "right", "bottom"),
+                  (-1, -1, "right", "top"), (1, 0, "left", "center"), (-1, 0, "right", "center"),
+                  (0, 1, "center", "bottom"), (0, -1, "center", "top")]
     for i in np.argsort(-y):
-        hx = (hi[i, 0] - lo[i, 0]) / 2 / px_per_pt + 3
-        hy = (hi[i, 1] - lo[i, 1]) / 2 / px_per_pt + 3
         best: tuple[float, Any, Bbox] | None = None
-        for ring, extra in enumerate((0.0, 10.0, 22.0)):
+        for ring, extra in enumerate((4.0, 14.0, 28.0)):
             for k, (sx, sy, ha, va) in enumerate(directions):
-                dx, dy = sx * (hx + extra), sy * (hy + extra)
+                dx, dy = sx * extra, sy * extra
                 leader = {"arrowprops": {"arrowstyle": "-", "color": "#9a9a9a", "linewidth": 0.6,
                                          "shrinkA": 0, "shrinkB": 3}} if ring else {}
                 text = ax.annotate(labels[i], (x[i], y[i]), xytext=(dx, dy), textcoords="offset points",
@@ -131,49 +137,117 @@ def _crosses(ax: Axes, box: Bbox, slope: float, intercept: float) -> bool:
 def _axis_label(comp: Comparison, side: str) -> str:
     name = comp.x_name if side == "x" else comp.y_name
     scale = comp.x_scale if side == "x" else comp.y_scale
+    if "%" in name or "ratio" in name.lower() or "top-1" in name.lower():
+        return name
     return f"{name} ({'ratio' if scale == 'ratio' else 'top-1 %'})"
 
 
-def scatter(comp: Comparison, path: Path, title: str | None = None, baseline: str | None = None) -> Path | None:
-    """Contrast vs reference (or contrast-pretrained vs reference-pretrained) with fit line and y = x.
+def _intervals(comp: Comparison, side: str) -> tuple[np.ndarray, str] | None:
+    """(2, n) lower/upper distances of each model's interval for errorbar, and what they are; None if absent."""
+    ev = comp.evidence_x if side == "x" else comp.evidence_y
+    if ev is None:
+        return None
+    lows, highs, methods = [], [], set()
+    values = comp.means(side)
+    for m, v in zip(comp.models, values):
+        acc = ev.accuracy(m)
+        if acc is None or not np.isfinite(acc.ci_low):
+            return None
+        lows.append(v - acc.ci_low)
+        highs.append(acc.ci_high - v)
+        methods.add(acc.method)
+    what = "Clopper-Pearson" if all(m.startswith("clopper") for m in methods) else "bootstrap / Clopper-Pearson"
+    return np.maximum(np.array([lows, highs]), 0.0), what
 
-    When one side is already a ratio to the baseline (a paper's figure), both sides are shown as ratios so that
-    y = x means 'the same relative improvement'.
+
+def fit_band(x: np.ndarray, y: np.ndarray, grid: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise confidence band of the least-squares line (the mean of y at each x), t-distributed."""
+    from scipy import stats as sps
+
+    n = x.size
+    fit = sps.linregress(x, y)
+    resid = y - (fit.slope * x + fit.intercept)
+    s = np.sqrt(np.sum(resid ** 2) / (n - 2)) if n > 2 else np.nan
+    sxx = np.sum((x - x.mean()) ** 2)
+    se = s * np.sqrt(1.0 / n + (grid - x.mean()) ** 2 / sxx)
+    t = sps.t.ppf(0.5 + confidence / 2, n - 2)
+    mid = fit.slope * grid + fit.intercept
+    return mid - t * se, mid + t * se
+
+
+def _bar_extent(values: np.ndarray, err: np.ndarray | None) -> tuple[float, float]:
+    if err is None:
+        return float(values.min()), float(values.max())
+    e = np.nan_to_num(np.atleast_2d(err))
+    low = e[0] if e.shape[0] == 2 else e[0]
+    high = e[1] if e.shape[0] == 2 else e[0]
+    return float((values - low).min()), float((values + high).max())
+
+
+def scatter(comp: Comparison, path: Path, title: str | None = None, baseline: str | None = None,
+            confidence: float = 0.95) -> Path | None:
+    """Contrast vs reference (or contrast-pretrained vs reference-pretrained) with fit line, band and y = x.
+
+    Error bars are each model's interval on each axis: Clopper-Pearson (or the image bootstrap of a seed mean)
+    when predictions or validation sizes are known, else the seed standard deviation. When one side is
+    already a ratio to the baseline (a paper's figure), both sides are shown as ratios so that y = x means
+    'the same relative improvement'.
     """
     if comp.n == 0:
         return None
     use_ratio = comp.primary_fit == "ratio" and comp.relative is not None
+    err_label = ""
     if use_ratio:
         assert comp.relative is not None
         x = np.array([comp.relative["x"][m] for m in comp.models])
         y = np.array([comp.relative["y"][m] for m in comp.models])
         xerr = yerr = None
-        xlabel = f"{comp.x_name}: ratio to {comp.relative['baseline']}"
-        ylabel = f"{comp.y_name}: ratio to {comp.relative['baseline']}"
+        xlabel = f"{comp.x_name.replace(' (%)', '')}: ratio to {comp.relative['baseline']}"
+        ylabel = f"{comp.y_name.replace(' (%)', '')}: ratio to {comp.relative['baseline']}"
+        if "ratio" in comp.y_name.lower():
+            ylabel = comp.y_name
     else:
         x, y = comp.means("x"), comp.means("y")
-        xerr = np.array([comp.x[m]["sd"] for m in comp.models])
-        yerr = np.array([comp.y[m]["sd"] for m in comp.models])
+        ix, iy = _intervals(comp, "x"), _intervals(comp, "y")
+        if ix is not None or iy is not None:
+            xerr = ix[0] if ix else None
+            yerr = iy[0] if iy else None
+            err_label = f"{int(round(confidence * 100))}% interval ({(ix or iy)[1]})"  # type: ignore[index]
+        else:
+            xerr = np.array([comp.x[m]["sd"] for m in comp.models])
+            yerr = np.array([comp.y[m]["sd"] for m in comp.models])
+            if not (np.any(np.isfinite(xerr)) or np.any(np.isfinite(yerr))):
+                xerr = yerr = None
+            else:
+                err_label = "± seed sd"
         xlabel, ylabel = _axis_label(comp, "x"), _axis_label(comp, "y")
     fit = comp.fits.get("ratio" if use_ratio else "raw")
     with plt.rc_context(STYLE):
         grow = max(1.0, (comp.n / 15) ** 0.5)  # more room for labels in a large zoo
-        fig, ax = plt.subplots(figsize=(7.2 * grow, 5.6 * grow))
-        has_err = xerr is not None and np.any(np.isfinite(xerr) | np.isfinite(yerr))
-        if has_err:
-            ax.errorbar(x, y, xerr=np.nan_to_num(xerr), yerr=np.nan_to_num(yerr), fmt="none", ecolor="#9aa9bd",
-                        elinewidth=1, capsize=2, zorder=2)
-        ax.scatter(x, y, s=46, color=KEPT, edgecolor="white", linewidth=0.8, zorder=3,
-                   label="model (mean over seeds)" if has_err else "model")
-        pad_x = (x.max() - x.min()) * 0.12 or 1.0
-        pad_y = (y.max() - y.min()) * 0.12 or 1.0
-        lo_x, hi_x = x.min() - pad_x, x.max() + pad_x * 2.2  # room for labels on the right
-        lo_y, hi_y = y.min() - pad_y, y.max() + pad_y
-        grid = np.linspace(lo_x, hi_x, 50)
+        fig, ax = plt.subplots(figsize=(7.2 * grow, 5.4 * grow))
+        if xerr is not None or yerr is not None:
+            ax.errorbar(x, y, xerr=None if xerr is None else np.nan_to_num(xerr),
+                        yerr=None if yerr is None else np.nan_to_num(yerr), fmt="none", ecolor="#9aa9bd",
+                        elinewidth=1, capsize=2, zorder=2, label=err_label)
+        flipped = {f["better_on_x"] for f in (comp.order or {}).get("flips", [])}
+        flipped |= {f["better_on_y"] for f in (comp.order or {}).get("flips", [])}
+        colours = [FLIP if m in flipped else KEPT for m in comp.models]
+        ax.scatter(x, y, s=46, color=colours, edgecolor="white", linewidth=0.8, zorder=3,
+                   label="model (red: in a flipped pair)" if flipped else "model")
+        x_lo, x_hi = _bar_extent(x, xerr)
+        y_lo, y_hi = _bar_extent(y, yerr)
+        pad_x = (x_hi - x_lo) * 0.08 or 1.0
+        pad_y = (y_hi - y_lo) * 0.08 or 1.0
+        lo_x, hi_x = x_lo - pad_x, x_hi + pad_x * 2.5  # room for labels on the right
+        lo_y, hi_y = y_lo - pad_y, y_hi + pad_y
+        grid = np.linspace(lo_x, hi_x, 80)
         if fit:
             ax.plot(grid, fit["slope"] * grid + fit["intercept"], color=FIT, linewidth=1.4, zorder=1,
                     label=f"fit: slope {fit['slope']:.3g}, R² = {fit['r2']:.3f}")
-        # y = x only where it is in view; otherwise say so rather than stretch the axes into emptiness
+            if comp.n >= 4:
+                band_lo, band_hi = fit_band(x, y, grid, confidence)
+                ax.fill_between(grid, band_lo, band_hi, color=FIT, alpha=0.09, linewidth=0, zorder=0,
+                                label=f"{int(round(confidence * 100))}% band of the fit")
         ax.set_xlim(lo_x, hi_x)
         ax.set_ylim(lo_y, hi_y)
         if comp.x_scale == comp.y_scale or use_ratio:
@@ -184,8 +258,7 @@ def scatter(comp: Comparison, path: Path, title: str | None = None, baseline: st
                 side = "below" if lo_y > hi_x else "above"
                 ax.text(0.99, 0.01, f"y = x lies {side} this view: every model scores "
                         f"{'higher' if side == 'below' else 'lower'} on the y axis than on the x axis",
-                        transform=ax.transAxes,
-                        ha="right", va="bottom", fontsize=8, color="#6f6f6f")
+                        transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="#6f6f6f")
             ax.set_xlim(lo_x, hi_x)
             ax.set_ylim(lo_y, hi_y)
         ax.set_xlabel(xlabel)
@@ -193,12 +266,68 @@ def scatter(comp: Comparison, path: Path, title: str | None = None, baseline: st
         default = (f"Transfer to {comp.target}" if comp.kind == "transfer"
                    else f"{comp.y_name} vs {comp.x_name}")
         ax.set_title(title or default, loc="left")
-        ax.legend(loc="best", fontsize=8.5)
+        ax.legend(loc="upper left", fontsize=8)
         fig.tight_layout()
         lines = [(fit["slope"], fit["intercept"])] if fit else []
         if comp.x_scale == comp.y_scale or use_ratio:
             lines.append((1.0, 0.0))
-        _place_labels(ax, list(x), list(y), comp.models, xerr, yerr, lines)
+        _place_labels(ax, list(x), list(y), comp.models, _half(xerr), _half(yerr), lines)
+        return _save(fig, path)
+
+
+def _half(err: np.ndarray | None) -> np.ndarray | None:
+    """Symmetric clearance for labels from possibly asymmetric error bars."""
+    if err is None:
+        return None
+    e = np.atleast_2d(np.nan_to_num(np.asarray(err, dtype=float)))
+    return e.max(axis=0)
+
+
+def scatter_logit(comp: Comparison, path: Path, confidence: float = 0.95) -> Path | None:
+    """The same scatter on logit axes, with the logit-scale fit: the scale on which accuracy lines are
+    straight in 'accuracy on the line' studies (Miller et al. 2021). Only for accuracies, not ratios."""
+    if comp.n < 2 or comp.x_scale == "ratio" or comp.y_scale == "ratio":
+        return None
+    x, y = comp.means("x") / 100.0, comp.means("y") / 100.0
+    lo_c, hi_c = stats.CLIP, 1 - stats.CLIP
+    ix, iy = _intervals(comp, "x"), _intervals(comp, "y")
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(7.2, 5.4))
+        xe = ix[0] / 100.0 if ix else None
+        ye = iy[0] / 100.0 if iy else None
+        if xe is not None or ye is not None:
+            ax.errorbar(x, y, xerr=xe, yerr=ye, fmt="none", ecolor="#9aa9bd", elinewidth=1, capsize=2, zorder=2,
+                        label=f"{int(round(confidence * 100))}% interval")
+        ax.scatter(x, y, s=46, color=KEPT, edgecolor="white", linewidth=0.8, zorder=3, label="model")
+        ax.set_xscale("logit")
+        ax.set_yscale("logit")
+        x_lo, x_hi = _bar_extent(x, xe)
+        y_lo, y_hi = _bar_extent(y, ye)
+        lx = stats.transform(np.clip([x_lo, x_hi], lo_c, hi_c), "logit")
+        ly = stats.transform(np.clip([y_lo, y_hi], lo_c, hi_c), "logit")
+        px, py = (lx[1] - lx[0]) * 0.1 or 0.5, (ly[1] - ly[0]) * 0.1 or 0.5
+
+        def expit(v: np.ndarray) -> np.ndarray:
+            return 1.0 / (1.0 + np.exp(-v))
+
+        ax.set_xlim(*expit(np.array([lx[0] - px, lx[1] + px * 2.5])))
+        ax.set_ylim(*expit(np.array([ly[0] - py, ly[1] + py])))
+        fit = comp.fits.get("logit")
+        if fit:
+            grid = np.linspace(lx[0] - px, lx[1] + px * 2.5, 80)
+            ax.plot(expit(grid), expit(fit["slope"] * grid + fit["intercept"]), color=FIT, linewidth=1.4,
+                    zorder=1, label=f"logit fit: slope {fit['slope']:.3g}, R² = {fit['r2']:.3f}")
+        from matplotlib.ticker import FuncFormatter
+
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v * 100:.3g}%"))
+            axis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
+        ax.set_xlabel(_axis_label(comp, "x") + ", logit axis")
+        ax.set_ylabel(_axis_label(comp, "y") + ", logit axis")
+        ax.set_title(f"{comp.y_name} vs {comp.x_name} on logit axes", loc="left")
+        ax.legend(loc="upper left", fontsize=8)
+        fig.tight_layout()
+        _place_labels(ax, list(x), list(y), comp.models, _half(xe), _half(ye))
         return _save(fig, path)
 
 
@@ -289,13 +418,16 @@ def render_all(analysis: Analysis, out_dir: str | Path) -> dict[str, Path]:
     """Every figure the report shows, as {name: path}; figures that cannot be drawn are skipped."""
     plots = Path(out_dir) / "plots"
     years = {m: info["year"] for m, info in analysis.models.items()}
+    level = float(analysis.settings.get("confidence", 0.95))
     made: dict[str, Path | None] = {
-        "scatter": scatter(analysis.main, plots / "scatter.png"),
+        "scatter": scatter(analysis.main, plots / "scatter.png", confidence=level),
+        "scatter_logit": scatter_logit(analysis.main, plots / "scatter_logit.png", confidence=level),
         "bump": bump(analysis.main, plots / "bump.png"),
         "relative": relative(analysis.main, plots / "relative.png", years),
     }
     for comp in analysis.transfer:
-        made[f"transfer_{comp.target}"] = scatter(comp, plots / f"transfer_{_safe(str(comp.target))}.png")
+        made[f"transfer_{comp.target}"] = scatter(comp, plots / f"transfer_{_safe(str(comp.target))}.png",
+                                                  confidence=level)
     out = {k: v for k, v in made.items() if v is not None}
     log.info("rendered %d plot(s) into %s", len(out), plots)
     return out

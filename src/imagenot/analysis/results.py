@@ -1,8 +1,13 @@
 """Run results in the long `results.csv` format: collected from run directories, read from CSV (long or wide).
 
 Everything downstream works on plain dict rows with exactly the `RESULT_COLUMNS` keys (plus an optional
-`source`, "file:line" or a result.json path, used only to point error messages at the offending input), so the
+`origin`, "file:line" or a result.json path, used only to point error messages at the offending input), so the
 demo and user scripts can build rows themselves without pandas.
+
+`source` says where a number comes from: "trained" (a run of this tool; the default) or "published" (a
+model's published weights, e.g. torchvision's ImageNet acc@1, written by `imagenot evaluate --published`).
+`n_val` (validation images), `chance` (100 / classes, in percent), `epochs` and `train_images` say what a
+number rests on; the report prints them next to the accuracies.
 """
 
 from __future__ import annotations
@@ -23,19 +28,26 @@ log = logging.getLogger(__name__)
 RESULT_COLUMNS: tuple[str, ...] = (
     "model", "family", "year", "dataset", "role", "pretrain_dataset", "seed",
     "top1", "top5", "epochs", "params", "flops", "run_dir",
+    "n_val", "chance", "train_images", "source", "weights", "dataset_spec",
 )
 REQUIRED_COLUMNS: tuple[str, ...] = ("model", "dataset", "top1")
 ROLES: tuple[str, ...] = ("reference", "contrast", "transfer")
+SOURCES: tuple[str, ...] = ("trained", "published")
 
-_INT_COLUMNS = ("year", "seed", "epochs", "params")
-_FLOAT_COLUMNS = ("top1", "top5", "flops")
-_STR_COLUMNS = ("model", "family", "dataset", "role", "pretrain_dataset", "run_dir")
+_INT_COLUMNS = ("year", "seed", "epochs", "params", "n_val", "train_images")
+_FLOAT_COLUMNS = ("top1", "top5", "flops", "chance")
+_STR_COLUMNS = ("model", "family", "dataset", "role", "pretrain_dataset", "run_dir", "source", "weights",
+                "dataset_spec")
 _MISSING = {"", "none", "null", "na", "n/a"}
+# result.json names for the same facts (the trainer's keys); the CSV uses the column names
+_ALIASES = {"n_val": "val_images"}
 
 Row = dict[str, Any]
 
 
-def _parse_float(value: Any, column: str, source: str | None) -> float | None:
+def _parse_float(value: Any, column: str, origin: str | None) -> float | None:
+    """A number from JSON (NaN allowed: a diverged run) or from text (finite only: 'nan' or 'inf' typed
+    into a CSV is a mistake to point at, not a result)."""
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -44,48 +56,70 @@ def _parse_float(value: Any, column: str, source: str | None) -> float | None:
     if text.lower() in _MISSING:
         return None
     try:
-        return float(text)
+        number = float(text)
     except ValueError as exc:
-        raise InputError(f"column {column!r}: expected a number, got {text!r}", path=source) from exc
+        raise InputError(f"column {column!r}: expected a number, got {text!r}", path=origin) from exc
+    if not math.isfinite(number):
+        raise InputError(f"column {column!r}: expected a finite number, got {text!r} (leave the cell empty "
+                         "for a run without a result)", path=origin)
+    return number
 
 
-def _parse_int(value: Any, column: str, source: str | None) -> int | None:
-    number = _parse_float(value, column, source)
+def _parse_int(value: Any, column: str, origin: str | None) -> int | None:
+    number = _parse_float(value, column, origin)
     if number is None or math.isnan(number):
         return None
     if number != int(number):
-        raise InputError(f"column {column!r}: expected an integer, got {value!r}", path=source)
+        raise InputError(f"column {column!r}: expected an integer, got {value!r}", path=origin)
     return int(number)
 
 
-def normalize_row(mapping: Mapping[str, Any], source: str | None = None) -> Row:
+def _get(mapping: Mapping[str, Any], column: str) -> Any:
+    value = mapping.get(column)
+    if value is None and column in _ALIASES:
+        value = mapping.get(_ALIASES[column])
+    if column == "weights" and isinstance(value, Mapping):
+        # `imagenot evaluate` records what it loaded as a mapping (source, kind, identity, sha256)
+        value = value.get("identity") or value.get("source")
+    return value
+
+
+def normalize_row(mapping: Mapping[str, Any], origin: str | None = None) -> Row:
     """Type one result (from CSV text or result.json) into the canonical row; unknown keys are ignored.
 
     A missing or NaN `top1` is kept as NaN here: `analyze` reports such runs instead of silently dropping
-    them, because a diverged run is itself a finding.
+    them, because a diverged run is itself a finding. `chance` comes from `num_classes` when not given.
     """
     missing = [c for c in REQUIRED_COLUMNS if mapping.get(c) in (None, "")]
     if missing and any(c != "top1" for c in missing):
-        raise InputError(f"missing value(s) for {', '.join(missing)}", path=source)
+        raise InputError(f"missing value(s) for {', '.join(missing)}", path=origin)
     row: Row = {}
     for col in _STR_COLUMNS:
-        value = mapping.get(col)
+        value = _get(mapping, col)
         text = None if value is None else str(value).strip()
         row[col] = None if text is None or text.lower() in _MISSING else text
     for col in _INT_COLUMNS:
-        row[col] = _parse_int(mapping.get(col), col, source)
+        row[col] = _parse_int(_get(mapping, col), col, origin)
     for col in _FLOAT_COLUMNS:
-        row[col] = _parse_float(mapping.get(col), col, source)
+        row[col] = _parse_float(_get(mapping, col), col, origin)
     if row["top1"] is None:
         row["top1"] = math.nan
+    if row["chance"] is None:
+        classes = _parse_int(mapping.get("num_classes"), "num_classes", origin)
+        if classes:
+            row["chance"] = 100.0 / classes
     if row["role"] is not None:
         role = row["role"].lower()
         if role not in ROLES:
-            raise InputError(f"unknown role {row['role']!r}; known: {', '.join(ROLES)} (or empty)", path=source)
+            raise InputError(f"unknown role {row['role']!r}; known: {', '.join(ROLES)} (or empty)", path=origin)
         row["role"] = role
     if row["role"] is None and row["pretrain_dataset"] is not None:
         row["role"] = "transfer"
+    source = (row["source"] or "trained").lower()
+    if source not in SOURCES:
+        raise InputError(f"unknown source {row['source']!r}; known: {', '.join(SOURCES)} (or empty)", path=origin)
     row["source"] = source
+    row["origin"] = origin
     return row
 
 
@@ -100,16 +134,30 @@ def _check_columns(found: Sequence[str], required: Iterable[str], path: Path) ->
 def _read_csv(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     path = Path(path)
     try:
+        with open(path, "rb") as raw:
+            head = raw.read(8192)
         fh = open(path, newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    if b"\0" in head:
+        raise InputError("a binary file, not a CSV table (it contains NUL bytes)", path=path)
     with fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        reader.fieldnames = header
-        records = [(reader.line_num, rec) for rec in reader]
+        try:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            reader.fieldnames = header
+            records = [(reader.line_num, rec) for rec in reader]
+        except UnicodeDecodeError as exc:
+            raise InputError(f"not a UTF-8 text CSV (undecodable byte at offset {exc.start} of a block); "
+                             "is it a binary file?", path=path) from exc
+        except csv.Error as exc:
+            raise InputError(f"not a readable CSV: {exc}", path=path, line=reader.line_num) from exc
     if not header:
         raise InputError("empty file (no header)", path=path)
+    for line, rec in records:
+        if any(str(v).strip() for v in rec.get(None) or []):  # type: ignore[call-overload]
+            raise InputError(f"{len(header)} columns in the header but more values on this line", path=path,
+                             line=line)
     return header, records
 
 
@@ -118,7 +166,7 @@ def read_results_csv(path: str | Path) -> list[Row]:
     path = Path(path)
     header, records = _read_csv(path)
     _check_columns(header, REQUIRED_COLUMNS, path)
-    return [normalize_row(rec, source=f"{path}:{line}") for line, rec in records]
+    return [normalize_row(rec, origin=f"{path}:{line}") for line, rec in records]
 
 
 def read_wide_csv(
@@ -160,7 +208,7 @@ def read_wide_csv(
                 "dataset": name,
                 "role": role,
                 "top1": rec.get(col),
-            }, source=f"{path}:{line}"))
+            }, origin=f"{path}:{line}"))
     return rows
 
 
@@ -200,7 +248,7 @@ def collect_results(run_dirs: Iterable[str | Path]) -> list[Row]:
             )
         data = dict(data)
         data.setdefault("run_dir", str(file.parent))
-        rows.append(normalize_row(data, source=str(file)))
+        rows.append(normalize_row(data, origin=str(file)))
     if not rows:
         raise InputError(f"no result.json found under {', '.join(str(d) for d in run_dirs)}")
     log.info("collected %d run results from %d folder(s)", len(rows), len(run_dirs))
@@ -211,12 +259,15 @@ def _csv_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else repr(value)
+        return "" if not math.isfinite(value) else repr(value)
     return str(value)
 
 
 def write_results_csv(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Write rows in the long format (atomic); extra keys such as `source` are not written."""
+    """Write rows in the long format (atomic); extra keys such as `origin` are not written.
+
+    A missing value is an empty cell, so the file reads back with `read_results_csv`.
+    """
     path = Path(path)
     with atomic_open(path, "w") as fh:
         writer = csv.writer(fh, lineterminator="\n")

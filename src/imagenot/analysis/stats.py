@@ -311,3 +311,56 @@ def bootstrap(
         low, high = np.quantile(ok, [alpha, 1 - alpha])
         out[key] = {"low": float(low), "high": float(high), "sd": float(ok.std(ddof=1)), "valid": int(ok.size)}
     return out
+
+
+def _interval(arr: np.ndarray, n_boot: int, confidence: float) -> dict[str, float]:
+    ok = arr[~np.isnan(arr)]
+    if ok.size < max(10, n_boot // 10):
+        return {"low": math.nan, "high": math.nan, "sd": math.nan, "valid": int(ok.size)}
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(ok, [alpha, 1 - alpha])
+    return {"low": float(low), "high": float(high), "sd": float(ok.std(ddof=1)), "valid": int(ok.size)}
+
+
+def agreement_intervals(
+    xm: np.ndarray,
+    ym: np.ndarray,
+    *,
+    accuracy: bool,
+    base_index: int | None = None,
+    model_idx: np.ndarray | None = None,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Intervals of tau, rho and the slope and R^2 of every fit scale over rows of resampled per-model means.
+
+    `xm`, `ym` are (draws, models) means in percent (or ratios); each source of noise (test images, seeds,
+    the choice of models) produces them its own way and this function summarises them the same way, so the
+    report can put the sources side by side. Scales are applied before `model_idx` draws models, so a ratio
+    keeps dividing by the baseline's resampled mean when the baseline itself was not drawn. tau and rho are
+    the same on every scale (each transform is monotone within a draw) and are computed once.
+    """
+    xm = np.atleast_2d(np.asarray(xm, dtype=float))
+    ym = np.atleast_2d(np.asarray(ym, dtype=float))
+    n_boot = xm.shape[0]
+    scaled: dict[str, tuple[np.ndarray, np.ndarray]] = {"raw": (xm, ym)}
+    if accuracy:
+        for how in ("logit", "probit"):
+            scaled[how] = (transform(xm / 100.0, how), transform(ym / 100.0, how))
+    if base_index is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scaled["ratio"] = (xm / xm[:, [base_index]], ym / ym[:, [base_index]])
+    if model_idx is not None:
+        scaled = {k: (np.take_along_axis(a, model_idx, axis=1), np.take_along_axis(b, model_idx, axis=1))
+                  for k, (a, b) in scaled.items()}
+    rx, ry = scaled["raw"]
+    out: dict[str, Any] = {
+        "n_boot": int(n_boot), "confidence": confidence,
+        "kendall_tau": _interval(kendall_tau_b_rows(rx, ry), n_boot, confidence),
+        "spearman_rho": _interval(spearman_rows(rx, ry), n_boot, confidence),
+        "fits": {},
+    }
+    for how, (a, b) in scaled.items():
+        fits = fit_rows(a, b)
+        out["fits"][how] = {"slope": _interval(fits["slope"], n_boot, confidence),
+                            "r2": _interval(fits["r2"], n_boot, confidence)}
+    return out

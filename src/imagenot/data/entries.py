@@ -76,8 +76,10 @@ def _wds(arg: str | None, split: str, opts: dict[str, Any]):
     from imagenot.data.readers.files import fingerprint_files, wds_card, wds_classes, wds_records, wds_shards
 
     root = path_arg(arg).resolve()
-    shards = wds_shards(root, split)
-    card = wds_card(root)
+    allow = str(opts.get("allow_incomplete", False)).lower() in ("1", "true", "yes", "on")
+    verify = str(opts.get("verify", "auto"))
+    card = wds_card(root, allow_incomplete=allow)
+    shards = wds_shards(root, split, card, allow_incomplete=allow, verify=verify)
     classes = wds_classes(root, card)
     extra = [root / "classes.tsv"] if (root / "classes.tsv").is_file() else []
     fp = fingerprint_files(shards + extra, {"root": str(root)})
@@ -88,7 +90,8 @@ def _wds(arg: str | None, split: str, opts: dict[str, Any]):
     size = card.get("image_size")
     if not size and "image_size" not in opts and split != "train":
         # no card: the training split's first image decides, so that train and val come out the same size
-        train = wds_records(root, "train", wds_shards(root, "train")[:1], classes, card)
+        train_shards = wds_shards(root, "train", card, allow_incomplete=allow, verify=verify)[:1]
+        train = wds_records(root, "train", train_shards, classes, card)
         size = _decoded_side(train) if len(train) else None
     return from_records(records, split, opts, int(size) if size else None, fp, "wds")
 
@@ -115,7 +118,8 @@ register(DatasetEntry(
     ("val_fraction", "split_seed"), _imagefolder))
 register(DatasetEntry(
     "wds", "a dataset folder made by `imagenot download`: webdataset shards train-*.tar/val-*.tar, classes.tsv, "
-    "dataset.json", "PATH", True, (), _wds))
+    "dataset.json; loads only when complete (option allow_incomplete=true loads anyway, with a warning; "
+    "verify=auto|full|size: when shard hashes are checked)", "PATH", True, ("allow_incomplete", "verify"), _wds))
 register(DatasetEntry(
     "synthetic", "random but learnable class patterns, for tests (options num_classes, size, n, noise)",
     None, False, ("num_classes", "size", "n", "noise"), _synthetic))

@@ -50,9 +50,9 @@ def _mine(cfg: DemoConfig, p: DemoPaths) -> str:
     from imagenot.mining.settings import MineConfig
 
     res = mine(MineConfig(
-        corpus=cfg.corpus, classes=str(p.pool), out=str(p.mine), local=True, pool=True,
+        corpus=cfg.corpus, classes=str(p.pool), out=str(p.mine), allow_local=True, pool=True,
         encoder=cfg.encoder, threshold=cfg.threshold, num_classes=cfg.num_classes,
-        min_per_class=cfg.min_per_class, max_per_class=cfg.max_per_class, val_per_class=cfg.val_per_class,
+        min_matches_per_class=cfg.min_per_class, max_per_class=cfg.max_per_class, val_per_class=cfg.val_per_class,
         seed=cfg.seed, hist_classes=cfg.num_classes,
     ))
     s = res.stats
@@ -66,7 +66,7 @@ def _download(cfg: DemoConfig, p: DemoPaths) -> str:
     card = run_download(DownloadConfig(
         matches=str(p.mine / "selected.parquet"), out=str(p.dataset), name="clipart-not",
         image_size=cfg.image_size, allow_local=True, processes=min(2, os.cpu_count() or 1),
-        near_dup_distance=cfg.near_dup_distance, min_per_class=cfg.min_images_per_class, seed=cfg.seed,
+        near_dup_distance=cfg.near_dup_distance, min_images_per_class=cfg.min_images_per_class, seed=cfg.seed,
     ), command="imagenot demo")
     counts = {k: v.get("count", v) if isinstance(v, dict) else v for k, v in card.get("splits", {}).items()}
     return f"{len(card.get('classes', []))} classes, splits {counts}"

@@ -1,8 +1,8 @@
 """Dataset materialisation: fetch, clean, deduplicate, split and shard selected rows, with a dataset card.
 
-Public API: `run_download(DownloadConfig)`, `run_export(ExportConfig)`, and the readers the dataset
-registry uses, `iter_samples(dataset_dir, split)` and `load_split_arrays(dataset_dir, split, size)`.
-Heavy modules are imported on first use so that `imagenot --help` stays fast.
+Public API: `run_download(DownloadConfig)` and `run_export(ExportConfig)`. Dataset folders are read through
+`imagenot.data` (`get_dataset("wds:PATH", split)`, or `imagenot.data.readers.files` for the raw records),
+which refuses incomplete folders. Heavy modules are imported on first use so that `imagenot --help` stays fast.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from typing import Any
 
 from imagenot.download.config import DownloadConfig, ExportConfig
 
-__all__ = ["DownloadConfig", "ExportConfig", "run_download", "run_export", "iter_samples", "load_split_arrays",
-           "class_names"]
+__all__ = ["DownloadConfig", "ExportConfig", "run_download", "run_export"]
 
 
 def __getattr__(name: str) -> Any:
@@ -24,8 +23,4 @@ def __getattr__(name: str) -> Any:
         from imagenot.download.export import run_export
 
         return run_export
-    if name in ("iter_samples", "load_split_arrays", "class_names"):
-        from imagenot.download import shards
-
-        return getattr(shards, name)
     raise AttributeError(name)

@@ -17,12 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
 
 from imagenot.download.clean import perceptual_hash, prepare
 from imagenot.download.dedup import Reference
 from imagenot.errors import ImagenotError, InputError
 from imagenot.fileio import atomic_path
+from imagenot.progress import pool_map, progress
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _from_image_folder(path: Path, image_size: int) -> Iterator[tuple[str, str, 
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise InputError("no image files found (expected an ImageFolder tree or a dataset folder)", path)
-    for f in tqdm(files, desc=f"fingerprint {path.name}", unit="img", leave=False, mininterval=2.0):
+    for f in progress(files, desc=f"fingerprint {path.name}", unit="img"):
         try:
             with Image.open(f) as im:
                 im.load()
@@ -71,7 +71,8 @@ def _from_image_folder(path: Path, image_size: int) -> Iterator[tuple[str, str, 
         yield str(f.relative_to(path)), h, p
 
 
-def _fingerprint_arrays(arr: np.ndarray, image_size: int) -> list[tuple[str, str]]:
+def _fingerprint_chunk(job: tuple[int, np.ndarray, int]) -> list[tuple[str, str]]:
+    _, arr, image_size = job
     return [fingerprint(_array_to_image(arr[i]), image_size) for i in range(len(arr))]
 
 
@@ -79,24 +80,11 @@ def _fingerprint_all(arr: np.ndarray, image_size: int, processes: int, desc: str
     """Fingerprints of a [N, C, H, W] array in order, over `processes` worker processes (70,000 small images
     take about 1-2 minutes on one busy core, mostly PIL resizes)."""
     chunk = 2000
-    starts = range(0, len(arr), chunk)
-    bar = tqdm(total=len(arr), desc=desc, unit="img", leave=False, mininterval=2.0)
-    if processes <= 1 or len(arr) <= chunk:
-        for lo in starts:
-            part = _fingerprint_arrays(arr[lo:lo + chunk], image_size)
-            bar.update(len(part))
-            yield from part
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_fingerprint_arrays, arr[lo:lo + chunk], image_size) for lo in starts]
-            for fut in futures:
-                part = fut.result()
-                bar.update(len(part))
-                yield from part
-    bar.close()
+    jobs = [(lo, arr[lo:lo + chunk], image_size) for lo in range(0, len(arr), chunk)]
+    done = {job[0]: part for job, part in pool_map(_fingerprint_chunk, jobs, workers=processes, desc=desc,
+                                                    unit="chunk")}
+    for lo in sorted(done):
+        yield from done[lo]
 
 
 def _from_registry(spec: str, image_size: int, processes: int = 1) -> Iterator[tuple[str, str, str]]:
@@ -123,6 +111,31 @@ def _from_registry(spec: str, image_size: int, processes: int = 1) -> Iterator[t
             yield f"{split}/{i}", h, p
     if not found:
         raise ImagenotError(f"--against {spec}: the dataset registry returned no split (tried train, val, test)")
+
+
+def check_reference(spec: str) -> None:
+    """Refuse an --against that cannot work before anything is fetched: a missing folder, a file, or a name
+    the dataset registry does not know."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return
+    if path.exists():
+        raise InputError("--against needs a folder (dataset folder or ImageFolder) or a dataset name", path)
+    try:
+        from imagenot.data import list_datasets
+    except ImportError:  # pragma: no cover - the data package is part of imagenot
+        names: list[str] = []
+    else:  # listed as e.g. "fashion-mnist[:PATH]", "wds:PATH"
+        names = [n.split("[")[0].split(":")[0] for n, _ in list_datasets()]
+    name, sep, arg = spec.partition(":")
+    if name in names:
+        if sep and arg and not Path(arg).expanduser().exists():
+            raise InputError(f"--against {spec}: no such path", arg)
+        return
+    if any(c in spec for c in "/\\") or spec.startswith((".", "~")) or not names:
+        raise InputError("--against: no such folder (expected a dataset folder, an ImageFolder tree or a "
+                         "dataset name)", path)
+    raise InputError(f"--against {spec}: not a folder and not a dataset name; known names: {', '.join(names)}")
 
 
 def load_reference(spec: str, image_size: int, cache_dir: Path | None = None, processes: int = 1) -> Reference:

@@ -4,6 +4,10 @@ Every image that does not reach the dataset gets exactly one reason, so the per-
 shard's row count and nothing is dropped silently. Conversions that keep an image (palette, CMYK, alpha,
 grey, 16-bit) are counted too, because they change the pixels a model sees.
 
+With the text-in-image filter on, every image that survives decoding is also read by Tesseract (`ocr`) and
+the class term it shows, if any, is recorded (`text_match`); whether that removes the image is decided later,
+over all shards, so `count` and `drop` share the same cleaned shards.
+
 This module must stay light (PIL, numpy, imagehash, pyarrow): it is imported by worker processes.
 """
 
@@ -34,11 +38,9 @@ from imagenot.fileio import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
-# Reasons an image is dropped before deduplication, in the order the card lists them.
-FETCH_REASONS = ("missing_url", "http_error", "timeout", "redirect_loop", "connection_error", "file_not_found",
-                 "disallowed_by_robots", "download_error")
-DECODE_REASONS = ("empty_file", "not_an_image", "truncated", "corrupt", "decompression_bomb", "too_small",
-                  "extreme_aspect_ratio")
+# Reasons a row is dropped while fetching (the others of this module are decoding reasons).
+FETCH_REASONS = ("missing_url", "http_error", "timeout", "redirect_loop", "redirect_refused", "response_too_large",
+                 "connection_error", "file_not_found", "disallowed_by_robots", "download_error")
 
 CLEAN_SCHEMA = pa.schema([
     ("row_id", pa.int64()),
@@ -52,7 +54,9 @@ CLEAN_SCHEMA = pa.schema([
     ("orig_height", pa.int32()),
     ("pixel_sha256", pa.string()),
     ("phash", pa.string()),  # 16 hex digits, imagehash.phash of the resized image
+    ("text_match", pa.string()),  # with OCR: the class term found in the image's text, else null
 ])
+CLEAN_FORMAT = 2  # bump when CLEAN_SCHEMA changes: older cleaned shards are then cleaned again
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class CleanOptions:
     min_image_size: int = 10
     max_image_pixels: int = 89_478_485
     max_aspect_ratio: float = 10.0
+    ocr: bool = False  # read the text in kept images (text-in-image filter)
 
 
 @dataclass
@@ -77,6 +82,8 @@ class CleanResult:
     orig_height: int | None = None
     pixel_sha256: str | None = None
     phash: str | None = None
+    text_match: str | None = None
+    ocr_error: str | None = None  # not a column: counted in the shard stats
 
 
 def pixel_hash(im: Image.Image) -> str:
@@ -138,12 +145,6 @@ def canonical(im: Image.Image) -> tuple[Image.Image, list[str]]:
     return (im if im.mode == "RGB" else im.convert("RGB")), conv
 
 
-def to_rgb(im: Image.Image) -> tuple[Image.Image, list[str]]:
-    """RGB pixels for any PIL mode; transparent parts become white (clip art is drawn on transparency)."""
-    canon, conv = canonical(im)
-    return (_on_white(canon) if canon.mode == "RGBA" else canon), conv
-
-
 def prepare(im: Image.Image, size: int) -> tuple[Image.Image, str, list[str]]:
     """(resized RGB image, pixel hash of the full-size canonical pixels, conversions)."""
     canon, conv = canonical(im)
@@ -172,8 +173,10 @@ def encode(im: Image.Image, fmt: str, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def clean_image(data: bytes | None, opts: CleanOptions) -> CleanResult:
-    """Decode `data` and return the resized, re-encoded image or the one reason it was dropped."""
+def clean_image(data: bytes | None, opts: CleanOptions, terms: tuple[str, ...] = ()) -> CleanResult:
+    """Decode `data` and return the resized, re-encoded image or the one reason it was dropped.
+
+    With `opts.ocr`, the kept image's text is searched for `terms` (its class's name and lemmas)."""
     if not data:
         return CleanResult("empty_file", "zero bytes")
     size: tuple[int, int] | None = None
@@ -217,7 +220,19 @@ def clean_image(data: bytes | None, opts: CleanOptions) -> CleanResult:
     res.width, res.height = small.size
     res.phash = perceptual_hash(small)
     res.image = encode(small, opts.encode_format, opts.encode_quality)
+    if opts.ocr and terms:
+        canon, _ = canonical(im)  # full size: text in a 64 px thumbnail is rarely legible
+        _read_text(res, _on_white(canon) if canon.mode == "RGBA" else canon, terms)
     return res
+
+
+def _read_text(res: CleanResult, im: Image.Image, terms: tuple[str, ...]) -> None:
+    from imagenot.download import ocr
+
+    try:
+        res.text_match = ocr.find_term(ocr.recognise(im), terms)
+    except RuntimeError as exc:  # pytesseract: a tesseract failure or its timeout; the image is kept
+        res.ocr_error = str(exc)[:200]
 
 
 _HTTP = re.compile(r"HTTP Error (\d{3})")
@@ -228,6 +243,10 @@ def fetch_reason(message: str, url: str | None) -> str:
     if not url:
         return "missing_url"
     low = message.lower()
+    if "redirect refused" in low or ("redirection to url" in low and "not allowed" in low):
+        return "redirect_refused"  # to file:// (urllib) or to anything but http(s) (http_fetch)
+    if "response too large" in low:
+        return "response_too_large"
     if "redirect" in low and ("infinite loop" in low or "redirection" in low or "redirect error" in low):
         return "redirect_loop"
     if _HTTP.search(message):
@@ -270,6 +289,7 @@ class ShardStats:
     reasons: Counter[str] = field(default_factory=Counter)
     http_status: Counter[str] = field(default_factory=Counter)
     conversions: Counter[str] = field(default_factory=Counter)
+    text: Counter[str] = field(default_factory=Counter)  # OCR: checked, text_in_image, ocr_errors
     fetch_s: float | None = None
     clean_s: float = 0.0
 
@@ -279,6 +299,7 @@ class ShardStats:
             "dropped": dict(sorted(self.reasons.items())),
             "http_status": dict(sorted(self.http_status.items())),
             "conversions": dict(sorted(self.conversions.items())),
+            "text_filter": dict(sorted(self.text.items())),
             "fetch_s": self.fetch_s, "clean_s": round(self.clean_s, 3),
         }
 
@@ -310,14 +331,21 @@ def iter_local_rows(rows: Iterable[tuple[int, str | None]]) -> Iterator[FetchedR
 
 
 def clean_rows(shard: int, rows: Iterable[FetchedRow], opts: CleanOptions, out_path: Path,
-               stats_path: Path, fetch_s: float | None = None) -> dict[str, Any]:
-    """Clean every fetched row of one shard; write its parquet, then its stats (the stats mark it done)."""
+               stats_path: Path, fetch_s: float | None = None,
+               terms: dict[int, tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """Clean every fetched row of one shard; write its parquet, then its stats (the stats mark it done).
+
+    `terms`: per row id, the class terms the text-in-image filter looks for (with `opts.ocr`)."""
     t0 = time.perf_counter()
     stats = ShardStats(shard, fetch_s=fetch_s)
     cols: dict[str, list[Any]] = {name: [] for name in CLEAN_SCHEMA.names}
     for row_id, _url, data, reason, msg in rows:
         if reason is None:
-            res = clean_image(data, opts)
+            res = clean_image(data, opts, (terms or {}).get(row_id, ()))
+            if opts.ocr and res.reason is None:
+                stats.text["checked"] += 1
+                stats.text["text_in_image"] += res.text_match is not None
+                stats.text["ocr_errors"] += res.ocr_error is not None
         else:
             res = CleanResult(reason, msg)
             code = http_status(msg) if reason == "http_error" else None
@@ -343,17 +371,32 @@ def clean_rows(shard: int, rows: Iterable[FetchedRow], opts: CleanOptions, out_p
     return summary
 
 
-def clean_task(kind: str, shard: int, source: Any, urls: dict[int, str | None], opts: CleanOptions,
-               out_path: str, stats_path: str, raw_to_delete: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CleanTask:
+    """One fetch shard to clean, as sent to a worker process."""
+
+    kind: str  # "img2dataset" (source: its parquet shard) or "direct" (source: (row_id, file url) pairs)
+    shard: int
+    source: Any
+    urls: dict[int, str | None]
+    opts: CleanOptions
+    out_path: str
+    stats_path: str
+    raw_to_delete: str | None = None
+    terms: dict[int, tuple[str, ...]] | None = None
+
+
+def run_clean_task(task: CleanTask) -> dict[str, Any]:
     """Entry point for a worker process: one shard, from img2dataset output or local files."""
     t0 = time.perf_counter()
-    if kind == "img2dataset":
-        rows: Iterable[FetchedRow] = iter_img2dataset_shard(Path(source), urls)
+    if task.kind == "img2dataset":
+        rows: Iterable[FetchedRow] = iter_img2dataset_shard(Path(task.source), task.urls)
         fetch_s = None
     else:
-        rows = list(iter_local_rows(source))
+        rows = list(iter_local_rows(task.source))
         fetch_s = round(time.perf_counter() - t0, 3)
-    summary = clean_rows(shard, rows, opts, Path(out_path), Path(stats_path), fetch_s)
-    if raw_to_delete:
-        Path(raw_to_delete).unlink(missing_ok=True)
+    summary = clean_rows(task.shard, rows, task.opts, Path(task.out_path), Path(task.stats_path), fetch_s,
+                         task.terms)
+    if task.raw_to_delete:
+        Path(task.raw_to_delete).unlink(missing_ok=True)
     return summary

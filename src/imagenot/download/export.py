@@ -1,69 +1,146 @@
 """Export a dataset folder to other layouts; today the ImageFolder tree torchvision and most tools read.
 
-`OUT/<split>/<wnid>/<key>.<ext>`: class folders are named by wnid, so the export stays unambiguous when two
-classes share a display name. Note that `torchvision.datasets.ImageFolder` numbers classes by sorted folder
-name, not by the dataset's label order; `OUT/classes.tsv` keeps the dataset's order.
+`OUT/<split>/<NNN>_<wnid>_<name>/<key>.<ext>`: class folders start with the zero-padded label, so that their
+sorted order, which is how `torchvision.datasets.ImageFolder` numbers classes, is the dataset's label order
+(a model trained by imagenot and evaluated on the export sees the same labels); the wnid keeps names
+unambiguous when two classes share a display name. `OUT/class_folders.tsv` maps label, folder, wnid and name;
+`OUT/classes.tsv` is the dataset's own.
+
+The dataset is read through the one reader of dataset folders (`imagenot.data.readers.files`), so an
+incomplete folder (no card, a missing or truncated shard) is refused before anything is written, and the
+export appears at once or not at all (built in a hidden sibling folder, then renamed).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
-from imagenot.download.config import ExportConfig
-from imagenot.download.shards import iter_samples
+from imagenot.download.config import EXPORT_FORMATS, ExportConfig
+from imagenot.download.disk import disk_full_is_an_error
 from imagenot.errors import ImagenotError, InputError
-from imagenot.fileio import read_json, write_json
+from imagenot.fileio import write_json, write_text
+from imagenot.progress import Progress
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("folder",)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def class_folder(label: int, wnid: str, name: str, num_classes: int) -> str:
+    """`000_n14800034_card`: zero-padded label first, so sorted folder names follow label order."""
+    width = max(3, len(str(max(num_classes - 1, 0))))
+    safe = _UNSAFE.sub("_", name.replace(" ", "_")).strip("_") or "class"
+    return f"{label:0{width}d}_{wnid}_{safe}"
+
+
+def _extension(data: bytes, default: str) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "png"
+    if data.startswith(b"\xff\xd8"):
+        return "jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return default
 
 
 def run_export(cfg: ExportConfig) -> dict[str, Any]:
-    if cfg.format not in FORMATS:
-        raise ImagenotError(f"unknown export format {cfg.format!r}; known: {', '.join(FORMATS)}")
+    from imagenot.data.readers.files import wds_card, wds_classes, wds_shards
+
+    if cfg.format not in EXPORT_FORMATS:
+        raise ImagenotError(f"unknown export format {cfg.format!r}; known: {', '.join(EXPORT_FORMATS)}")
     if not cfg.dataset or not cfg.out:
         raise ImagenotError("--dataset and --out are required")
     src = Path(cfg.dataset)
-    if not (src / "dataset.json").is_file():
-        raise InputError("not a complete dataset folder (no dataset.json); run `imagenot download` first", src)
-    card = read_json(src / "dataset.json")
+    card = wds_card(src)
+    classes = wds_classes(src, card)
+    listed = card.get("classes") or []
+    names = [(listed[i].get("name") if i < len(listed) and isinstance(listed[i], dict) else None) or wnid
+             for i, wnid in enumerate(classes)]
+    known = card.get("splits") or {}
+    for split in cfg.splits:
+        if split not in known:
+            raise InputError(f"no split {split!r}; known: {', '.join(known)}", src / "dataset.json")
+    shards = {split: wds_shards(src, split, card) for split in cfg.splits}  # refuses an incomplete folder
     out = Path(cfg.out)
-    if out.exists() and any(out.iterdir()):
-        if not cfg.overwrite:
-            raise ImagenotError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
-    wnids = {c["index"]: c["wnid"] for c in card["classes"]}
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite:
+        raise ImagenotError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
+    folders = [class_folder(i, wnid, name, len(classes)) for i, (wnid, name) in enumerate(zip(classes, names))]
     tmp = out.parent / f".{out.name}.export-tmp"
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with disk_full_is_an_error(out.parent):
+            counts = _write_tree(src, tmp, cfg, card, classes, names, folders, shards)
+            summary = {
+                "format": cfg.format,
+                "dataset": str(src),
+                "dataset_name": card.get("name"),
+                "layout": "<split>/<label>_<wnid>_<name>/<key>.<ext>; sorted folder order = label order",
+                "classes": [{"label": i, "folder": f, "wnid": w, "name": n}
+                            for i, (f, w, n) in enumerate(zip(folders, classes, names))],
+                "splits": {k: dict(sorted(v.items())) for k, v in counts.items()},
+            }
+            write_json(tmp / "export.json", summary)
+            _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("exported %s to %s: %s", src, out, {k: sum(v.values()) for k, v in counts.items()})
+    return summary
+
+
+def _write_tree(src: Path, tmp: Path, cfg: ExportConfig, card: dict[str, Any], classes: list[str],
+                names: list[str], folders: list[str], shards: dict[str, list[Path]]) -> dict[str, Counter[str]]:
+    from imagenot.data.readers.files import wds_records
+
+    default_ext = str(card.get("encode_format") or "jpg")
     counts: dict[str, Counter[str]] = {}
     for split in cfg.splits:
-        if split not in card["splits"]:
-            raise InputError(f"no split {split!r}; known: {', '.join(card['splits'])}", src / "dataset.json")
+        records = wds_records(src, split, shards[split], classes, card)
+        if len(records) and int(records.labels.max()) >= len(classes):
+            raise InputError(f"a {split} shard holds label {int(records.labels.max())} but the dataset has "
+                             f"{len(classes)} classes", src)
         counts[split] = Counter()
-        total = card["splits"][split]["count"]
-        for s in tqdm(iter_samples(src, split, decode=False), total=total, desc=f"export {split}",
-                      unit="img", leave=False):
-            wnid = wnids[s["label"]]
-            folder = tmp / split / wnid
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{s['key']}.{s['ext']}").write_bytes(s["image"])
-            counts[split][wnid] += 1
-    shutil.copyfile(src / "classes.tsv", tmp / "classes.tsv")
-    summary = {
-        "format": cfg.format,
-        "dataset": str(src),
-        "dataset_name": card.get("name"),
-        "splits": {k: dict(sorted(v.items())) for k, v in counts.items()},
-    }
-    write_json(tmp / "export.json", summary)
-    # the whole tree appears at once: a reader never sees half an export
+        for f in folders:
+            (tmp / split / f).mkdir(parents=True, exist_ok=True)
+        with Progress(len(records), desc=f"export {split}", unit="img") as bar:
+            handles: dict[int, Any] = {}
+            try:
+                for i in range(len(records)):
+                    fid = int(records.file_ids[i])
+                    if fid not in handles:
+                        for h in handles.values():
+                            h.close()
+                        handles = {fid: open(records.files[fid], "rb")}  # noqa: SIM115 - one shard at a time
+                    fh = handles[fid]
+                    fh.seek(int(records.offsets[i]))
+                    data = fh.read(int(records.sizes[i]))
+                    if len(data) != int(records.sizes[i]):
+                        raise InputError(f"sample {records.keys[i]!r} is cut short", records.files[fid])
+                    label = int(records.labels[i])
+                    key = records.keys[i].replace("/", "_")
+                    with open(tmp / split / folders[label] / f"{key}.{_extension(data, default_ext)}", "wb") as out:
+                        out.write(data)
+                    counts[split][classes[label]] += 1
+                    bar.update()
+            finally:
+                for h in handles.values():
+                    h.close()
+    lines = ["label\tfolder\twnid\tname"] + [
+        f"{i}\t{f}\t{w}\t{n}" for i, (f, w, n) in enumerate(zip(folders, classes, names))]
+    write_text(tmp / "class_folders.tsv", "\n".join(lines) + "\n")
+    if (src / "classes.tsv").is_file():
+        shutil.copyfile(src / "classes.tsv", tmp / "classes.tsv")
+    return counts
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """The whole tree appears at once: a reader never sees half an export."""
     if out.exists():
         old = out.parent / f".{out.name}.export-old"
         shutil.rmtree(old, ignore_errors=True)
@@ -72,5 +149,3 @@ def run_export(cfg: ExportConfig) -> dict[str, Any]:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
-    log.info("exported %s to %s: %s", src, out, {k: sum(v.values()) for k, v in counts.items()})
-    return summary

@@ -8,6 +8,11 @@ decompression-bomb rules can be counted per reason (img2dataset's OpenCV resizer
 
 Its process start-up is slow (each spawned worker imports albumentations, OpenCV, torch via webdataset and
 wandb: 5-15 s each on a small machine), so a corpus made only of local files skips it (`fetcher=direct`).
+
+Two things are changed around it. Requests are bounded (`http_fetch`: a total deadline and a size cap).
+And Ctrl-C: img2dataset installs a SIGINT handler that calls `sys.exit(0)`, so an interrupted download would
+look finished to `download && train`; here that exit becomes a KeyboardInterrupt again (the CLI then exits
+130 with "interrupted; rerun the same command to resume"), and the previous handler is put back.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -47,6 +53,7 @@ def run_img2dataset(
     retries: int,
     shard_size: int,
     distributor: str,
+    max_bytes: int,
 ) -> float:
     """Fetch every row of `input_parquet` (columns row_id, url, caption) into `fetch_dir`; return seconds.
 
@@ -79,7 +86,7 @@ def run_img2dataset(
     t0 = time.perf_counter()
     try:
         _download(img2dataset, input_parquet, fetch_dir, processes=processes, threads=threads, timeout=timeout,
-                  retries=retries, shard_size=shard_size, distributor=distributor)
+                  retries=retries, shard_size=shard_size, distributor=distributor, max_bytes=max_bytes)
     finally:
         if started_ray:
             import ray
@@ -89,11 +96,15 @@ def run_img2dataset(
 
 
 def _download(img2dataset: Any, input_parquet: Path, fetch_dir: Path, *, processes: int, threads: int,
-              timeout: int, retries: int, shard_size: int, distributor: str) -> None:
-    # img2dataset and its worker processes print progress to stdout; keep it in a log file instead, so that
-    # stdout stays for the command's own result (worker processes inherit the redirected descriptor)
+              timeout: int, retries: int, shard_size: int, distributor: str, max_bytes: int) -> None:
+    from imagenot.download.http_fetch import bounded_downloads
+
+    # img2dataset and its worker processes print progress bars and tracebacks to stdout and stderr; keep them
+    # in a log file instead, so that stdout stays for the command's own result and no bar is drawn into a
+    # pipe (worker processes inherit the redirected descriptors)
     log_path = fetch_dir.parent / "img2dataset.log"
-    with _stdout_to(log_path):
+    log.info("img2dataset's own output goes to %s", log_path)
+    with _outputs_to(log_path), _sigint_is_an_interrupt(), bounded_downloads(max_bytes):
         img2dataset.download(
             url_list=str(input_parquet),
             input_format="parquet",
@@ -121,14 +132,34 @@ def _download(img2dataset: Any, input_parquet: Path, fetch_dir: Path, *, process
 
 
 @contextlib.contextmanager
-def _stdout_to(path: Path) -> Iterator[None]:
+def _sigint_is_an_interrupt() -> Iterator[None]:
+    """img2dataset's SIGINT handler ends with sys.exit(0): turn that back into the interrupt it was."""
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        with contextlib.suppress(ValueError, TypeError):  # ValueError: not the main thread
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def _outputs_to(path: Path) -> Iterator[None]:
+    """Point file descriptors 1 and 2 at `path` (appending) for the duration of the block."""
     sys.stdout.flush()
-    saved = os.dup(1)
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     with open(path, "ab") as fh:
-        os.dup2(fh.fileno(), 1)
+        for fd in saved:
+            os.dup2(fh.fileno(), fd)
         try:
             yield
         finally:
             sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
+            sys.stderr.flush()
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)

@@ -2,11 +2,18 @@
 
 The url policy lives here because it is a property of the input: a corpus is untrusted unless the user
 declares it local, and a `file://` url in an untrusted corpus could read any file the user can read.
+
+Mining may hand on provenance: columns `corpus_<name>` (corpus columns the user asked to keep, e.g.
+`corpus_similarity`) travel into each sample's json, and the schema metadata key `imagenot.provenance` (JSON:
+corpus, schema, safety rule, filters, kept columns, encoder, threshold) goes into the card. Files without
+them still work.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +30,9 @@ from imagenot.wordnet.classes import ClassRow, read_classes
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("source_id", "url", "caption", "wnid", "label")
-OPTIONAL_COLUMNS = ("lemma", "similarity", "split")
 SPLITS = ("train", "val")
+CORPUS_PREFIX = "corpus_"
+PROVENANCE_KEY = b"imagenot.provenance"
 
 
 @dataclass
@@ -36,10 +44,21 @@ class Selection:
     matches_path: Path
     classes_path: Path
     mine_info: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] | None = None  # selected.parquet's `imagenot.provenance` metadata
+    corpus: pa.Table | None = None  # the kept `corpus_*` columns (prefix removed), one row per row
+    duplicates: dict[int, int] = field(default_factory=dict)  # row -> earlier row with the same source_id
 
     @property
     def num_rows(self) -> int:
         return self.table.num_rows
+
+    def corpus_values(self) -> list[dict[str, Any]] | None:
+        """Per row, the kept corpus columns as JSON-ready values (NaN and infinities become null)."""
+        if self.corpus is None or not self.corpus.num_columns:
+            return None
+        rows = self.corpus.to_pylist()
+        return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+                for r in rows]
 
 
 def read_selection(matches: str | Path, classes: str | Path | None = None) -> Selection:
@@ -76,7 +95,44 @@ def read_selection(matches: str | Path, classes: str | Path | None = None) -> Se
     bad_splits = sorted({s for s in out["split"].to_pylist() if s is not None and s not in SPLITS})
     if bad_splits:
         raise InputError(f"split values must be 'train' or 'val', found {bad_splits}", matches_path)
-    return Selection(out, class_rows, matches_path, classes_path, read_mine_info(matches_path.parent))
+    kept = [c for c in table.column_names if c.startswith(CORPUS_PREFIX) and len(c) > len(CORPUS_PREFIX)]
+    corpus = (pa.table({c[len(CORPUS_PREFIX):]: table[c].combine_chunks() for c in kept}) if kept else None)
+    duplicates = repeated_source_ids(out["source_id"].to_pylist())
+    if duplicates:
+        first_dup = min(duplicates)
+        log.warning("%s: %d row(s) repeat the source_id of an earlier row (first: row %d repeats row %d, %r): "
+                    "each source is downloaded once; the repeats are listed in removed.parquet as "
+                    "duplicate_source_id", matches_path, len(duplicates), first_dup, duplicates[first_dup],
+                    out["source_id"][first_dup].as_py())
+    return Selection(out, class_rows, matches_path, classes_path, read_mine_info(matches_path.parent),
+                     provenance=read_provenance(table.schema, matches_path), corpus=corpus, duplicates=duplicates)
+
+
+def repeated_source_ids(source_ids: list[str | None]) -> dict[int, int]:
+    """Rows whose source_id already appeared (-> the first row with it); empty ids are never repeats."""
+    first: dict[str, int] = {}
+    repeats: dict[int, int] = {}
+    for i, sid in enumerate(source_ids):
+        if not sid:
+            continue
+        j = first.setdefault(sid, i)
+        if j != i:
+            repeats[i] = j
+    return repeats
+
+
+def read_provenance(schema: pa.Schema, path: Path) -> dict[str, Any] | None:
+    """Mining's provenance record from the parquet schema metadata, or None for files that have none."""
+    raw = (schema.metadata or {}).get(PROVENANCE_KEY)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise InputError(f"schema metadata imagenot.provenance is not valid JSON: {exc}", path) from None
+    if not isinstance(value, dict):
+        raise InputError("schema metadata imagenot.provenance must be a JSON object", path)
+    return value
 
 
 def _check_labels(table: pa.Table, rows: list[ClassRow], matches_path: Path, classes_path: Path) -> None:

@@ -1,9 +1,13 @@
-"""Writing and reading the dataset's webdataset shards (`train-%06d.tar`, `val-%06d.tar`).
+"""Writing the dataset's webdataset shards (`train-%06d.tar`, `val-%06d.tar`).
 
 Each sample: `__key__`, the image (`jpg` or `png`, shorter side = image_size), `cls` (class index as
 decimal text) and `json` (wnid, caption, url, similarity, source_id, plus lemma, fingerprints and original
 size). Tar members get a fixed mtime and owner, so the same samples always give byte-identical shards and
 the content hashes in the card can be checked by anyone who rebuilds the dataset.
+
+Dataset folders are read in one place, `imagenot.data.readers.files` (`wds_card`, `wds_shards`,
+`wds_classes`, `wds_records`), which also checks that a folder is complete; the export and the dataset
+registry both go through it.
 """
 
 from __future__ import annotations
@@ -12,15 +16,11 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image, ImageOps
-
-from imagenot.errors import InputError
-from imagenot.fileio import read_json, sha256_file, write_json
+from imagenot.fileio import sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,8 @@ def write_split_shards(
             tmp.unlink()
             continue
         final = out_dir / tmp.name
+        with open(tmp, "rb") as fh:  # on disk before it is named: a power cut leaves no empty shard
+            os.fsync(fh.fileno())
         os.replace(tmp, final)
         info = {
             "file": final.name,
@@ -90,68 +92,3 @@ def write_split_shards(
         shards.append(info)
     tmp_dir.rmdir()
     return shards
-
-
-def _card(dataset_dir: Path) -> dict[str, Any]:
-    path = dataset_dir / "dataset.json"
-    if not path.is_file():
-        raise InputError("not a dataset folder made by `imagenot download` (no dataset.json)", dataset_dir)
-    return read_json(path)
-
-
-def shard_paths(dataset_dir: str | Path, split: str) -> list[Path]:
-    dataset_dir = Path(dataset_dir)
-    card = _card(dataset_dir)
-    splits = card.get("splits", {})
-    if split not in splits:
-        raise InputError(f"no split {split!r}; known: {', '.join(splits)}", dataset_dir / "dataset.json")
-    return [dataset_dir / s["file"] for s in splits[split]["shards"]]
-
-
-def iter_samples(dataset_dir: str | Path, split: str, decode: bool = True) -> Iterator[dict[str, Any]]:
-    """Samples of one split in shard order: key, label (int), meta (dict), image (RGB PIL image, or the
-    encoded bytes with decode=False), ext."""
-    import webdataset as wds
-
-    paths = shard_paths(dataset_dir, split)
-    if not paths:
-        return
-    ds = wds.WebDataset([str(p) for p in paths], shardshuffle=False, empty_check=False)
-    for sample in ds:
-        ext = "jpg" if "jpg" in sample else "png"
-        data = sample[ext]
-        image: Any = data
-        if decode:
-            import io
-
-            with Image.open(io.BytesIO(data)) as im:
-                image = im.convert("RGB")
-        yield {
-            "key": sample["__key__"],
-            "label": int(sample["cls"].decode()),
-            "meta": json.loads(sample["json"].decode("utf-8")),
-            "image": image,
-            "ext": ext,
-        }
-
-
-def load_split_arrays(dataset_dir: str | Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A split in memory: images uint8 [N, 3, size, size] (centre crop of the shorter side), labels int64.
-
-    For the data registry's `wds:PATH` entry; the crop is the centre crop that training-time resizing
-    would make, done once.
-    """
-    images: list[np.ndarray] = []
-    labels: list[int] = []
-    for s in iter_samples(dataset_dir, split):
-        im = ImageOps.fit(s["image"], (size, size), Image.Resampling.BICUBIC, centering=(0.5, 0.5))
-        images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
-        labels.append(s["label"])
-    if not images:
-        return np.zeros((0, 3, size, size), np.uint8), np.zeros((0,), np.int64)
-    return np.stack(images), np.asarray(labels, dtype=np.int64)
-
-
-def class_names(dataset_dir: str | Path) -> list[str]:
-    """Class names by label (the card's order)."""
-    return [c["name"] for c in _card(Path(dataset_dir))["classes"]]

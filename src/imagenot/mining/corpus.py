@@ -1,8 +1,9 @@
 """Image-text corpora as streams of Arrow record batches: parquet, csv, tsv and jsonl shards (and .gz).
 
 LAION-scale metadata arrives as many shards of millions of rows, with column names that differ between
-LAION, Re-LAION and DataComp. A shard is read in batches so memory stays bounded whatever its size, only the
-four columns mining needs are read, and a bad row costs that row, not the shard (counted, never silent).
+LAION, DataComp and COYO (`schemas.py` names them). A shard is read in batches so memory stays bounded whatever
+its size, only the columns mining needs are read, and a bad row costs that row, not the shard (counted, never
+silent).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from imagenot.errors import InputError
@@ -39,25 +39,45 @@ class MissingColumnsError(InputError):
 
 @dataclass(frozen=True)
 class Columns:
-    """Corpus column names; `id` and `nsfw` may be absent from a corpus (empty string: never read)."""
+    """Corpus column names mining reads; every one but text and url may be absent (empty string: not read).
+
+    `keep` are corpus columns carried into the matches as `corpus_<name>` (`--keep-columns`)."""
 
     text: str = "TEXT"
     url: str = "URL"
     id: str = "SAMPLE_ID"
-    nsfw: str = "NSFW"
+    safety: str = "NSFW"
+    width: str = ""
+    height: str = ""
+    watermark: str = ""
+    keep: tuple[str, ...] = ()
 
     def required(self) -> list[str]:
         return [self.text, self.url]
 
     def optional(self) -> list[str]:
-        return [c for c in (self.id, self.nsfw) if c]
+        out: list[str] = []
+        for c in (self.id, self.safety, self.width, self.height, self.watermark, *self.keep):
+            if c and c not in out and c not in (self.text, self.url):
+                out.append(c)
+        return out
 
 
 @dataclass(frozen=True)
 class Shard:
+    """A corpus file, or a run of row groups of a large parquet file (`row_groups`, `row_start`)."""
+
     path: str
     name: str  # output file stem, unique within the corpus
     format: str
+    row_groups: tuple[int, ...] | None = None  # None: the whole file
+    row_start: int = 0  # the first row of this part within the file (for `<shard>:<row>` ids)
+    file_name: str | None = None  # the whole file's name, for a part
+
+    @property
+    def id_name(self) -> str:
+        """The name in fallback source ids `<name>:<row>`: the file's, so ids do not depend on parts."""
+        return self.file_name or self.name
 
     @property
     def size(self) -> int:
@@ -100,7 +120,19 @@ def list_shards(spec: str, forced_format: str | None = None) -> list[Shard]:
     if p.is_file():
         paths, root = [str(p)], str(p.parent)
     elif p.is_dir():
-        paths = sorted(str(x) for x in p.rglob("*") if x.is_file() and shard_format(str(x), forced_format))
+        paths, skipped = [], []
+        for x in sorted(p.rglob("*")):
+            if not x.is_file():
+                continue
+            if any(part.startswith(".") for part in x.relative_to(p).parts):
+                skipped.append(f"{x} (hidden)")
+            elif shard_format(str(x), forced_format) is None:
+                skipped.append(f"{x} (not {'/'.join(FORMATS)})")
+            else:
+                paths.append(str(x))
+        if skipped:
+            log.warning("%s: skipped %d file(s) that are not corpus shards: %s%s", spec, len(skipped),
+                        ", ".join(skipped[:5]), ", ..." if len(skipped) > 5 else "")
         root = str(p)
     else:
         paths = sorted(x for x in glob.glob(spec, recursive=True) if os.path.isfile(x))
@@ -161,6 +193,39 @@ def _csv_header(shard: Shard) -> list[str]:
     return next(csv.reader(io.StringIO(first)), [])
 
 
+def split_shards(shards: list[Shard], part_rows: int) -> list[Shard]:
+    """Large parquet files become parts of whole row groups of about `part_rows` rows, so that workers share
+    one big file; the parts do not depend on the number of workers, so outputs are the same for any count."""
+    out: list[Shard] = []
+    for shard in shards:
+        if shard.format != "parquet" or part_rows <= 0:
+            out.append(shard)
+            continue
+        try:
+            meta = pq.ParquetFile(shard.path).metadata
+        except Exception:  # noqa: BLE001 - an unreadable file is reported by its scan, whole
+            out.append(shard)
+            continue
+        if meta.num_rows <= part_rows or meta.num_row_groups < 2:
+            out.append(shard)
+            continue
+        groups: list[int] = []
+        rows = start = 0
+        parts: list[tuple[tuple[int, ...], int]] = []
+        for g in range(meta.num_row_groups):
+            groups.append(g)
+            rows += meta.row_group(g).num_rows
+            if rows >= part_rows:
+                parts.append((tuple(groups), start))
+                start += rows
+                groups, rows = [], 0
+        if groups:
+            parts.append((tuple(groups), start))
+        for k, (gs, first) in enumerate(parts):
+            out.append(Shard(shard.path, f"{shard.name}@{k:04d}", shard.format, gs, first, shard.name))
+    return out
+
+
 def read_batches(shard: Shard, columns: Columns, batch_rows: int = 65536) -> Iterator[RawBatch]:
     """Stream a shard's rows as batches holding the mining columns that exist in it."""
     if shard.format == "parquet":
@@ -181,40 +246,128 @@ def read_batches(shard: Shard, columns: Columns, batch_rows: int = 65536) -> Ite
 def _parquet_batches(shard: Shard, columns: Columns, batch_rows: int) -> Iterator[RawBatch]:
     pf = pq.ParquetFile(shard.path)
     present, _ = _missing(list(pf.schema_arrow.names), columns, shard.path)
-    start = 0
-    for rb in pf.iter_batches(batch_size=batch_rows, columns=present, use_threads=False):
+    start = shard.row_start
+    groups = list(shard.row_groups) if shard.row_groups is not None else None
+    for rb in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=present, use_threads=False):
         yield RawBatch(pa.Table.from_batches([rb]), start)
         start += rb.num_rows
 
 
+def _field(value: str, caption: bool) -> bytes | str | None:
+    """A csv field: captions as bytes (UTF-8 is checked later, per row), other fields as text or null."""
+    if caption:
+        return value.encode("utf-8", "surrogateescape")
+    if value == "":
+        return None
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+class _Lines:
+    """Physical lines of a text file with their numbers, and a way to put lines back (to re-parse them)."""
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+        self.number = 0  # number of the last line handed out
+        self._back: list[tuple[int, str]] = []
+        self.taken: list[tuple[int, str]] = []  # lines handed out since the last `mark()`
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self._back:
+            no, line = self._back.pop()
+        else:
+            raw = self._fh.readline()
+            if not raw:
+                raise StopIteration
+            self.number += 1
+            no, line = self.number, raw
+        self.taken.append((no, line))
+        return line
+
+    def mark(self) -> None:
+        self.taken = []
+
+    def put_back(self, lines: list[tuple[int, str]]) -> None:
+        self._back.extend(reversed(lines))
+
+
 def _csv_batches(shard: Shard, columns: Columns, batch_rows: int) -> Iterator[RawBatch]:
+    """csv/tsv through Python's csv module, record by record, so that nothing is lost silently.
+
+    A record with the wrong number of fields is counted as malformed with a warning naming file:line, and
+    when it spanned several physical lines (an unclosed quote swallows the lines after it) the lines after its
+    first are parsed again as records of their own: every physical line ends up in exactly one record or in
+    one malformed row, so a shard can never pass as complete with rows missing. A field value that is not
+    UTF-8 keeps its row (its caption is counted as invalid UTF-8 later)."""
     header = _csv_header(shard)
     present, _ = _missing(header, columns, shard.path)
-    bad = [0]
-
-    def on_invalid(row: Any) -> str:
-        bad[0] += 1
-        return "skip"
-
+    pos = [header.index(c) for c in present]
     tsv = shard.format == "tsv"
-    parse = pacsv.ParseOptions(delimiter="\t" if tsv else ",", quote_char=False if tsv else '"',
-                               newlines_in_values=not tsv, invalid_row_handler=on_invalid)
-    types = {c: pa.string() for c in present}
-    types[columns.text] = pa.binary()  # validated later, so one bad caption does not fail the block
-    convert = pacsv.ConvertOptions(column_types=types, include_columns=present, strings_can_be_null=True,
-                                   quoted_strings_can_be_null=False)
-    reader = pacsv.open_csv(shard.path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES,
-                                                                       use_threads=False),
-                            parse_options=parse, convert_options=convert)
+    opener: Any = gzip.open if shard.path.lower().endswith(".gz") else open
+    malformed = 0
+    warned = 0
+    rows: list[list[bytes | str | None]] = []
     start = 0
-    for rb in reader:
-        for off in range(0, rb.num_rows, batch_rows):
-            part = rb.slice(off, batch_rows)
-            malformed, bad[0] = bad[0], 0
-            yield RawBatch(pa.Table.from_batches([part]), start, malformed=malformed)
-            start += part.num_rows
-    if bad[0]:
-        yield RawBatch(pa.table({c: pa.array([], pa.string()) for c in present}), start, malformed=bad[0])
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_BLOCK_BYTES))
+
+    def flush() -> RawBatch:
+        cols = {c: pa.array([r[k] for r in rows], pa.binary() if c == columns.text else pa.string())
+                for k, c in enumerate(present)}
+        return RawBatch(pa.table(cols), start, malformed=malformed)
+
+    def bad(line_no: int, why: str) -> None:
+        nonlocal malformed, warned
+        malformed += 1
+        if warned < 20:
+            log.warning("%s:%d: malformed %s row skipped (%s)", shard.path, line_no, shard.format, why)
+        warned += 1
+
+    with opener(shard.path, "rb") as fb:
+        text = io.TextIOWrapper(fb, encoding="utf-8", errors="surrogateescape", newline="")
+        lines = _Lines(text)
+        next(lines)  # header
+        lines.mark()
+        while True:
+            reader = csv.reader(lines, delimiter="\t" if tsv else ",",
+                                quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL, strict=True)
+            restart = False
+            while True:
+                try:
+                    rec = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    taken = lines.taken
+                    bad(taken[0][0] if taken else lines.number, str(exc))
+                    lines.put_back(taken[1:])
+                    lines.mark()
+                    restart = True  # the reader's state is spent: a new one continues after the bad line
+                    break
+                taken = lines.taken
+                lines.mark()
+                if not rec or (len(rec) == 1 and not rec[0]):
+                    continue
+                if len(rec) != len(header):
+                    bad(taken[0][0], f"{len(rec)} fields, expected {len(header)}"
+                        + (f", spanning lines {taken[0][0]}-{taken[-1][0]}" if len(taken) > 1 else ""))
+                    if len(taken) > 1:
+                        lines.put_back(taken[1:])
+                        restart = True
+                        break
+                    continue
+                rows.append([_field(rec[k], c == columns.text) for k, c in zip(pos, present)])
+                if len(rows) >= batch_rows:
+                    yield flush()
+                    start += len(rows)
+                    rows, malformed = [], 0
+            if not restart:
+                break
+    if warned > 20:
+        log.warning("%s: %d malformed rows in all", shard.path, warned)
+    if rows or malformed:
+        yield flush()
 
 
 def _jsonl_batches(shard: Shard, batch_rows: int, columns: Columns | None = None) -> Iterator[RawBatch]:

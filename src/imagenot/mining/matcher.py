@@ -72,7 +72,8 @@ class LemmaMatcher:
         pattern_classes: list[list[int]] = []
         for cls, lemmas in enumerate(self.class_lemmas):
             for lemma in lemmas:
-                if not lemma:
+                if not lemma.strip():  # " " + "" + " " would match every space: never an automaton entry
+                    log.warning("class %d: empty or whitespace-only lemma %r ignored", cls, lemma)
                     continue
                 base = lemma.lower() if mode == "relaxed" else lemma
                 forms = [base] + (plural_forms(base) if mode == "relaxed" else [])

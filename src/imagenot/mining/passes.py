@@ -19,23 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from imagenot.mining.corpus import Shard
+from imagenot.mining.embed import EncoderSpec
 from imagenot.mining.resolve import RankFn, resolve_candidates
 from imagenot.mining.scan import ScanContext, ShardScan, scan_shard
 from imagenot.mining.shard_output import finished_stats, matches_path, shard_fingerprint, write_matches
-from imagenot.mining.similarity import Scorer, load_encoder
+from imagenot.mining.similarity import Scorer
+from imagenot.progress import Progress
 from imagenot.wordnet.classes import ClassRow
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EmbedSpec:
-    encoder: str
-    device: str | None = None
-    batch_size: int | None = None
 
 
 @dataclass
@@ -47,7 +40,7 @@ class PassSpec:
     ctx: ScanContext
     out_dir: Path
     fingerprint: str
-    embed: EmbedSpec | None = None
+    embed: EncoderSpec | None = None
     rank: RankFn | None = None
     label: str = "mine"
 
@@ -63,24 +56,20 @@ class PassResult:
 def make_scorer(spec: PassSpec) -> Scorer | None:
     if spec.embed is None:
         return None
-    from imagenot.mining.similarity import caption_cache, pick_device
-
-    device = pick_device(spec.embed.device)
-    model = load_encoder(spec.embed.encoder, device)
-    return Scorer(model, [c.query for c in spec.classes], spec.embed.batch_size, device,
-                  cache=caption_cache(spec.embed.encoder, device))
+    return Scorer.from_spec(spec.embed, [c.query for c in spec.classes])
 
 
 def finish_shard(scan: ShardScan, spec: PassSpec, scorer: Scorer | None) -> dict[str, Any]:
     """Resolve, score and write one scanned shard; returns its counters."""
     t0 = time.perf_counter()
-    before = (scorer.encoded_captions, scorer.encoded_queries) if scorer else (0, 0)
+    before = (scorer.encoded_captions, scorer.encoded_queries, scorer.stored_captions_reused) if scorer else (0, 0, 0)
     table, extra = resolve_candidates(scan.candidates, spec.classes, spec.ctx.matcher, scorer, spec.rank)
     stats: dict[str, Any] = {**scan.stats, **extra, "seconds_scan": round(scan.seconds, 3),
                              "seconds_embed": round(time.perf_counter() - t0, 3)}
     if scorer is not None:
         stats["encoded_captions"] = scorer.encoded_captions - before[0]
         stats["encoded_queries"] = scorer.encoded_queries - before[1]
+        stats["stored_captions_reused"] = scorer.stored_captions_reused - before[2]
     write_matches(matches_path(spec.out_dir, scan.shard), table, stats,
                   shard_fingerprint(spec.fingerprint, scan.shard))
     return stats
@@ -130,7 +119,9 @@ def run_local(spec: PassSpec, workers: int = 0) -> PassResult:
 
     workers = workers or default_workers()
     workers = min(workers, len(todo))
-    bar = tqdm(total=len(todo), desc=spec.label, unit="shard", disable=len(todo) < 2, leave=False)
+    # Not progress.pool_map: that submits every shard at once, and with a CPU encoder the finished scans
+    # (hundreds of MB of candidates each at LAION scale) would pile up waiting for the encoder.
+    bar = Progress(len(todo), desc=spec.label, unit="shard", enabled=len(todo) > 1, logger=log)
     if workers <= 1:
         for shard in todo:
             _record(result, scan_shard(shard, spec.ctx), finish)

@@ -15,28 +15,26 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from imagenot.config import to_dict
+from imagenot.config import to_dict, to_record
 from imagenot.errors import ImagenotError, InputError
 from imagenot.fileio import atomic_open, environment, read_json, sha256_file, write_json, write_manifest
-from imagenot.mining.corpus import Columns, check_columns, list_shards
+from imagenot.mining.embed import EncoderSpec
+from imagenot.mining.encoders import default_threshold, threshold_note
 from imagenot.mining.histograms import plot_histograms, similarity_quantiles
 from imagenot.mining.matcher import LemmaMatcher
-from imagenot.mining.passes import EmbedSpec, PassResult, PassSpec, run_local
+from imagenot.mining.passes import PassResult, PassSpec, run_local
+from imagenot.mining.plan import is_openclipart, plan_corpus, prepare_corpus, provenance
 from imagenot.mining.pool import SenseRanker, choose_from_pool, pool_counts
-from imagenot.mining.resolve import above
+from imagenot.mining.resolve import MATCH_SCHEMA, above
 from imagenot.mining.scan import COUNTERS, ScanContext
-from imagenot.mining.selection import drop_repeated_ids, read_matches, select, write_selection
+from imagenot.mining.selection import best_per_source, read_matches, select, write_selection
 from imagenot.mining.settings import MineConfig, SelectConfig
 from imagenot.mining.shard_output import fingerprint
-from imagenot.mining.similarity import default_threshold
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, read_classes, write_classes
 
 log = logging.getLogger(__name__)
-
-OPENCLIPART = "openclipart"
 
 
 @dataclass
@@ -46,22 +44,6 @@ class MineResult:
     classes: list[ClassRow]  # the mined class set (lemmas unique)
     selected: list[ClassRow] = field(default_factory=list)  # the final classes, when selection ran
     selection: dict[str, Any] = field(default_factory=dict)
-
-
-def prepare_corpus(cfg: MineConfig, out: Path) -> tuple[str, bool, dict[str, str]]:
-    """(shard spec, local, inputs to hash): `openclipart[:SVG_DIR]` is first written as a parquet corpus."""
-    if cfg.corpus == OPENCLIPART or cfg.corpus.startswith(OPENCLIPART + ":"):
-        from imagenot.mining.openclipart import PNG_ROOT, SVG_ROOT, write_openclipart_corpus
-
-        svg_root = Path(cfg.corpus.partition(":")[2]) if ":" in cfg.corpus else SVG_ROOT
-        png_root = svg_root.parent / "png" if svg_root != SVG_ROOT else PNG_ROOT
-        path = out / "corpus" / "openclipart.parquet"
-        if not path.is_file():
-            write_openclipart_corpus(path, svg_root, png_root)
-        else:
-            log.info("reusing %s", path)
-        return str(path), True, {"corpus": sha256_file(path)}
-    return cfg.corpus, cfg.local, {}
 
 
 def _class_key(rows: list[ClassRow]) -> list[Any]:
@@ -76,39 +58,44 @@ def run_pass(spec: PassSpec, cfg: MineConfig) -> PassResult:
     return run_local(spec, cfg.workers)
 
 
+RUN_COUNTERS = ("encoded_captions", "encoded_queries", "stored_captions_reused")
+
+
 def _sum_counters(result: PassResult) -> dict[str, int]:
+    """Counters over every shard (this run's and earlier runs'); encoder counters over this run's only."""
     total: Counter[str] = Counter()
-    for stats in result.shard_stats.values():
+    for name, stats in result.shard_stats.items():
         for k, v in stats.items():
+            if k in RUN_COUNTERS and name in result.skipped:
+                continue
             if isinstance(v, (int, float)) and not k.startswith("seconds"):
                 total[k] += int(v)
-    keys = [*COUNTERS, "matched", "multi_class_resolved", "multi_class_unresolved", "encoded_captions",
-            "encoded_queries"]
+    keys = [*COUNTERS, "matched", "multi_class_resolved", "multi_class_unresolved", *RUN_COUNTERS]
     return {k: int(total.get(k, 0)) for k in keys}
 
 
 def summarize(result: PassResult, matches_dir: Path, classes: list[ClassRow],
               threshold: float | None) -> dict[str, Any]:
-    """Counters of every shard (this run's and earlier runs') plus what only the whole set of matches shows."""
+    """Counters of every shard plus what only the whole set of matches shows (duplicates across shards)."""
     counters = _sum_counters(result)
     names = {c.wnid: c.name for c in classes}
     files = sorted(matches_dir.glob("*.parquet"))
-    cols = pa.concat_tables([pq.read_table(f, columns=["source_id", "wnid", "similarity"])
+    cols = pa.concat_tables([pq.read_table(f, columns=["source_id", "url", "wnid", "similarity"])
                              .replace_schema_metadata(None) for f in files]) if files else None
     per_class: dict[str, dict[str, Any]] = {}
-    cross_dups = below = 0
+    dups = below = 0
     if cols is not None and cols.num_rows:
-        cols, cross_dups = drop_repeated_ids(cols)
+        cols, dups = best_per_source(cols)
         kept = above(cols, threshold)
         below = cols.num_rows - kept.num_rows
         all_counts = Counter(cols["wnid"].to_pylist())
         kept_counts = Counter(kept["wnid"].to_pylist())
         for wnid, n in sorted(all_counts.items(), key=lambda kv: (-kv[1], kv[0])):
             per_class[wnid] = {"name": names.get(wnid, ""), "matched": n, "above_threshold": kept_counts[wnid]}
-    matched = counters["matched"] - cross_dups
+    matched = counters["matched"] - dups
     return {
         **counters,
-        "duplicate_ids": counters["duplicate_ids"] + cross_dups,
+        "duplicate_ids": dups,
         "matched": matched,
         "below_threshold": below,
         "above_threshold": matched - below,
@@ -134,50 +121,68 @@ def _write_pool_counts(path: Path, pool: list[ClassRow], counts: Counter[str],
             fh.write(f"{wnid}\t{c.name}\t{n}\t{int(wnid in chosen)}\t{lem}\t{c.definition}\n")
 
 
+def _threshold(cfg: MineConfig, out: Path) -> float | None:
+    if not cfg.embed:
+        return None
+    if cfg.threshold is not None:
+        return cfg.threshold
+    threshold = default_threshold(cfg.encoder)
+    if threshold is None:
+        log.warning("no default threshold for encoder %s (%s): keeping every similarity; choose one from "
+                    "%s/histograms and rerun `imagenot select --threshold`", cfg.encoder,
+                    threshold_note(cfg.encoder), out)
+    return threshold
+
+
 def mine(cfg: MineConfig) -> MineResult:
-    """Run the mining stage (and the selection unless `cfg.select` is false)."""
+    """Run the mining stage (and the selection unless `cfg.select` is false).
+
+    Every input (settings, classes, corpus columns, schema, filters) is checked before the output folder is
+    created, so a mistake leaves nothing behind."""
     cfg.check()
     t0 = time.perf_counter()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    corpus_spec, local, inputs = prepare_corpus(cfg, out)
-    shards = list_shards(corpus_spec, cfg.format)
-    columns = Columns(cfg.text_col, cfg.url_col, cfg.id_col, cfg.nsfw_col)
-    try:
-        lacking = check_columns(shards[0], columns)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - an unreadable first shard is reported with the others
-        log.warning("cannot read the header of %s (%s); it will be reported as unreadable", shards[0].path, exc)
-        lacking = []
-    if cfg.nsfw_col in lacking and not cfg.keep_nsfw and not cfg.corpus.startswith(OPENCLIPART):
-        log.warning("no %s column in %s: NSFW rows cannot be filtered", cfg.nsfw_col, shards[0].path)
     pool_rows = read_classes(cfg.classes)
-    inputs["classes"] = sha256_file(cfg.classes)
-    threshold = cfg.threshold if cfg.threshold is not None else (
-        default_threshold(cfg.encoder) if cfg.embed else None)
-    if cfg.embed and threshold is None:
-        log.warning("no default threshold for encoder %s: keeping every similarity; choose one from "
-                    "%s/histograms and rerun `imagenot select --threshold`", cfg.encoder, out)
-    embed = EmbedSpec(cfg.encoder, cfg.device, cfg.embed_batch_size) if cfg.embed else None
-    nsfw_safe = None if cfg.keep_nsfw else cfg.nsfw_safe
-    base = {"columns": to_dict(columns), "nsfw": nsfw_safe, "local": local, "match": cfg.match,
-            "max_caption_bytes": cfg.max_caption_bytes, "encoder": cfg.encoder if cfg.embed else None}
-    stats: dict[str, Any] = {"corpus": cfg.corpus, "local_corpus": local, "encoder": embed.encoder if embed else None}
+    inputs = {"classes": sha256_file(cfg.classes)}
+    if is_openclipart(cfg.corpus):  # our own conversion: written into OUT/corpus first
+        corpus_spec, local, extra = prepare_corpus(cfg, out)
+    else:
+        corpus_spec, local, extra = cfg.corpus, cfg.allow_local, {}
+    inputs.update(extra)
+    plan = plan_corpus(cfg, corpus_spec)
+    if cfg.engine == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ImagenotError("--engine ray needs Ray: pip install 'imagenot[ray]'")
+    threshold = _threshold(cfg, out)
+    out.mkdir(parents=True, exist_ok=True)
+    embed = EncoderSpec(cfg.encoder, cfg.device, cfg.embed_batch_size, cfg.encoder_backend, cfg.quantize,
+                        cfg.precision, (cfg.embedding_store or str(out / "embeddings")) if cfg.store_embeddings
+                        else None) if cfg.embed else None
+    safety = plan.resolved.safety
+    base = {"columns": to_dict(plan.columns), "safety": to_dict(safety), "local": local, "match": cfg.match,
+            "max_caption_bytes": cfg.max_caption_bytes, "watermark_max": cfg.watermark_max,
+            "min_image_size": cfg.min_image_size, "encoder": embed.fingerprint() if embed else None}
+    stats: dict[str, Any] = {"corpus": cfg.corpus, "schema": plan.resolved.name, "local_corpus": local,
+                             "encoder": cfg.encoder if embed else None}
+
+    def context(matcher: LemmaMatcher, keep_multi: bool) -> ScanContext:
+        return ScanContext(matcher, plan.columns, safety, local, cfg.max_caption_bytes, cfg.batch_rows,
+                           keep_multi=keep_multi, watermark_max=cfg.watermark_max,
+                           min_image_size=cfg.min_image_size)
 
     if cfg.pool:
         matcher = LemmaMatcher([r.lemmas for r in pool_rows], cfg.match)
-        ctx = ScanContext(matcher, columns, nsfw_safe, local, cfg.max_caption_bytes, cfg.batch_rows,
-                          keep_multi=True)
         pool_dir = out / "pool"
-        spec = PassSpec(shards, pool_rows, ctx, pool_dir / "matches",
+        spec = PassSpec(plan.shards, pool_rows, context(matcher, True), pool_dir / "matches",
                         fingerprint({**base, "pass": "pool", "classes": _class_key(pool_rows)}), embed,
                         None if embed else SenseRanker(pool_rows), label="pool pass")
         res1 = run_pass(spec, cfg)
-        m1 = pa.concat_tables([pq.read_table(f).replace_schema_metadata(None)
+        m1 = pa.concat_tables([pq.read_table(f, columns=MATCH_SCHEMA.names).replace_schema_metadata(None)
                                for f in sorted((pool_dir / "matches").glob("*.parquet"))])
         counts, lemma_counts = pool_counts(above(m1, threshold))
-        mined = choose_from_pool(pool_rows, counts, lemma_counts, cfg.num_classes, cfg.min_per_class)
+        mined = choose_from_pool(pool_rows, counts, lemma_counts, cfg.num_classes, cfg.min_matches_per_class)
         _write_pool_counts(pool_dir / "pool_counts.tsv", pool_rows, counts, lemma_counts,
                            {c.wnid for c in mined})
         stats["pool_pass"] = {k: v for k, v in summarize(res1, pool_dir / "matches", pool_rows, threshold).items()
@@ -186,7 +191,7 @@ def mine(cfg: MineConfig) -> MineResult:
         stats["pool_pass"]["classes_chosen"] = len(mined)
         log.info("pool pass: %d pool classes counted, %d chosen", len(counts), len(mined))
         if not mined:
-            raise ImagenotError(f"pool pass: no class has {cfg.min_per_class} matches above threshold "
+            raise ImagenotError(f"pool pass: no class has {cfg.min_matches_per_class} matches above threshold "
                                 f"{threshold}; see {pool_dir / 'pool_counts.tsv'}")
     else:
         mined = make_unique_lemmas(pool_rows)
@@ -196,9 +201,7 @@ def mine(cfg: MineConfig) -> MineResult:
     write_classes(out / "mined_classes.tsv", mined)
 
     matcher = LemmaMatcher([r.lemmas for r in mined], cfg.match)
-    ctx = ScanContext(matcher, columns, nsfw_safe, local, cfg.max_caption_bytes, cfg.batch_rows,
-                      keep_multi=cfg.multi == "best")
-    spec = PassSpec(shards, mined, ctx, out / "matches",
+    spec = PassSpec(plan.shards, mined, context(matcher, cfg.multi == "best"), out / "matches",
                     fingerprint({**base, "pass": "mine", "multi": cfg.multi, "classes": _class_key(mined)}),
                     embed, label="mine")
     result = run_pass(spec, cfg)
@@ -206,6 +209,10 @@ def mine(cfg: MineConfig) -> MineResult:
         raise ImagenotError("no shard could be read: " + "; ".join(
             f"{u['path']}: {u['error']}" for u in result.unreadable[:5]))
     stats.update(summarize(result, out / "matches", mined, threshold))
+    if cfg.pool:
+        for k in RUN_COUNTERS:
+            stats[k] += stats["pool_pass"].get(k, 0)
+    stats["provenance"] = provenance(cfg, plan, stats, local, threshold)
     stats["unmatchable_lemmas"] = len(matcher.unmatchable)
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     stats["captions_per_s"] = round(stats["rows_read"] / max(result.seconds, 1e-9), 1) if result.seconds else None
@@ -215,39 +222,45 @@ def mine(cfg: MineConfig) -> MineResult:
         plot_histograms(matches, names, threshold, out / "histograms", cfg.hist_classes)
         write_json(out / "histograms" / "quantiles.json", similarity_quantiles(matches, names))
     write_json(out / "mine_stats.json", stats)
-    write_json(out / "config.json", to_dict(cfg))
-    write_manifest(out, to_dict(cfg), inputs)
+    write_json(out / "config.json", to_record(cfg))
+    write_manifest(out, to_record(cfg), inputs)
     log.info("mine: %d rows read, %d matched, %d above threshold, %d classes with matches (%.1f s)",
              stats["rows_read"], stats["matched"], stats["above_threshold"], stats["classes_with_matches"],
              stats["seconds"])
     res = MineResult(out, stats, mined)
     if cfg.select:
-        matches, _ = read_matches(out / "matches")
+        matches, dups = read_matches(out / "matches")
         final, selected, report = select(matches, mined, cfg.selection(), threshold)
-        write_selection(out, final, selected, report)
+        report["duplicate_ids"] = dups
+        write_selection(out, final, selected, report, stats["provenance"])
         res.selected, res.selection = final, report
     return res
 
 
 def run_select(cfg: SelectConfig) -> tuple[list[ClassRow], pa.Table, dict[str, Any]]:
     """Redo the selection of a mine folder (other threshold, N, K, cap...) without re-mining."""
+    cfg.check()
     mine_dir = Path(cfg.mine_dir)
     classes_path = mine_dir / "mined_classes.tsv"
     if not classes_path.is_file():
         raise InputError("not a mine folder (no mined_classes.tsv); run `imagenot mine` first", mine_dir)
-    threshold = cfg.threshold
-    if threshold is None and (mine_dir / "mine_stats.json").is_file():
-        threshold = read_json(mine_dir / "mine_stats.json").get("threshold")
+    mine_stats = read_json(mine_dir / "mine_stats.json") if (mine_dir / "mine_stats.json").is_file() else {}
     matches, dups = read_matches(mine_dir / "matches")
+    scored = matches.num_rows > 0 and matches["similarity"].null_count < matches.num_rows
+    threshold = cfg.threshold
+    if threshold is not None and not scored and matches.num_rows:
+        raise ImagenotError(f"{mine_dir} was mined with --no-embed: its matches have no similarity, so no "
+                            "threshold can be applied; drop --threshold, or rerun `imagenot mine` without "
+                            "--no-embed (the embedding store keeps what was encoded)")
+    if threshold is None:
+        threshold = mine_stats.get("threshold")
     final, selected, report = select(matches, read_classes(classes_path), cfg.selection(), threshold)
-    report["duplicate_ids_across_shards"] = dups
+    report["duplicate_ids"] = dups
+    prov = dict(mine_stats.get("provenance") or {})
+    prov["threshold"] = report["threshold"]
     out = Path(cfg.out) if cfg.out else mine_dir
-    write_selection(out, final, selected, report)
-    write_json(out / "select_config.json", to_dict(cfg))
-    write_json(out / "select_manifest.json", {"config": to_dict(cfg), "environment": environment(),
+    write_selection(out, final, selected, report, prov or None)
+    write_json(out / "select_config.json", to_record(cfg))
+    write_json(out / "select_manifest.json", {"config": to_record(cfg), "environment": environment(),
                                               "inputs": {"mined_classes.tsv": sha256_file(classes_path)}})
     return final, selected, report
-
-
-def label_counts(selected: pa.Table) -> dict[int, int]:
-    return dict(Counter(pc.cast(selected["label"], pa.int64()).to_pylist()))

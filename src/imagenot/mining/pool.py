@@ -69,11 +69,11 @@ def choose_from_pool(
     counts: Counter[str],
     lemma_counts: dict[str, Counter[str]],
     num_classes: int | None,
-    min_per_class: int,
+    min_matches_per_class: int,
 ) -> list[ClassRow]:
     """The chosen classes in order of their pass-1 count, with lemmas unique within the chosen set."""
     by_wnid = {c.wnid: c for c in pool}
-    order = sorted((w for w, n in counts.items() if n >= min_per_class and w in by_wnid),
+    order = sorted((w for w, n in counts.items() if n >= min_matches_per_class and w in by_wnid),
                    key=lambda w: (-counts[w], by_wnid[w].index))
     chosen: list[ClassRow] = []
     all_lemmas: set[str] = set()  # every lemma of a chosen class
@@ -85,7 +85,7 @@ def choose_from_pool(
         counted = {lm for lm, n in lemma_counts[wnid].items() if n > 0}
         # Keep the class only if its counted lemmas stay its own and it takes none from a chosen class.
         own = counted - all_lemmas
-        if sum(lemma_counts[wnid][lm] for lm in own) < min_per_class or set(row.lemmas) & counted_lemmas:
+        if sum(lemma_counts[wnid][lm] for lm in own) < min_matches_per_class or set(row.lemmas) & counted_lemmas:
             log.info("pool: skipping %s (%s): its lemmas collide with an already chosen class", wnid, row.name)
             continue
         chosen.append(row)

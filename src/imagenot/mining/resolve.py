@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from imagenot.mining.matcher import LemmaMatcher
+from imagenot.mining.scan import KEPT_PREFIX
 from imagenot.mining.similarity import Scorer
 from imagenot.wordnet.classes import ClassRow
 
@@ -103,6 +104,9 @@ def resolve_candidates(
         "lemma": pa.array(lemma_text[pair_lem[chosen]].tolist(), pa.string()),
         "similarity": similarity,
     }, schema=MATCH_SCHEMA)
+    for name in candidates.column_names:
+        if name.startswith(KEPT_PREFIX):  # the corpus's own columns the user asked to keep
+            table = table.append_column(name, candidates[name])
     if not keep.all():
         table = table.filter(pa.array(keep))
     stats["matched"] = table.num_rows

@@ -11,7 +11,6 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,15 +19,17 @@ import pyarrow.compute as pc
 from imagenot.mining.corpus import Columns, MissingColumnsError, Shard, read_batches
 from imagenot.mining.matcher import LemmaMatcher
 from imagenot.mining.normalize import check_captions
+from imagenot.mining.schemas import SafetyRule
 
 log = logging.getLogger(__name__)
 
 MULTI_POLICIES = ("drop", "best")
 COUNTERS = (
     "rows_read", "malformed_rows", "null_captions", "empty_captions", "non_string_captions", "invalid_utf8",
-    "oversized_captions", "nsfw_dropped", "null_urls", "url_refused", "unmatched", "multi_class_dropped",
-    "multi_class_candidates", "duplicate_ids", "candidates",
+    "oversized_captions", "safety_dropped", "watermark_dropped", "small_image_dropped", "null_urls", "url_refused",
+    "unmatched", "multi_class_dropped", "multi_class_candidates", "candidates",
 )
+KEPT_PREFIX = "corpus_"  # a kept corpus column X travels as corpus_X (never clashes with our own columns)
 
 CANDIDATE_SCHEMA = pa.schema([
     ("source_id", pa.string()), ("url", pa.string()), ("caption", pa.string()),
@@ -40,11 +41,13 @@ CANDIDATE_SCHEMA = pa.schema([
 class ScanContext:
     matcher: LemmaMatcher
     columns: Columns
-    nsfw_safe: str | None = "UNLIKELY"  # None: keep NSFW rows
+    safety: SafetyRule = SafetyRule("NSFW", "categorical", keep_values=("UNLIKELY",))
     allow_local: bool = False  # keep file:// urls (a corpus the user declared local)
     max_caption_bytes: int = 65536
     batch_rows: int = 65536
     keep_multi: bool = False  # keep captions hitting several classes (--multi best, pool pass 1)
+    watermark_max: float | None = None  # drop rows whose watermark score is >= this (missing score: kept)
+    min_image_size: int | None = None  # drop rows whose metadata width or height is below this (missing: kept)
 
 
 @dataclass
@@ -70,9 +73,63 @@ def _count(mask: pa.Array) -> int:
     return int(pc.sum(mask).as_py() or 0)
 
 
+def as_float(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A metadata column as float64; text that is not a number (csv, jsonl) becomes null."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type) or pa.types.is_decimal(col.type):
+        return col.cast(pa.float64())
+    if pa.types.is_null(col.type):
+        return pa.nulls(len(col), pa.float64())
+    text = col.cast(pa.string())
+    try:
+        return text.cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        values: list[float | None] = []
+        for v in text.to_pylist():
+            try:
+                values.append(float(v) if v is not None else None)
+            except ValueError:
+                values.append(None)
+        return pa.array(values, pa.float64())
+
+
+def _drop(keep: pa.Array, good: pa.Array, stats: Counter[str], counter: str) -> pa.Array:
+    good = pc.fill_null(good, False)
+    if isinstance(good, pa.ChunkedArray):
+        good = good.combine_chunks()
+    stats[counter] += _count(pc.and_not(keep, good))
+    return pc.and_(keep, good)
+
+
+def metadata_filters(table: pa.Table, keep: pa.Array, ctx: ScanContext, stats: Counter[str]) -> pa.Array:
+    """Safety, watermark and image-size filters from the corpus's own metadata (before any download)."""
+    cols, rule = ctx.columns, ctx.safety
+    if rule.column is not None:
+        if rule.column not in table.column_names:
+            keep = _drop(keep, pa.array([False] * table.num_rows), stats, "safety_dropped")
+        elif rule.kind == "score":
+            keep = _drop(keep, pc.less(as_float(table[rule.column]), rule.max), stats, "safety_dropped")
+        else:
+            value = table[rule.column].cast(pa.string())
+            keep = _drop(keep, pc.is_in(value, value_set=pa.array(list(rule.keep_values), pa.string())), stats,
+                         "safety_dropped")
+    if ctx.watermark_max is not None and cols.watermark and cols.watermark in table.column_names:
+        score = as_float(table[cols.watermark])
+        keep = _drop(keep, pc.or_kleene(pc.is_null(score), pc.less(score, ctx.watermark_max)), stats,
+                     "watermark_dropped")
+    if ctx.min_image_size is not None:
+        for c in (cols.width, cols.height):
+            if c and c in table.column_names:
+                size = as_float(table[c])
+                keep = _drop(keep, pc.or_kleene(pc.is_null(size), pc.greater_equal(size, ctx.min_image_size)),
+                             stats, "small_image_dropped")
+    return keep
+
+
 def scan_batch(table: pa.Table, row_start: int, shard_name: str, ctx: ScanContext,
                stats: Counter[str]) -> pa.Table:
-    """Filter and match one batch; returns its candidate rows (CANDIDATE_SCHEMA)."""
+    """Filter and match one batch; returns its candidate rows (CANDIDATE_SCHEMA + kept corpus columns)."""
     cols = ctx.columns
     n = table.num_rows
     stats["rows_read"] += n
@@ -83,12 +140,7 @@ def scan_batch(table: pa.Table, row_start: int, shard_name: str, ctx: ScanContex
     stats["oversized_captions"] += check.oversized
     stats["null_captions"] += check.null
     keep = check.text.is_valid()
-    if ctx.nsfw_safe is not None and cols.nsfw and cols.nsfw in table.column_names:
-        safe = pc.fill_null(pc.equal(table[cols.nsfw].cast(pa.string()), ctx.nsfw_safe), False)
-        if isinstance(safe, pa.ChunkedArray):
-            safe = safe.combine_chunks()
-        stats["nsfw_dropped"] += _count(pc.and_not(keep, safe))
-        keep = pc.and_(keep, safe)
+    keep = metadata_filters(table, keep, ctx, stats)
     url = table[cols.url].cast(pa.string())
     if isinstance(url, pa.ChunkedArray):
         url = url.combine_chunks()
@@ -128,7 +180,11 @@ def scan_batch(table: pa.Table, row_start: int, shard_name: str, ctx: ScanContex
         ids = pc.coalesce(ids, pa.array(fallback, pa.string()))
     else:
         ids = pa.array(fallback, pa.string())
-    return pa.table([ids, url.take(idx), check.text.take(idx), classes, lemmas], schema=CANDIDATE_SCHEMA)
+    out = pa.table([ids, url.take(idx), check.text.take(idx), classes, lemmas], schema=CANDIDATE_SCHEMA)
+    for c in cols.keep:
+        out = out.append_column(KEPT_PREFIX + c, table[c].take(idx) if c in table.column_names
+                                else pa.nulls(len(idx)))
+    return out
 
 
 def scan_shard(shard: Shard, ctx: ScanContext) -> ShardScan:
@@ -144,31 +200,15 @@ def scan_shard(shard: Shard, ctx: ScanContext) -> ShardScan:
             stats["non_string_captions"] += raw.non_string
             stats["null_captions"] -= raw.non_string  # the reader nulled them; count them once, as non-string
             if raw.table.num_rows:
-                parts.append(scan_batch(raw.table, raw.row_start, shard.name, ctx, stats))
+                parts.append(scan_batch(raw.table, raw.row_start, shard.id_name, ctx, stats))
     except MissingColumnsError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure (truncated file, bad gzip, bad parquet) ends this shard only
         log.warning("unreadable shard %s: %s: %s", shard.path, type(exc).__name__, exc)
         return ShardScan(shard, CANDIDATE_SCHEMA.empty_table(), {}, time.perf_counter() - t0,
                          error=f"{type(exc).__name__}: {exc}")
-    table = pa.concat_tables(parts) if parts else CANDIDATE_SCHEMA.empty_table()
-    table, dups = drop_duplicate_ids(table)
-    stats["duplicate_ids"] += dups
+    parts = [p for p in parts if p.num_rows]
+    table = pa.concat_tables(parts, promote_options="permissive") if parts else CANDIDATE_SCHEMA.empty_table()
     stats["candidates"] += table.num_rows
     out = {k: int(stats.get(k, 0)) for k in COUNTERS}
     return ShardScan(shard, table, out, time.perf_counter() - t0)
-
-
-def drop_duplicate_ids(table: pa.Table) -> tuple[pa.Table, int]:
-    """Keep the first row of each source_id. Only matched rows are checked: the others never reach an output,
-    and a set of every id of an 18M-row LAION shard would not fit the memory bound."""
-    if table.num_rows == 0:
-        return table, 0
-    seen: set[Any] = set()
-    keep = []
-    for i, sid in enumerate(table["source_id"].to_pylist()):
-        if sid not in seen:
-            seen.add(sid)
-            keep.append(i)
-    dups = table.num_rows - len(keep)
-    return (table.take(pa.array(keep, pa.int64())) if dups else table), dups

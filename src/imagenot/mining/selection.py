@@ -9,10 +9,10 @@ stage keeps the first ones that succeed.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,64 +24,61 @@ import pyarrow.parquet as pq
 from imagenot.errors import ImagenotError, InputError
 from imagenot.fileio import atomic_path, write_json
 from imagenot.mining.resolve import MATCH_SCHEMA, above
+from imagenot.mining.scan import KEPT_PREFIX
+from imagenot.mining.settings import SelectionParams
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, write_classes
 
 log = logging.getLogger(__name__)
 
-CAPS = ("top", "random")
+PROVENANCE_KEY = b"imagenot.provenance"  # selected.parquet schema metadata: corpus, schema, filters (JSON)
 SELECTED_SCHEMA = pa.schema([
     ("source_id", pa.string()), ("url", pa.string()), ("caption", pa.string()), ("wnid", pa.string()),
     ("label", pa.int32()), ("lemma", pa.string()), ("similarity", pa.float32()), ("split", pa.string()),
 ])
 
 
-@dataclass(frozen=True)
-class SelectionParams:
-    num_classes: int | None = None  # None: every class with at least min_per_class images
-    min_per_class: int = 1
-    max_per_class: int | None = None  # None: no cap
-    cap: str = "top"
-    seed: int = 0
-    val_per_class: int = 0
-    oversample: float = 1.0
-    max_val_fraction: float = 0.5  # a small class keeps at least half its images for training
-
-    def check(self) -> None:
-        if self.cap not in CAPS:
-            raise ImagenotError(f"unknown --cap {self.cap!r}; known: {', '.join(CAPS)}")
-        if self.oversample < 1.0:
-            raise ImagenotError(f"--oversample must be >= 1 (got {self.oversample})")
-        if self.min_per_class < 1 or (self.num_classes is not None and self.num_classes < 1):
-            raise ImagenotError("--min-per-class and --num-classes must be at least 1")
-        if self.max_per_class is not None and self.max_per_class < 1:
-            raise ImagenotError("--max-per-class must be at least 1")
-        if self.val_per_class < 0 or not 0 <= self.max_val_fraction <= 1:
-            raise ImagenotError("--val-per-class must be >= 0 and max_val_fraction in [0, 1]")
-
-
 def read_matches(matches_dir: Path) -> tuple[pa.Table, int]:
-    """Every match in shard-name order, first occurrence of each source_id kept; returns (table, duplicates)."""
+    """Every match in shard-name order, one row per (source_id, url): the one with the best similarity.
+
+    Returns (table, duplicates removed). Kept corpus columns (`corpus_*`) come along."""
     files = sorted(matches_dir.glob("*.parquet"))
     if not files:
         raise InputError("no matches/*.parquet (run `imagenot mine` first)", matches_dir)
     tables = []
     for f in files:
         try:
-            tables.append(pq.read_table(f).select(MATCH_SCHEMA.names).cast(MATCH_SCHEMA))
+            t = pq.read_table(f)
+            extra = [c for c in t.column_names if c.startswith(KEPT_PREFIX)]
+            base = t.select(MATCH_SCHEMA.names).cast(MATCH_SCHEMA)
+            for c in extra:
+                base = base.append_column(c, t[c])
+            tables.append(base.replace_schema_metadata(None))
         except (pa.ArrowInvalid, OSError, KeyError) as exc:
             raise InputError(f"unreadable matches file: {exc}", f) from None
-    return drop_repeated_ids(pa.concat_tables(tables).replace_schema_metadata(None))
+    return best_per_source(pa.concat_tables(tables, promote_options="permissive"))
 
 
-def drop_repeated_ids(table: pa.Table, column: str = "source_id") -> tuple[pa.Table, int]:
-    """Keep the first row of each id: an id seen in two shards is one image, counted once."""
-    ids = table[column].to_pylist()
-    seen: set[str] = set()
-    keep = [i for i, s in enumerate(ids) if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
-    dups = len(ids) - len(keep)
-    if dups:
-        table = table.take(pa.array(keep, pa.int64()))
-    return table, dups
+def best_per_source(table: pa.Table) -> tuple[pa.Table, int]:
+    """One row per (source_id, url), the most similar one (ties and --no-embed: the first in shard order).
+
+    The same image appears in several shards or rows of a corpus; deduplicating before scoring (the first copy
+    wins) could lose a copy above the threshold behind one below it, so this runs after scoring."""
+    n = table.num_rows
+    if n < 2:
+        return table, 0
+    pos = pa.array(np.arange(n, dtype=np.int64))
+    sim = pc.fill_null(table["similarity"].cast(pa.float64()), -np.inf)  # no similarity: after any similarity
+    keyed = pa.table({"s": pc.fill_null(table["source_id"], ""), "u": pc.fill_null(table["url"], ""), "sim": sim,
+                      "pos": pos})
+    order = pc.sort_indices(keyed, sort_keys=[("s", "ascending"), ("u", "ascending"), ("sim", "descending"),
+                                              ("pos", "ascending")])
+    s = keyed["s"].take(order)
+    u = keyed["u"].take(order)
+    new = pc.or_(pc.not_equal(s.slice(1), s.slice(0, n - 1)), pc.not_equal(u.slice(1), u.slice(0, n - 1)))
+    first = np.concatenate([[True], pc.fill_null(new, True).to_numpy(zero_copy_only=False)])
+    keep = np.sort(order.to_numpy()[first])
+    dups = n - len(keep)
+    return (table.take(pa.array(keep)) if dups else table), dups
 
 
 class _Rows:
@@ -119,7 +116,7 @@ def select(
         log.warning("--cap top without similarities (--no-embed): the cap keeps a seeded random sample")
     counts = Counter(kept["wnid"].to_pylist())
     by_wnid = {c.wnid: c for c in classes}
-    eligible = sorted((w for w in counts if w in by_wnid and counts[w] >= params.min_per_class),
+    eligible = sorted((w for w in counts if w in by_wnid and counts[w] >= params.min_matches_per_class),
                       key=lambda w: (-counts[w], by_wnid[w].index))
     chosen = eligible[: params.num_classes] if params.num_classes else eligible
     # Keep the mined order for labels (stable across reruns with different N), lemmas unique within the set.
@@ -127,7 +124,7 @@ def select(
     if len(final) != len(chosen):
         raise ImagenotError("internal: a chosen class lost all its lemmas to another chosen class")
     if params.num_classes and len(final) < params.num_classes:
-        log.warning("only %d classes have at least %d images (asked for %d)", len(final), params.min_per_class,
+        log.warning("only %d classes have at least %d images (asked for %d)", len(final), params.min_matches_per_class,
                     params.num_classes)
     # Group rows by class once (a filter per class would cost classes x rows), then one take for all.
     kept = kept.combine_chunks()
@@ -163,10 +160,19 @@ def select(
             "label": pa.array(np.concatenate(labels)), "lemma": sel["lemma"], "similarity": sel["similarity"],
             "split": pa.array(splits, pa.string()),
         }, schema=SELECTED_SCHEMA)
+        for c in kept.column_names:
+            if c.startswith(KEPT_PREFIX):
+                selected = selected.append_column(c, sel[c])
     else:
         selected = SELECTED_SCHEMA.empty_table()
+        for c in kept.column_names:
+            if c.startswith(KEPT_PREFIX):
+                selected = selected.append_column(c, pa.nulls(0, kept.schema.field(c).type))
+    scored = matches.num_rows > 0 and matches["similarity"].null_count < matches.num_rows
     report = {
         "threshold": threshold,
+        "threshold_applied": threshold is not None and scored,
+        "scored": scored,
         "params": params.__dict__,
         "matches": matches.num_rows,
         "above_threshold": kept.num_rows,
@@ -175,13 +181,20 @@ def select(
         "classes": len(final),
         "rows": selected.num_rows,
         "per_class": per_class,
-        "dropped_below_min": sorted(w for w in counts if counts[w] < params.min_per_class),
+        "dropped_below_min": sorted(w for w in counts if counts[w] < params.min_matches_per_class),
     }
     return final, selected, report
 
 
-def write_selection(out_dir: Path, final: list[ClassRow], selected: pa.Table, report: dict[str, Any]) -> None:
+def write_selection(out_dir: Path, final: list[ClassRow], selected: pa.Table, report: dict[str, Any],
+                    provenance: dict[str, Any] | None = None) -> None:
+    """selected.parquet (with the provenance JSON under `imagenot.provenance` in its schema metadata),
+    classes.tsv and selection.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if provenance is not None:
+        meta = dict(selected.schema.metadata or {})
+        meta[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True, default=str).encode()
+        selected = selected.replace_schema_metadata(meta)
     with atomic_path(out_dir / "selected.parquet") as tmp:
         pq.write_table(selected, tmp, compression="zstd")
     write_classes(out_dir / "classes.tsv", final)

@@ -2,86 +2,184 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Literal
 
+from imagenot.config import option
 from imagenot.errors import ImagenotError
-from imagenot.mining.matcher import MATCH_MODES
-from imagenot.mining.scan import MULTI_POLICIES
-from imagenot.mining.selection import SelectionParams
-from imagenot.mining.similarity import DEFAULT_ENCODER
+from imagenot.mining.encoders import DEFAULT_ENCODER
+from imagenot.mining.schemas import DEFAULT_SAFETY_MAX
 
 ENGINES = ("local", "ray")
+CAPS = ("top", "random")
+_SEL = "selection"
+
+
+def check_threshold(threshold: float | None) -> None:
+    """A cosine similarity lies in [-1, 1]: a threshold outside keeps everything or nothing."""
+    if threshold is not None and not (math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
+        raise ImagenotError(f"--threshold must be a cosine similarity in [-1, 1] (got {threshold})")
+
+
+@dataclass(frozen=True)
+class SelectionParams:
+    num_classes: int | None = None  # None: every class with at least min_matches_per_class images
+    min_matches_per_class: int = 1
+    max_per_class: int | None = None  # None: no cap
+    cap: str = "top"
+    seed: int = 0
+    val_per_class: int = 0
+    oversample: float = 1.0
+    max_val_fraction: float = 0.5  # a small class keeps at least half its images for training
+
+    def check(self) -> None:
+        if self.cap not in CAPS:
+            raise ImagenotError(f"unknown --cap {self.cap!r}; known: {', '.join(CAPS)}")
+        if self.oversample < 1.0:
+            raise ImagenotError(f"--oversample must be >= 1 (got {self.oversample})")
+        if self.min_matches_per_class < 1 or (self.num_classes is not None and self.num_classes < 1):
+            raise ImagenotError("--min-matches-per-class and --num-classes must be at least 1")
+        if self.max_per_class is not None and self.max_per_class < 1:
+            raise ImagenotError("--max-per-class must be at least 1")
+        if self.val_per_class < 0 or not 0 <= self.max_val_fraction <= 1:
+            raise ImagenotError("--val-per-class must be >= 0 and max_val_fraction in [0, 1]")
 
 
 @dataclass(frozen=True)
 class MineConfig:
-    corpus: str = "openclipart"  # file, directory, glob, `openclipart` or `openclipart:SVG_DIR`
-    classes: str = "classes.tsv"
-    out: str = "mine"
-    format: str | None = None  # force the shard format (parquet, csv, tsv, jsonl)
-    text_col: str = "TEXT"
-    url_col: str = "URL"
-    id_col: str = "SAMPLE_ID"  # missing column or null value: `<shard>:<row>`
-    nsfw_col: str = "NSFW"
-    nsfw_safe: str = "UNLIKELY"
-    keep_nsfw: bool = False
-    local: bool = False  # the user vouches for file:// urls (openclipart declares itself local)
-    max_caption_bytes: int = 65536
-    batch_rows: int = 65536
-    match: str = "laionet"
-    multi: str = "drop"
-    pool: bool = False  # two passes: count over a pool with shared lemmas, then LAIONet on the chosen set
-    embed: bool = True
-    encoder: str = DEFAULT_ENCODER
-    threshold: float | None = None  # None: the encoder's default (similarity.DEFAULT_THRESHOLDS)
-    device: str | None = None
-    embed_batch_size: int | None = None
-    engine: str = "local"
-    workers: int = 0  # 0: one per core (at most 8)
-    ray_address: str | None = None
-    select: bool = True
-    num_classes: int | None = None
-    min_per_class: int = 1
-    max_per_class: int | None = None
-    cap: str = "top"
-    seed: int = 0
-    val_per_class: int = 0
-    oversample: float = 1.0
-    max_val_fraction: float = 0.5
-    hist_classes: int = 100
+    corpus: str = option("openclipart", help="the image-text corpus: a parquet/csv/tsv/jsonl(.gz) file, a folder "
+                         "or glob of shards; or 'openclipart' / 'openclipart:SVG_DIR' (the demo's corpus)")
+    classes: str = option("classes.tsv", path=True, help="classes.tsv from `imagenot classes`")
+    out: str = option("mine", path=True, help="output folder (matches/, mine_stats.json, selected.parquet...)")
+    format: Literal["parquet", "csv", "tsv", "jsonl"] | None = option(
+        None, help="force the shard format (default: from each file's suffix)")
+    schema: Literal["auto", "laion400m", "laion2b", "datacomp", "coyo"] = option(
+        "auto", help="the corpus's column map by name (id, url, caption, size, safety, watermark, CLIP score); "
+        "auto recognises it from the first shard's columns and says which it chose")
+    text_col: str | None = option(None, help="caption column (default: the schema's, e.g. TEXT for LAION)")
+    url_col: str | None = option(None, help="url column (default: the schema's)")
+    id_col: str | None = option(None, help="source id column (default: the schema's; missing: <shard>:<row>)")
+    safety_col: str | None = option(None, help="safety column (default: the schema's: NSFW for LAION-400M, "
+                                    "punsafe for LAION-2B, nsfw_score_opennsfw2 for COYO); numeric values are "
+                                    "a score kept below --safety-max, text values are kept by --safety-keep")
+    width_col: str | None = option(None, help="image width column, for --min-image-size (default: the schema's)")
+    height_col: str | None = option(None, help="image height column (default: the schema's)")
+    watermark_col: str | None = option(None, help="watermark probability column, for --watermark-max "
+                                       "(default: the schema's: pwatermark, watermark_score)")
+    keep_nsfw: bool = option(False, help="do not filter on safety; needed to mine a corpus without a safety "
+                             "column (the tool never mines an unfiltered corpus silently)")
+    safety_max: float = option(DEFAULT_SAFETY_MAX, help="a numeric safety score (punsafe, nsfw_score_*) is kept "
+                               "when below this: 0.1, Stable Diffusion 2's conservative LAION-5B filter "
+                               "(docs/scaling.md)")
+    safety_keep: tuple[str, ...] | None = option(None, help="values of a categorical safety column that are kept "
+                                                 "(comma-separated; default: the schema's, UNLIKELY for LAION-400M)")
+    watermark_max: float | None = option(None, help="drop rows whose watermark probability is >= this, before "
+                                         "download (default: no watermark filter)")
+    min_image_size: int | None = option(None, help="drop rows whose metadata width or height is below N pixels, "
+                                        "before download (default: no size filter)")
+    keep_columns: tuple[str, ...] = option((), help="corpus columns carried into matches and selected.parquet as "
+                                           "corpus_<name> (comma-separated, e.g. similarity,pwatermark)")
+    allow_local: bool = option(False, help="declare the corpus local: keep file:// urls (never for a corpus you "
+                               "did not make)")
+    max_caption_bytes: int = option(65536, help="longer captions are skipped (counted)")
+    batch_rows: int = option(65536, cli=False, help="rows read per record batch (bounds memory per worker)")
+    part_rows: int = option(2_000_000, help="parquet files larger than this many rows are split into parts of "
+                            "whole row groups, so --workers share one big file (0: never split)")
+    match: Literal["laionet", "relaxed"] = option("laionet", help="laionet (case-sensitive lemma between "
+                                                  "spaces) or relaxed (lower-case, simple plurals)")
+    multi: Literal["drop", "best"] = option("drop", help="captions hitting several classes: drop (LAIONet) or "
+                                            "give to the most similar class")
+    pool: bool = option(False, help="the classes are a pool with shared lemmas: count in a first pass, choose "
+                        "--num-classes, then match the chosen set with unique lemmas")
+    embed: bool = option(True, help="score captions against class queries (--no-embed: stop "
+                         "after matching, no similarity, no threshold)")
+    encoder: str = option(DEFAULT_ENCODER, help="text encoder: a name from the encoder table (all-MiniLM-L6-v2, "
+                          "all-mpnet-base-v2, bert-base-uncased, all-roberta-large-v1...) or a model folder")
+    threshold: float | None = option(None, help="keep similarity > T, a cosine in [-1, 1] (default: the "
+                                     "encoder's published or chosen threshold)")
+    device: str | None = option(None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    embed_batch_size: int | None = option(None, help="captions per encoder batch (default 128 on cpu, 1024 on gpu)")
+    encoder_backend: Literal["torch", "onnx", "openvino"] = option(
+        "torch", help="CPU inference engine: torch, or ONNX Runtime / OpenVINO over an exported ONNX graph "
+        "(pip install imagenot[onnx] / imagenot[openvino])")
+    quantize: Literal["none", "int8"] = option("none", help="int8: ONNX Runtime dynamic int8 quantisation "
+                                               "(--encoder-backend onnx; faster on CPU, similarities change by "
+                                               "up to about 0.05: docs/scaling.md)")
+    precision: Literal["auto", "float32", "float16", "bfloat16"] = option(
+        "auto", help="encoder precision on GPU (auto: float16 on cuda, float32 on cpu)")
+    embedding_store: str | None = option(None, path=True, help="folder of the embedding store, keyed by encoder "
+                                         "and text hash, shared by reruns and other mine folders (default: "
+                                         "OUT/embeddings)")
+    store_embeddings: bool = option(True, help="keep caption and query embeddings "
+                                    "so no rerun encodes a text twice")
+    engine: Literal["local", "ray"] = option("local", help="local processes or Ray Data")
+    workers: int = option(0, help="scanning processes / Ray CPUs (0: one per core, at most 8)")
+    ray_address: str | None = option(None, help="an existing Ray cluster (default: start one here)")
+    select: bool = option(True, help="choose classes and images after mining "
+                          "(--no-select: stop after matches and stats)")
+    num_classes: int | None = option(None, group=_SEL, help="keep the N classes with the most matches")
+    min_matches_per_class: int = option(1, group=_SEL, help="a class needs at least K candidate matches above "
+                                        "the threshold (before download)")
+    max_per_class: int | None = option(None, group=_SEL, help="cap images per class, train+val")
+    cap: Literal["top", "random"] = option("top", group=_SEL, help="which images the cap keeps: top similarity "
+                                           "or a seeded random sample")
+    seed: int = option(0, group=_SEL, help="seed of random caps and of the train/val split")
+    val_per_class: int = option(0, group=_SEL, help="validation images per class")
+    oversample: float = option(1.0, group=_SEL, help="keep F x the cap as candidates, for urls that will not "
+                               "download (LAION: about 1.4)")
+    max_val_fraction: float = option(0.5, group=_SEL, help="at most this fraction of a class goes to validation")
+    hist_classes: int = option(100, help="classes with a similarity histogram panel")
 
     def check(self) -> None:
-        if self.match not in MATCH_MODES:
-            raise ImagenotError(f"unknown --match {self.match!r}; known: {', '.join(MATCH_MODES)}")
-        if self.multi not in MULTI_POLICIES:
-            raise ImagenotError(f"unknown --multi {self.multi!r}; known: {', '.join(MULTI_POLICIES)}")
         if self.engine not in ENGINES:
             raise ImagenotError(f"unknown --engine {self.engine!r}; known: {', '.join(ENGINES)}")
         if self.multi == "best" and not self.embed:
             raise ImagenotError("--multi best needs caption embeddings; drop --no-embed")
-        if self.max_caption_bytes < 1 or self.batch_rows < 1:
-            raise ImagenotError("max_caption_bytes and batch_rows must be positive")
+        if self.max_caption_bytes < 1 or self.batch_rows < 1 or self.part_rows < 0:
+            raise ImagenotError("--max-caption-bytes and batch_rows must be positive, --part-rows >= 0")
+        check_threshold(self.threshold)
+        if not self.embed and self.threshold is not None:
+            raise ImagenotError("--threshold needs similarities; drop --no-embed or --threshold")
+        if not (math.isfinite(self.safety_max) and 0.0 < self.safety_max <= 1.0):
+            raise ImagenotError(f"--safety-max must be a probability in (0, 1] (got {self.safety_max})")
+        if self.watermark_max is not None and not (0.0 < self.watermark_max <= 1.0):
+            raise ImagenotError(f"--watermark-max must be a probability in (0, 1] (got {self.watermark_max})")
+        if self.min_image_size is not None and self.min_image_size < 1:
+            raise ImagenotError("--min-image-size must be at least 1 pixel")
+        if self.quantize == "int8" and self.encoder_backend != "onnx":
+            raise ImagenotError("--quantize int8 needs --encoder-backend onnx")
+        if self.embed_batch_size is not None and self.embed_batch_size < 1:
+            raise ImagenotError("--embed-batch-size must be at least 1")
+        if self.workers < 0:
+            raise ImagenotError("--workers must be >= 0")
         self.selection().check()
 
     def selection(self) -> SelectionParams:
-        return SelectionParams(self.num_classes, self.min_per_class, self.max_per_class, self.cap, self.seed,
-                               self.val_per_class, self.oversample, self.max_val_fraction)
+        return SelectionParams(self.num_classes, self.min_matches_per_class, self.max_per_class, self.cap,
+                               self.seed, self.val_per_class, self.oversample, self.max_val_fraction)
 
 
 @dataclass(frozen=True)
 class SelectConfig:
-    mine_dir: str = "mine"
-    out: str | None = None  # default: the mine folder
-    threshold: float | None = None  # default: the threshold the mine run used
-    num_classes: int | None = None
-    min_per_class: int = 1
-    max_per_class: int | None = None
-    cap: str = "top"
-    seed: int = 0
-    val_per_class: int = 0
-    oversample: float = 1.0
-    max_val_fraction: float = 0.5
+    mine_dir: str = option("mine", path=True, help="the mine folder to select from")
+    out: str | None = option(None, path=True, help="output folder (default: the mine folder)")
+    threshold: float | None = option(None, help="keep similarity > T, a cosine in [-1, 1] (default: the mine "
+                                     "run's; not allowed for a --no-embed mine folder)")
+    num_classes: int | None = option(None, group=_SEL, help="keep the N classes with the most matches")
+    min_matches_per_class: int = option(1, group=_SEL, help="a class needs at least K candidate matches above "
+                                        "the threshold (before download)")
+    max_per_class: int | None = option(None, group=_SEL, help="cap images per class, train+val")
+    cap: Literal["top", "random"] = option("top", group=_SEL, help="which images the cap keeps")
+    seed: int = option(0, group=_SEL, help="seed of random caps and of the train/val split")
+    val_per_class: int = option(0, group=_SEL, help="validation images per class")
+    oversample: float = option(1.0, group=_SEL, help="keep F x the cap as candidates")
+    max_val_fraction: float = option(0.5, group=_SEL, help="at most this fraction of a class goes to validation")
+
+    def check(self) -> None:
+        check_threshold(self.threshold)
+        self.selection().check()
 
     def selection(self) -> SelectionParams:
-        return SelectionParams(self.num_classes, self.min_per_class, self.max_per_class, self.cap, self.seed,
-                               self.val_per_class, self.oversample, self.max_val_fraction)
+        return SelectionParams(self.num_classes, self.min_matches_per_class, self.max_per_class, self.cap,
+                               self.seed, self.val_per_class, self.oversample, self.max_val_fraction)

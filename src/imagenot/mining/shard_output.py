@@ -34,7 +34,8 @@ def fingerprint(obj: Any) -> str:
 
 def shard_fingerprint(pass_fingerprint: str, shard: Shard) -> str:
     st = os.stat(shard.path)
-    return fingerprint([pass_fingerprint, os.path.abspath(shard.path), st.st_size, st.st_mtime_ns])
+    return fingerprint([pass_fingerprint, os.path.abspath(shard.path), st.st_size, st.st_mtime_ns,
+                        list(shard.row_groups) if shard.row_groups is not None else None])
 
 
 def matches_path(out_dir: Path, shard: Shard) -> Path:

@@ -6,6 +6,7 @@ checking a dataset's image size never has to build a model.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,9 +58,18 @@ class InputSizeError(ImagenotError, ValueError):
 
 _REGISTRY: Registry[_Entry] = Registry("model")
 
+MIN_IMAGE_SIDE = 8
+"""No model is offered inputs below 8 px, whatever its layers accept: such images carry no class structure,
+and torch's antialiased resize fails on 1 px outputs with an internal assert instead of an error."""
+
 
 def register(info: ModelInfo, factory: Factory) -> None:
-    """Add an entry; `factory(num_classes, input_size=..., **kwargs)` must build the model."""
+    """Add an entry; `factory(num_classes, input_size=..., **kwargs)` must build the model.
+
+    `min_input_size` is raised to MIN_IMAGE_SIDE where the measured limit of the layers is lower.
+    """
+    if info.min_input_size < MIN_IMAGE_SIDE:
+        info = dataclasses.replace(info, min_input_size=MIN_IMAGE_SIDE)
     _REGISTRY.register(info.name, _Entry(info, factory))
 
 
@@ -95,8 +105,7 @@ def check_input_size(name: str, size: int) -> ModelInfo:
     if size < info.min_input_size:
         raise InputSizeError(
             f"model {name!r} needs inputs of at least {info.min_input_size}x{info.min_input_size} px "
-            f"(meant for {info.input_size} px); got {size}x{size}. Resize the data (image_size=...) or "
-            f"choose a small-input variant ({', '.join(_small_names_for(info.family)) or 'none'})"
+            f"(meant for {info.input_size} px); got {size}x{size}. " + _size_advice(info, size)
         )
     if info.fixed_input and size % _patch_size(info) != 0:
         raise InputSizeError(
@@ -105,12 +114,23 @@ def check_input_size(name: str, size: int) -> ModelInfo:
     return info
 
 
+def _size_advice(info: ModelInfo, size: int) -> str:
+    if size < MIN_IMAGE_SIDE:
+        return f"Use --image-size {MIN_IMAGE_SIDE} or more."
+    others = _small_names_for(info.family, size, info.name)
+    if others:
+        return f"Resize the data (--image-size {info.min_input_size}) or use {', '.join(others)}."
+    return f"Resize the data (--image-size {info.min_input_size} or more)."
+
+
 def _patch_size(info: ModelInfo) -> int:
     return info.min_input_size
 
 
-def _small_names_for(family: str) -> list[str]:
-    return [e.info.name for e in all_entries() if e.info.family == family and not e.info.full_size]
+def _small_names_for(family: str, size: int, exclude: str) -> list[str]:
+    """Small-input variants of `family` that accept `size` px (never the model that was refused)."""
+    return [e.info.name for e in all_entries() if e.info.family == family and not e.info.full_size
+            and e.info.name != exclude and e.info.min_input_size <= size]
 
 
 def build(name: str, num_classes: int, input_size: int | None = None, **kwargs: Any) -> nn.Module:

@@ -80,14 +80,19 @@ def write_classes(path: str | Path, rows: Sequence[ClassRow]) -> None:
             fh.write("\t".join(_clean(f) for f in fields) + "\n")
 
 
-def read_classes(path: str | Path) -> list[ClassRow]:
-    """Read `classes.tsv`; errors name the file and line."""
+def read_classes(path: str | Path, check_wordnet: bool = True) -> list[ClassRow]:
+    """Read `classes.tsv`; errors name the file and line.
+
+    Every wnid must name a WordNet 3.0 noun synset (checked without loading WordNet; skipped, with nothing to
+    check against, where WordNet is not installed): a made-up wnid would otherwise be mined and labelled.
+    """
     path = Path(path)
     try:
         fh = open(path, encoding="utf-8", newline="")
     except FileNotFoundError:
         raise InputError("no such file", path) from None
     rows: list[ClassRow] = []
+    lines: list[int] = []
     with fh:
         reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
         try:
@@ -114,17 +119,30 @@ def read_classes(path: str | Path) -> list[ClassRow]:
                 except ValueError:
                     raise InputError(f"index {get['index']!r} is not an integer", path, lineno) from None
                 lemmas = tuple(x for x in get["lemmas"].split("|") if x)
+                blank = [x for x in lemmas if not x.strip()]
+                if blank:
+                    raise InputError(f"class {get['wnid']}: lemma {blank[0]!r} is empty (whitespace only); it "
+                                     "would never match a caption", path, lineno)
                 rows.append(ClassRow(index, get["wnid"], get["name"], lemmas, get["definition"],
                                      get["query"], get["lexname"]))
+                lines.append(lineno)
         except UnicodeDecodeError as exc:
             raise InputError(f"not UTF-8 text ({exc.reason})", path) from None
     if not rows:
         raise InputError("no classes (header only)", path)
     seen: dict[str, int] = {}
-    for r in rows:
+    for r, lineno in zip(rows, lines):
         if r.wnid in seen:
-            raise InputError(f"duplicate wnid {r.wnid}", path)
+            raise InputError(f"duplicate wnid {r.wnid}", path, lineno)
         seen[r.wnid] = r.index
+    if check_wordnet:
+        from imagenot.wordnet.loader import unknown_noun_wnids
+
+        bad = set(unknown_noun_wnids([r.wnid for r in rows]) or ())
+        if bad:
+            lineno, r = next((n, r) for r, n in zip(rows, lines) if r.wnid in bad)
+            raise InputError(f"{r.wnid} is not a WordNet 3.0 noun synset ({len(bad)} such wnid(s) in the file); "
+                             "wnids are 'n' + the 8-digit offset in WordNet 3.0's data.noun", path, lineno)
     return rows
 
 
@@ -137,6 +155,8 @@ def make_unique_lemmas(rows: Sequence[ClassRow]) -> list[ClassRow]:
         kept = tuple(lemma for lemma in r.lemmas if counts[lemma] == 1)
         if kept:
             out.append(dataclasses.replace(r, lemmas=kept))
+        elif not r.lemmas:
+            log.info("dropping %s (%s): it has no lemma", r.wnid, r.name)
         else:
             log.info("dropping %s (%s): every lemma is shared with another class", r.wnid, r.name)
     return reindex(out)

@@ -9,19 +9,27 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagenot.config import resolve, to_dict
+from imagenot.cli_options import add_stage_parser, config_from_args
+from imagenot.config import option, to_record
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ClassesConfig:
-    reference: str = "imagenet-1k"
-    out: str = "classes.tsv"
-    wnids: str | None = None  # explicit class list (a file, or "released" for the authors' list)
-    exclude_hierarchy: bool = False
-    root: str | None = None
-    unique_lemmas: bool = False
+    """Which WordNet noun classes to write: a pool disjoint from a reference class set, or an explicit list."""
+
+    reference: str = option("imagenet-1k", help="the reference class set the contrast must avoid: imagenet-1k, "
+                            "fashion-mnist, or PATH to a file of wnids")
+    out: str = option("classes.tsv", help="the classes.tsv to write", path=True)
+    wnids: str | None = option(None, help="an explicit class list instead of a pool: a wnid file, or 'released' "
+                               "for the authors' released ImageNot list (default: build a pool)")
+    exclude_hierarchy: bool = option(False, help="also drop ancestors and descendants of reference classes "
+                                     "(the released ImageNot list did not)")
+    root: str | None = option(None, help="keep only hyponyms of this synset, e.g. physical_entity.n.01 "
+                              "(default: all nouns)")
+    unique_lemmas: bool = option(False, help="LAIONet rule: keep lemmas found in exactly one class; drop classes "
+                                 "left with none")
 
 
 PRESETS = {
@@ -30,26 +38,28 @@ PRESETS = {
     "demo": {"reference": "fashion-mnist", "root": "physical_entity.n.01"},
 }
 
+EXAMPLES = (
+    "imagenot classes --preset imagenot --out imagenot_classes.tsv      # the released ImageNot list",
+    "imagenot classes --reference fashion-mnist --root physical_entity.n.01 --exclude-hierarchy --out pool.tsv",
+    "imagenot classes --check imagenot_classes.txt --reference imagenet-1k   # overlaps, ancestors, lexnames",
+)
+
+
+def _check_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("check a class list instead of writing one")
+    g.add_argument("--check", metavar="FILE", default=None,
+                   help="report on a wnid list against --reference (overlaps, hierarchy, lexnames)")
+    g.add_argument("--json", action="store_true", default=False, help="with --check: machine-readable output")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "classes",
+    p = add_stage_parser(
+        sub, "classes", ClassesConfig,
         help="choose contrast classes from WordNet (writes classes.tsv) or --check a class list",
         description="Write classes.tsv: WordNet 3.0 noun classes disjoint from a reference class set "
         "(pool mode) or an explicit wnid list; or --check a list against the reference.",
+        examples=EXAMPLES, presets=PRESETS, extra=_check_flags,
     )
-    p.add_argument("--reference", help="imagenet-1k | fashion-mnist | PATH to a wnid file (default imagenet-1k)")
-    p.add_argument("--out", help="output classes.tsv (default classes.tsv)")
-    p.add_argument("--wnids", help="explicit class list: a wnid file, or 'released' for the authors' list")
-    p.add_argument("--exclude-hierarchy", action="store_true", default=None,
-                   help="also drop ancestors and descendants of reference classes")
-    p.add_argument("--root", help="keep only hyponyms of this synset (e.g. physical_entity.n.01)")
-    p.add_argument("--unique-lemmas", action="store_true", default=None,
-                   help="LAIONet rule: keep lemmas found in exactly one class; drop classes left with none")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="named settings (flags override)")
-    p.add_argument("--config", help="rerun from a resolved config json/yaml")
-    p.add_argument("--check", metavar="FILE", help="report on a wnid list against --reference instead")
-    p.add_argument("--json", action="store_true", help="with --check: machine-readable output")
     p.set_defaults(func=run)
 
 
@@ -66,12 +76,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from imagenot.wordnet.references import read_wnid_file, reference_wnids
 
-    cfg = resolve(
-        ClassesConfig, presets=PRESETS, preset=args.preset, config_file=args.config,
-        overrides={"reference": args.reference, "out": args.out, "wnids": args.wnids,
-                   "exclude_hierarchy": args.exclude_hierarchy, "root": args.root,
-                   "unique_lemmas": args.unique_lemmas},
-    )
+    cfg = config_from_args(ClassesConfig, args, presets=PRESETS)
     ref = reference_wnids(cfg.reference)
     if args.check:
         report = check_class_set(read_wnid_file(args.check), ref)
@@ -98,6 +103,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"unique lemmas: dropped {before - len(rows)} class(es) left without a lemma", file=sys.stderr)
     out = Path(cfg.out)
     write_classes(out, rows)
-    write_json(out.with_name(out.stem + ".config.json"), to_dict(cfg))
+    write_json(out.with_name(out.stem + ".config.json"), to_record(cfg))
     print(f"wrote {len(rows)} classes to {out}")
     return 0

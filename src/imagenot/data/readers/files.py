@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from imagenot.errors import InputError
+from imagenot.fileio import sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -167,47 +169,183 @@ def imagefolder_records(paths: list[Path], labels: np.ndarray, classes: list[str
 
 
 # -- webdataset shards -------------------------------------------------------------------------------------
-def wds_card(root: Path) -> dict[str, Any]:
-    path = root / "dataset.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"bad JSON: {exc}", path=path, line=exc.lineno) from exc
+# A dataset folder is usable only when it is complete: its card (dataset.json, written last by `imagenot
+# download`) exists and every shard the card lists is present with the size, sha256 and sample count the card
+# records. Anything else (a killed download, a deleted or truncated tar) is an error naming what is missing,
+# unless the caller asks for `allow_incomplete` (then a warning, and only the intact shards are read).
+#
+# Hashing every shard at every load would cost minutes at ImageNet scale, so presence and size are checked
+# always and the sha256 (which pins the sample count the writer recorded) only when a shard is not in the
+# folder's verification cache `.verified.json` with the same size, mtime and recorded hash. `imagenot
+# download` seeds that cache with the hashes it has just computed. `verify="full"` re-hashes everything;
+# `verify="size"` never hashes (read-only folders too large to hash). A folder that cannot be written just
+# re-verifies next time.
+WDS_VERIFY = ("auto", "full", "size")
+VERIFIED_CACHE = ".verified.json"
+_INCOMPLETE_HINT = ("rerun the `imagenot download` command that made it (its rerun_command is in "
+                    "dataset.json), or pass --data-opt allow_incomplete=true to load what is there")
 
 
-def wds_shards(root: Path, split: str) -> list[Path]:
-    """The split's shards: the card's list when there is a card, else `<split>-*.tar` in name order."""
+def wds_card(root: Path, allow_incomplete: bool = False) -> dict[str, Any]:
+    """The folder's card; no card means an unfinished folder: refused unless `allow_incomplete` ({} then)."""
     if not root.is_dir():
         raise InputError("dataset folder not found", path=root)
-    card = wds_card(root)
+    path = root / "dataset.json"
+    if not path.is_file():
+        if allow_incomplete:
+            log.warning("%s: no dataset.json (an unfinished download?): loading its shards anyway, as asked "
+                        "(allow_incomplete)", root)
+            return {}
+        raise InputError("no dataset.json, so this is not a complete dataset folder (`imagenot download` "
+                         f"writes the card last); {_INCOMPLETE_HINT}", path=root)
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"bad JSON: {exc}", path=path, line=exc.lineno) from exc
+    if not isinstance(card, dict):
+        raise InputError("expected a JSON object (the dataset card)", path=path)
+    return card
+
+
+def wds_shards(root: Path, split: str, card: dict[str, Any] | None = None, *, allow_incomplete: bool = False,
+               verify: str = "auto") -> list[Path]:
+    """The split's shards as the card lists them, each checked against the card (see above).
+
+    Without a card (only with `allow_incomplete`): `<split>-*.tar` in name order.
+    """
+    if verify not in WDS_VERIFY:
+        raise InputError(f"verify must be one of {', '.join(WDS_VERIFY)}, got {verify!r}")
+    if card is None:
+        card = wds_card(root, allow_incomplete)
     splits = card.get("splits")
-    if isinstance(splits, dict) and splits:
-        if split not in splits:
-            raise InputError(f"no split {split!r}; known: {', '.join(splits)}", path=root / "dataset.json")
-        shards = [root / (s["file"] if isinstance(s, dict) else s) for s in splits[split].get("shards", [])]
-        missing = [p for p in shards if not p.is_file()]
-        if missing:
-            raise InputError(f"shard listed in dataset.json is missing: {missing[0].name}", path=root)
+    if not card or not isinstance(splits, dict):
+        if card:
+            raise InputError("dataset.json has no 'splits' (not written by `imagenot download`?)", path=root)
+        shards = sorted(root.glob(f"{split}-*.tar"))
+        if not shards and not any(root.glob("*.tar")):
+            raise InputError("no webdataset shards (train-*.tar / val-*.tar) in this folder", path=root)
         return shards
-    shards = sorted(root.glob(f"{split}-*.tar"))
-    if not shards and not any(root.glob("*.tar")):
-        raise InputError("no webdataset shards (train-*.tar / val-*.tar) in this folder", path=root)
-    return shards
+    if split not in splits:
+        raise InputError(f"no split {split!r}; known: {', '.join(splits)}", path=root / "dataset.json")
+    listed = [s if isinstance(s, dict) else {"file": str(s)} for s in splits[split].get("shards", [])]
+    problems = _check_shards(root, listed, verify)
+    if problems:
+        summary = "; ".join(msg for _, msg in problems[:5]) + ("; ..." if len(problems) > 5 else "")
+        what = f"{len(problems)} of {len(listed)} {split} shard(s) listed in dataset.json"
+        if not allow_incomplete:
+            raise InputError(f"incomplete dataset folder: {what} are missing or differ from it ({summary}); "
+                             f"{_INCOMPLETE_HINT}", path=root)
+        log.warning("%s: %s are missing or differ from it (%s): loading the %d intact one(s), as asked "
+                    "(allow_incomplete)", root, what, summary, len(listed) - len(problems))
+    bad = {name for name, _ in problems}
+    return [root / s["file"] for s in listed if s["file"] not in bad]
+
+
+def _check_shards(root: Path, listed: list[dict[str, Any]], verify: str) -> list[tuple[str, str]]:
+    """(file, what is wrong) for each listed shard that is missing or does not match the card."""
+    cache_path = root / VERIFIED_CACHE
+    cache = _read_verified(cache_path)
+    changed = False
+    problems: list[tuple[str, str]] = []
+    for entry in listed:
+        name = entry["file"]
+        path = root / name
+        try:
+            st = path.stat()
+        except OSError:
+            problems.append((name, f"{name} is missing"))
+            continue
+        want_bytes, want_sha, want_n = entry.get("bytes"), entry.get("sha256"), entry.get("samples")
+        if want_bytes is not None and st.st_size != int(want_bytes):
+            problems.append((name, f"{name} has {st.st_size} bytes, dataset.json says {want_bytes} (truncated "
+                                   "or replaced)"))
+            continue
+        if verify == "size" or (want_sha is None and want_n is None):
+            continue
+        known = cache.get(name)
+        stamp = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": want_sha, "samples": want_n}
+        if verify == "auto" and known == stamp:
+            continue
+        # a matching sha256 means the bytes the writer counted: the count is checked only without a hash
+        try:
+            sha = sha256_file(path) if want_sha is not None else None
+            n = int(want_n) if sha is not None and want_n is not None else count_samples(path)
+        except (InputError, OSError) as exc:
+            problems.append((name, f"{name} cannot be read ({exc.__cause__ or exc})"))
+            continue
+        if want_sha is not None and sha != want_sha:
+            problems.append((name, f"{name} differs from the sha256 in dataset.json (corrupt or replaced)"))
+        elif want_n is not None and n != int(want_n):
+            problems.append((name, f"{name} holds {n} samples, dataset.json says {want_n}"))
+        else:
+            cache[name] = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha, "samples": n}
+            changed = True
+    if changed:
+        _write_verified(cache_path, cache)
+    return problems
+
+
+def count_samples(path: Path) -> int:
+    """Samples (distinct keys) in a webdataset tar, from its headers (tarfile seeks past member data)."""
+    keys: set[str] = set()
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for m in tar:
+                match = _WDS_KEY.match(m.name) if m.isfile() else None
+                if match:
+                    keys.add(match.group(1))
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise InputError(f"cannot read tar shard: {exc}", path=path) from exc
+    return len(keys)
+
+
+def _read_verified(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    shards = data.get("shards") if isinstance(data, dict) else None
+    return dict(shards) if isinstance(shards, dict) else {}
+
+
+def _write_verified(path: Path, shards: dict[str, Any]) -> None:
+    try:
+        write_json(path, {"format": 1, "shards": dict(sorted(shards.items()))})
+    except OSError as exc:  # a read-only dataset folder: verify again next time
+        log.debug("cannot write %s (%s): shards will be verified again at the next load", path, exc)
+
+
+def wds_record_verified(root: Path, shards: list[dict[str, Any]]) -> None:
+    """Seed the verification cache for shards whose sha256 and sample count the writer has just computed
+    (`imagenot download`), so that the first load does not hash them again."""
+    cache = _read_verified(root / VERIFIED_CACHE)
+    for s in shards:
+        st = (root / s["file"]).stat()
+        cache[s["file"]] = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": s["sha256"],
+                            "samples": s["samples"]}
+    _write_verified(root / VERIFIED_CACHE, cache)
 
 
 def wds_classes(root: Path, card: dict[str, Any]) -> list[str]:
-    """Class ids by label: classes.tsv's wnids (the contract), else the card's class list."""
+    """Class ids by label: classes.tsv's wnids (the contract), else the card's class list; the two must agree
+    when both exist (a label means one class everywhere)."""
     tsv = root / "classes.tsv"
+    listed = card.get("classes")
+    from_card = ([c.get("wnid") or c.get("name") if isinstance(c, dict) else str(c) for c in listed]
+                 if isinstance(listed, list) else [])
     if tsv.is_file():
         from imagenot.wordnet.classes import read_classes
 
         rows = sorted(read_classes(tsv), key=lambda r: r.index)
-        return [r.wnid or r.name for r in rows]
-    classes = card.get("classes")
-    if isinstance(classes, list) and classes:
-        return [c.get("wnid") or c.get("name") if isinstance(c, dict) else str(c) for c in classes]
+        classes = [r.wnid or r.name for r in rows]
+        if from_card and from_card != classes:
+            diff = next((i for i, (a, b) in enumerate(zip(classes, from_card)) if a != b),
+                        min(len(classes), len(from_card)))
+            raise InputError(f"classes.tsv and dataset.json disagree on the classes ({len(classes)} vs "
+                             f"{len(from_card)}; first difference at label {diff})", path=root)
+        return classes
+    if from_card:
+        return from_card
     raise InputError("no classes.tsv (and no class list in dataset.json)", path=root)
 
 
@@ -265,6 +403,47 @@ def wds_records(root: Path, split: str, shards: list[Path], classes: list[str], 
     return RecordSet(files, np.asarray(fids, dtype=np.int32), np.asarray(offs, dtype=np.int64),
                      np.asarray(sizes, dtype=np.int64), np.asarray(labels, dtype=np.int64), keys, classes,
                      {"root": str(root), "card_image_size": card.get("image_size")})
+
+
+def iter_wds_samples(root: Path, split: str, *, allow_incomplete: bool = False) -> Iterator[dict[str, Any]]:
+    """Every sample of a complete dataset folder's split, in shard order, images left encoded.
+
+    Yields `{"key", "label" (int), "meta" (the json member, a dict), "image" (bytes), "ext"}`; for readers
+    that need the captions and provenance of each sample (the audit), not only pixels and labels.
+    """
+    card = wds_card(root, allow_incomplete=allow_incomplete)
+    for shard in wds_shards(root, split, card, allow_incomplete=allow_incomplete):
+        try:
+            with tarfile.open(shard, "r:") as tar:
+                current: str | None = None
+                parts: dict[str, bytes] = {}
+                for m in tar:
+                    match = _WDS_KEY.match(m.name) if m.isfile() else None
+                    if not match:
+                        continue
+                    key, ext = match.group(1), match.group(2).lower()
+                    if key != current and current is not None:
+                        yield _wds_sample(current, parts, shard)
+                        parts = {}
+                    current = key
+                    fh = tar.extractfile(m)
+                    parts[ext] = fh.read() if fh else b""
+                if current is not None:
+                    yield _wds_sample(current, parts, shard)
+        except (tarfile.TarError, OSError) as exc:
+            raise InputError(f"cannot read tar shard: {exc}", path=shard) from exc
+
+
+def _wds_sample(key: str, parts: dict[str, bytes], shard: Path) -> dict[str, Any]:
+    ext = next((e for e in WDS_IMAGE_KEYS if e in parts), None)
+    if ext is None or "cls" not in parts:
+        raise InputError(f"sample {key!r} lacks an image (jpg/png) or a cls member", path=shard)
+    try:
+        label = int(parts["cls"].decode().strip())
+        meta = json.loads(parts["json"].decode("utf-8")) if "json" in parts else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"sample {key!r}: unreadable cls or json member ({exc})", path=shard) from exc
+    return {"key": key, "label": label, "meta": meta, "image": parts[ext], "ext": ext}
 
 
 def env_cache_dir() -> Path:

@@ -57,6 +57,25 @@ def _to_tuple(x: Any) -> Any:
     return x
 
 
+def is_unsafe_pickle_error(exc: BaseException) -> bool:
+    """True when torch.load(weights_only=True) refused a file for holding code (not for being unreadable)."""
+    text = str(exc)  # garbage bytes fail with "Unsupported operand"; code-carrying pickles name the global
+    return "Unsupported global" in text or "Unsupported class" in text
+
+
+def safe_load_reason(exc: BaseException) -> str:
+    """Why torch's safe loader refused a file, without PyTorch's advice to retry with weights_only=False
+    (which is exactly the unsafe load imagenot never does)."""
+    import re
+
+    text = str(exc)
+    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|Check the documentation|$)", text, re.S)
+    if m:
+        return " ".join(m.group(1).split())[:200]
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:200]
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Atomically write `state` (a temporary file renamed over `path`, so a kill never tears it).
 
@@ -90,15 +109,13 @@ def load_checkpoint(path: str | Path, expect: dict[str, Any] | None = None) -> d
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
-        unsafe = isinstance(exc, __import__("pickle").UnpicklingError) or "weights_only" in str(exc)
-        if unsafe:
+        if is_unsafe_pickle_error(exc):
             raise CheckpointError(
                 f"{path}: not a trusted checkpoint: it holds objects other than tensors and plain values, and "
                 "loading it with pickle could run arbitrary code, so imagenot refuses it. Only checkpoints "
                 "written by imagenot (or plain state_dicts through --init file:) can be used."
             ) from exc
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable imagenot checkpoint ({first})") from exc
+        raise CheckpointError(f"{path}: not a readable imagenot checkpoint ({safe_load_reason(exc)})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an imagenot checkpoint (no '{FORMAT}' format marker)")
     if data.get("version") != VERSION:

@@ -364,10 +364,12 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for bad or unsafe files
+        from imagenot.checkpoint import safe_load_reason
+
         raise WeightsError(
-            f"{path}: not a trusted weights file: it cannot be read as plain tensors "
-            f"({_first_line(exc)[:200]}). A file that needs full unpickling can run arbitrary code; imagenot "
-            "never loads it. Save the model's state_dict() (torch.save(model.state_dict(), f)) or use safetensors."
+            f"{path}: not a trusted weights file: torch's safe loader cannot read it ({safe_load_reason(exc)}). "
+            "imagenot loads plain tensors only; a file that needs full unpickling could run arbitrary code and is "
+            "never loaded. Save the model's state_dict() (torch.save(model.state_dict(), f)) or use safetensors."
         ) from exc
     if isinstance(data, dict) and data.get("format") == "imagenot-checkpoint":
         return _checkpoint_weights(data)

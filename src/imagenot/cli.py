@@ -25,6 +25,7 @@ STAGE_MODULES = (
     "imagenot.training.cli",
     "imagenot.transfer.cli",
     "imagenot.evaluation.cli",
+    "imagenot.zoo.cli",
     "imagenot.audit.cli",
     "imagenot.analysis.cli",
     "imagenot.demo.cli",

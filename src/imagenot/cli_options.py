@@ -258,3 +258,45 @@ def config_from_args(
     current = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls) if f.metadata.get("path")}
     fixed = absolute_paths(cls, current)
     return dataclasses.replace(cfg, **fixed) if fixed != current else cfg
+
+
+def config_argv(cfg: Any, *, skip: Sequence[str] = ()) -> list[str]:
+    """The flags that rebuild `cfg` on the command line: every CLI field that differs from its default.
+
+    Used to print cluster commands (torchrun lines, Slurm arrays) that run exactly the configured run.
+    """
+    import json
+
+    argv: list[str] = []
+    for f, tp in config_fields(type(cfg)):
+        if f.name in skip:
+            continue
+        value = getattr(cfg, f.name)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = dataclasses.MISSING
+        if value == default:
+            continue
+        flag = flag_name(f)
+        base = _unwrap_optional(tp)
+        if base is bool:
+            argv.append(flag if value else "--no-" + flag[2:])
+        elif value is None:
+            raise ConfigError(f"{f.name}: cannot express None on the command line (its default is {default!r})")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                argv += [flag, f"{key}={item if isinstance(item, str) else json.dumps(item)}"]
+        elif isinstance(value, tuple | list):
+            if f.metadata.get("nargs"):
+                argv += [flag, *[str(v) for v in value]]
+            elif f.metadata.get("repeat"):
+                for v in value:
+                    argv += [flag, str(v)]
+            else:
+                argv += [flag, ",".join(str(v) for v in value)]
+        else:
+            argv += [flag, str(value)]
+    return argv

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -109,7 +110,11 @@ def test_cli_input_flags_reach_the_config():
     args = parser.parse_args(["train", "--model", "resnet18", "--dataset", "synthetic", "--out", "o",
                               "--eval-batch-size", "32", "--workers", "3", "--pipeline", "per_sample",
                               "--normalization", "dataset", "--wds-read", "random", "--gpu-decode"])
-    cfg = cli.train_config_from_args(args)
+    from imagenot.cli_options import config_from_args
+    from imagenot.training.config import TrainConfig
+
+    cfg = config_from_args(TrainConfig, args)
+    assert cfg.out.endswith("/o") and Path(cfg.out).is_absolute()
     assert (cfg.eval_batch_size, cfg.workers, cfg.pipeline, cfg.normalization, cfg.wds_read, cfg.gpu_decode) == (
         32, 3, "per_sample", "dataset", "random", True)
 

@@ -13,8 +13,9 @@ from imagenot.cli import main
 from imagenot.errors import ImagenotError
 from imagenot.models import get_model
 from imagenot.models.heads import find_head
-from imagenot.training.trainer import TrainConfig, train
-from imagenot.transfer import FinetuneConfig, finetune
+from imagenot.training.config import TrainConfig
+from imagenot.training.trainer import train
+from imagenot.transfer import finetune
 
 HEAD = find_head(get_model("densenet_s32", 4))[0]
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -61,9 +62,9 @@ def _weights(run):
 def test_full_finetune_records_provenance_and_trains_everything(pretrained, cifar, tmp_path):
     pre_dir, pre = pretrained
     out = tmp_path / "full"
-    result = finetune(FinetuneConfig(checkpoint=str(pre_dir), dataset=f"cifar10:{cifar}", out=str(out),
-                                     mode="full", epochs=1, batch_size=20, image_size=32, threads=1,
-                                     progress=False))
+    result = finetune(TrainConfig(init=f"run:{pre_dir}", dataset=f"cifar10:{cifar}", out=str(out),
+                                  finetune_mode="full", epochs=1, batch_size=20, image_size=32, threads=1,
+                                  progress=False))
     on_disk = json.loads((out / "result.json").read_text())
     assert on_disk["role"] == "transfer" and on_disk["dataset"] == "cifar10" and on_disk["model"] == "densenet_s32"
     assert on_disk["pretrain_dataset"] == "synthetic" and on_disk["pretrain_run"] == str(pre_dir)
@@ -76,14 +77,15 @@ def test_full_finetune_records_provenance_and_trains_everything(pretrained, cifa
     first_conv = next(k for k, v in before.items() if v.ndim == 4)
     assert not torch.equal(before[first_conv], after[first_conv])
     manifest = json.loads((out / "manifest.json").read_text())
-    assert len(manifest["inputs"]["pretrain_checkpoint"]) == 64
+    assert manifest["inputs"]["init_weights"] == on_disk["weights"]["sha256"] and len(on_disk["weights"]["sha256"]) == 64
+    assert on_disk["init"] == f"run:{pre_dir}" and on_disk["weights"]["kind"] == "run"
 
 
 def test_linear_probe_trains_only_the_head(pretrained, cifar, tmp_path, capsys):
     pre_dir, _ = pretrained
     out = tmp_path / "linear"
-    assert main(["finetune", "--checkpoint", str(pre_dir), "--dataset", f"cifar10:{cifar}", "--out", str(out),
-                 "--mode", "linear", "--epochs", "2", "--batch-size", "20", "--threads", "1",
+    assert main(["finetune", "--init", f"run:{pre_dir}", "--dataset", f"cifar10:{cifar}", "--out", str(out),
+                 "--finetune-mode", "linear", "--epochs", "2", "--batch-size", "20", "--threads", "1",
                  "--no-progress"]) == 0
     assert "densenet_s32 from synthetic" in capsys.readouterr().out
     result = json.loads((out / "result.json").read_text())
@@ -111,15 +113,15 @@ def test_bad_pretrained_runs_and_targets(pretrained, cifar, tmp_path):
     target = f"cifar10:{cifar}"
 
     def ft(**kw):
-        base = dict(checkpoint=str(pre_dir), dataset=target, out=str(tmp_path / "x"), epochs=1, progress=False)
-        return finetune(FinetuneConfig(**{**base, **kw}))
+        base = dict(init=f"run:{pre_dir}", dataset=target, out=str(tmp_path / "x"), epochs=1, progress=False)
+        return finetune(TrainConfig(**{**base, **kw}))
 
     with pytest.raises(ImagenotError, match="does not match the pretrained run"):
         ft(model="resnet_s32")
     with pytest.raises(ImagenotError, match="at least 16x16"):
         ft(image_size=8)
     with pytest.raises(ImagenotError, match="not finished"):
-        ft(checkpoint=str(tmp_path))
+        ft(init=f"run:{tmp_path}")
     # A run dir whose checkpoint is another architecture's, or not imagenot's at all.
     fake = tmp_path / "fake"
     fake.mkdir()
@@ -129,8 +131,8 @@ def test_bad_pretrained_runs_and_targets(pretrained, cifar, tmp_path):
     data["meta"]["model"] = "resnet_s32"
     torch.save(data, fake / "checkpoints" / "last.pt")
     with pytest.raises(ImagenotError, match="checkpoint is for model='resnet_s32'"):
-        ft(checkpoint=str(fake))
+        ft(init=f"run:{fake}")
     torch.save({"model": {"w": torch.zeros(1)}}, fake / "checkpoints" / "last.pt")
     with pytest.raises(ImagenotError, match=f"{fake}.*not an imagenot checkpoint"):
-        ft(checkpoint=str(fake))
+        ft(init=f"run:{fake}")
     assert not (tmp_path / "x" / "checkpoints").exists()

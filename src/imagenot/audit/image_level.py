@@ -101,9 +101,9 @@ def _original_sizes(spec: str, view: Any, split: str, seed: int, table: SampleTa
     from PIL import Image, UnidentifiedImageError
 
     out = []
-    for k in keys:
+    for i in range(len(keys)):
         try:
-            with Image.open(k) as im:  # header only
+            with Image.open(records.files[int(records.file_ids[i])]) as im:  # header only
                 out.append(im.size)
         except (OSError, UnidentifiedImageError):
             return None, None

@@ -73,7 +73,7 @@ def _download(cfg: DemoConfig, p: DemoPaths) -> str:
 
 
 def _plan(cfg: DemoConfig, p: DemoPaths) -> Any:
-    from imagenot.training.zoo import ZooDataset, ZooPlan, ZooTransfer
+    from imagenot.zoo.plan import ZooDataset, ZooPlan, ZooTransfer
 
     return ZooPlan(
         out=str(p.runs), models=cfg.models, seeds=(cfg.seed,), recipe=cfg.recipe, epochs=cfg.epochs,
@@ -90,7 +90,7 @@ def _plan(cfg: DemoConfig, p: DemoPaths) -> Any:
 
 
 def _zoo(cfg: DemoConfig, p: DemoPaths) -> str:
-    from imagenot.training.zoo import run_zoo
+    from imagenot.zoo.run import run_zoo
 
     results = run_zoo(_plan(cfg, p))
     n_pre = sum(1 for r in results if r.get("role") != "transfer")
@@ -164,6 +164,6 @@ def stage_keys(cfg: DemoConfig) -> dict[str, str]:
 
 def _zoo_done(cfg: DemoConfig, p: DemoPaths) -> bool:
     from imagenot import rundir
-    from imagenot.training.zoo import jobs
+    from imagenot.zoo.run import jobs
 
     return all(rundir.is_finished(j.run_dir) for j in jobs(_plan(cfg, p)))

@@ -486,6 +486,25 @@ def _run_model(model: str, run: str, input_size: int | None) -> tuple[nn.Module,
     )
 
 
+def head_classes(model: str, init: str | InitSpec | None) -> tuple[int | None, tuple[str, ...] | None]:
+    """(class count, class ids in head order) of the head `init` comes with, without building the model;
+    ids are known for runs (their checkpoint's classes), None otherwise; (None, None) from scratch."""
+    spec = init if isinstance(init, InitSpec) else parse_init(init)
+    if spec.kind == "torchvision":
+        w = resolve_torchvision(model, spec.value)
+        return len(w.meta.get("categories") or []) or None, None
+    if spec.kind == "file":
+        return _head_classes(model, read_state_dict(spec.value or ""), None), None
+    if spec.kind == "run":
+        from imagenot import rundir
+        from imagenot.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(rundir.checkpoint_path(spec.value or ""), expect={"model": model})
+        classes = ckpt.get("classes")
+        return int(ckpt["meta"]["num_classes"]), tuple(classes) if classes else None
+    return None, None
+
+
 def check_init(model: str, init: str | InitSpec | None) -> InitSpec:
     """Validate an init spec for `model` without loading weights (zoo plans call this before running)."""
     spec = init if isinstance(init, InitSpec) else parse_init(init)

@@ -1,8 +1,8 @@
-"""Recipes, the trainer, checkpoints, DDP and zoo plans.
+"""Recipes, the trainer, its input pipeline, evaluation and DDP.
 
 Library API: `train(TrainConfig) -> result dict`, `evaluate(model, dataset, device, ...) -> EvalResult` (any
-model on any split, see imagenot.training.evaluation), `run_zoo(ZooPlan) -> list of result dicts`,
-`commands(plan, "torchrun"|"slurm")`, `get_recipe(name, model, family)`, `resolve_plan(cfg, recipe, model)`
+model on any split, see imagenot.training.evaluation), `get_recipe(name, model, family)`,
+`resolve_plan(cfg, recipe, model)`
 (which input pipeline and transforms a run uses). Names are imported lazily so that `imagenot.training.cli`
 (and `imagenot --help`) does not import torch.
 """
@@ -14,10 +14,8 @@ from typing import Any
 
 _EXPORTS = {
     "RECIPE_NAMES": "recipes", "Recipe": "recipes", "get_recipe": "recipes",
-    "TrainConfig": "trainer", "train": "trainer", "evaluate": "evaluation", "EvalResult": "evaluation",
+    "TrainConfig": "config", "train": "trainer", "dataset_display_name": "config", "evaluate": "evaluation", "EvalResult": "evaluation",
     "InputPlan": "inputs", "resolve_plan": "inputs", "eval_transform_for": "inputs",
-    "ZooDataset": "zoo", "ZooPlan": "zoo", "ZooTransfer": "zoo", "commands": "zoo", "load_plan": "zoo",
-    "plan_from_mapping": "zoo", "run_zoo": "zoo",
 }
 __all__ = sorted(_EXPORTS)
 

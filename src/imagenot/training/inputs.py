@@ -90,7 +90,7 @@ def resolve_plan(cfg: Any, recipe: Recipe, model: str) -> InputPlan:
     pipeline = cfg.pipeline if cfg.pipeline != "auto" else ("per_sample" if info.full_size else "batched")
     normalization = cfg.normalization
     if normalization == "auto":
-        normalization = "pretrained" if cfg.pretrain_run else default_normalization(model)
+        normalization = "pretrained" if not cfg.from_scratch else default_normalization(model)
     common = dict(normalization=normalization, mixup_alpha=recipe.mixup_alpha,
                   cutmix_alpha=recipe.cutmix_alpha, ra_reps=recipe.ra_reps, wds_read=cfg.wds_read,
                   gpu_decode=cfg.gpu_decode)

@@ -29,16 +29,18 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from imagenot import rundir
 from imagenot.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from imagenot.config import ConfigError, option, to_dict
+from imagenot.config import ConfigError, to_dict, to_record
 from imagenot.errors import ImagenotError
-from imagenot.fileio import environment, sha256_file, write_json, write_manifest, write_text
+from imagenot.fileio import environment, write_json, write_manifest, write_text
+from imagenot.progress import Progress
+from imagenot.training.config import NORMALIZATIONS, ROLES, TrainConfig, dataset_display_name
 from imagenot.training.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -61,99 +63,12 @@ from imagenot.training.inputs import InputPlan, TrainFeed, default_workers, eval
 from imagenot.training.optim import build_ema, build_optimizer, build_scheduler, set_dropout
 from imagenot.training.recipes import Recipe, get_recipe
 
+if TYPE_CHECKING:
+    from imagenot.models.weights import WeightsInfo
+
 log = logging.getLogger(__name__)
 
-ROLES = (None, "reference", "contrast", "transfer")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-NORMALIZATIONS = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), "0.5": ((0.5,) * 3, (0.5,) * 3)}
-
 __all__ = ["ROLES", "EvalResult", "TrainConfig", "dataset_display_name", "evaluate", "train"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str = option("", help="registry model name (imagenot models)")
-    dataset: str = option("", help="dataset spec (imagenot datasets), e.g. fashion-mnist, imagefolder:PATH, wds:PATH")
-    out: str = option("", help="run directory (config.json, checkpoints, metrics.jsonl, result.json)", path=True)
-    recipe: str = option("uniform", help="uniform (one recipe for all models), torchvision (the references' "
-                                         "per-model recipes), finetune, finetune-linear")
-    recipe_overrides: dict[str, Any] = option(
-        default_factory=dict, help="recipe field changes on top of the recipe and its override table, e.g. "
-                                   "{'lr': 0.01} (--set lr=0.01)", cli=False)
-    epochs: int | None = option(None, help="epochs (default: the recipe's)")
-    batch_size: int | None = option(None, help="global batch size over all processes (default: the recipe's)")
-    seed: int = option(0, help="seed of weights, data order and augmentation")
-    image_size: int | None = option(
-        None, help="model input side in px; per-sample pipeline: both crops (the resize scales with them); "
-                   "default: the model's input size / its torchvision weights' sizes")
-    limit: int | None = option(None, help="at most this many images per split, class-stratified (quick runs)")
-    dataset_options: dict[str, Any] = option(
-        default_factory=dict, help="options of the dataset entry (imagenot datasets), e.g. {'num_classes': 4}",
-        cli=False)
-    role: Literal["reference", "contrast", "transfer"] | None = option(None, help="the dataset's role in the study")
-    dataset_name: str | None = option(None, help="the dataset name in result.json (default: from the spec)")
-    pipeline: Literal["auto", "batched", "per_sample"] = option(
-        "auto", help="input pipeline: batched (load-time resize, batched crop/flip; small-input variants), "
-                     "per_sample (torchvision's decode-time transforms; full-size models); auto picks by model")
-    normalization: Literal["auto", "imagenet", "dataset", "0.5"] = option(
-        "auto", help="one mean/std for every data path: imagenet, dataset (statistics of the train split, one "
-                     "streaming pass), 0.5; auto: the pretrained weights' when fine-tuning, else imagenet for "
-                     "full-size models and dataset for the small-input variants")
-    workers: int | None = option(None, help="DataLoader worker processes per process (default: CPUs / local "
-                                            "processes, at most 8)")
-    wds_read: Literal["auto", "sequential", "random"] = option(
-        "auto", help="how streamed wds shards are read for training: sequential (shard shuffle, a sample "
-                     "shuffle buffer; auto) or random access by index")
-    shuffle_buffer: int = option(2000, help="samples in each reader's shuffle buffer (sequential shards)")
-    gpu_decode: bool = option(False, help="decode JPEGs on the GPU (torchvision.io.decode_jpeg) and transform "
-                                          "them there, when CPUs cannot keep up (per_sample pipeline)")
-    device: str = option("auto", help="auto (CUDA if available), cpu, cuda")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = option("auto", help="auto: bf16 autocast on CUDA, fp32 on CPU")
-    channels_last: bool | None = option(None, help="channels_last memory format (default: on CUDA)")
-    compile: bool = option(False, help="torch.compile the model")
-    deterministic: bool = option(False, help="deterministic algorithms (bitwise-reproducible resume on CPU)")
-    checkpoint_every_steps: int = option(0, help="also checkpoint every N optimizer steps (0: every epoch only)")
-    log_every_steps: int = option(25, help="progress-bar update interval in steps")
-    eval_batch_size: int | None = option(
-        None, help="evaluation batch per process (default: the training batch; at least 256 on the batched "
-                   "pipeline)")
-    threads: int | None = option(None, help="torch CPU threads")
-    progress: bool = option(True, help="progress bars on a terminal")
-    resume: bool = option(False, help="continue from the run directory's checkpoint")
-    force: bool = option(False, help="replace an existing run in out")
-    pretrain_run: str | None = option(None, help="fine-tuning: start from this finished run's weights", path=True)
-    finetune_mode: Literal["full", "linear"] = option("full", help="fine-tuning: full, or linear (head only)")
-    resolved: dict[str, Any] = option(
-        default_factory=dict, cli=False,
-        help="written by the trainer into config.json: the input pipeline, transforms, recipe, epochs and batch "
-             "the run resolved to (informative; recomputed, never read, when a config is given)")
-
-    def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise ConfigError(f"role {self.role!r} not one of reference, contrast, transfer")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision {self.precision!r} not one of {', '.join(PRECISIONS)}")
-        if self.finetune_mode not in ("full", "linear"):
-            raise ConfigError(f"finetune_mode {self.finetune_mode!r} not one of full, linear")
-        for name, choices in (("pipeline", ("auto", "batched", "per_sample")),
-                              ("normalization", ("auto", *NORMALIZATIONS, "dataset")),
-                              ("wds_read", ("auto", "sequential", "random"))):
-            if getattr(self, name) not in choices:
-                raise ConfigError(f"{name} {getattr(self, name)!r} not one of {', '.join(choices)}")
-        for name in ("epochs", "batch_size", "image_size", "limit", "eval_batch_size", "threads", "shuffle_buffer"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ConfigError(f"{name} must be at least 1, got {v}")
-        if self.workers is not None and self.workers < 0:
-            raise ConfigError(f"workers must be 0 or more, got {self.workers}")
-
-
-def dataset_display_name(spec: str) -> str:
-    """`wds:/data/imagenot-1k` -> `imagenot-1k`, `cifar10:/x` -> `cifar10`, `fashion-mnist` -> itself."""
-    kind, sep, rest = spec.partition(":")
-    if sep and kind in ("wds", "imagefolder") and rest:
-        return Path(rest.rstrip("/")).name or kind
-    return kind
 
 
 # ------------------------------------------------------------------------------------------------ state
@@ -198,6 +113,7 @@ class RunState:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     transfer_meta: dict[str, Any] = field(default_factory=dict)
+    weights: WeightsInfo | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     workers: int = 0
     n_params: int = 0
@@ -266,12 +182,13 @@ def _plan(cfg: TrainConfig) -> RunState:
     from imagenot.models import model_info
 
     info = model_info(cfg.model)  # unknown names raise here, listing the known ones
-    recipe = get_recipe(cfg.recipe, cfg.model, info.family or "", cfg.recipe_overrides)
+    recipe = get_recipe(cfg.recipe_name, cfg.model, info.family or "", cfg.recipe_overrides)
     plan = resolve_plan(cfg, recipe, cfg.model)
     epochs = cfg.epochs or recipe.epochs
     global_batch = cfg.batch_size or recipe.batch_size
-    config_dict = to_dict(cfg)
-    config_dict.update(resume=False, force=False)
+    config_dict = to_record(cfg)  # absolute paths: the file replays from any directory
+    # the thread count changes CPU results: record the one this run uses, so a replay uses it too
+    config_dict.update(resume=False, force=False, threads=cfg.threads or torch.get_num_threads())
     resolved = {"input": plan.to_dict(), "recipe": to_dict(recipe), "epochs": epochs, "batch_size": global_batch}
     config_dict["resolved"] = json.loads(json.dumps(resolved))
     return RunState(cfg=cfg, dist=DistInfo(), run_dir=Path(cfg.out), recipe=recipe, plan=plan, epochs=epochs,
@@ -327,8 +244,8 @@ def setup(state: RunState) -> dict[str, Any] | None:
                         "for dropout are not", ckpt["meta"].get("world_size"), dist.world_size)
 
     torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-    model, state.transfer_meta = _build_model(cfg, state.data.num_classes, state.plan.image_size,
-                                              load_pretrained=ckpt is None)
+    model, state.weights = _build_model(cfg, state.data.num_classes, state.plan.image_size)
+    state.transfer_meta = _transfer_meta(cfg, state.weights)
     set_dropout(model, state.recipe.dropout)
     state.mean, state.std = _normalization(cfg, state.plan, state.data.train, state.transfer_meta)
     state.prep = Normalize(state.mean, state.std, model_channels(model)).to(state.device)
@@ -356,7 +273,7 @@ def setup(state: RunState) -> dict[str, Any] | None:
     state.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     state.mix = _batch_mix(state.plan, state.data.num_classes)
     state.meta = {**expect, "world_size": dist.world_size, "image_size": state.plan.image_size,
-                  "family": state.family, "pretrain_run": cfg.pretrain_run, "finetune_mode": cfg.finetune_mode}
+                  "family": state.family, "init": cfg.init, "finetune_mode": cfg.finetune_mode}
     if ckpt is not None:
         restore(state, ckpt)
     else:
@@ -395,8 +312,6 @@ def restore(state: RunState, ckpt: dict[str, Any]) -> None:
 
 def train_one_epoch(state: RunState, epoch: int) -> None:
     """The optimizer steps of `epoch`, from the restored position when the run resumes inside it."""
-    from tqdm.auto import tqdm
-
     cfg, recipe, model = state.cfg, state.recipe, state.model
     _set_train_mode(model, cfg.finetune_mode)
     first = state.step_in_epoch if epoch == state.epoch else 0
@@ -408,8 +323,9 @@ def train_one_epoch(state: RunState, epoch: int) -> None:
     warm = recipe.warmup_length(state.epochs)
     # Summed where the loss lives: reading it back (a device sync) happens only every log_every_steps.
     loss_acc = torch.zeros((), dtype=torch.float64, device=device)
-    bar = tqdm(total=spe, initial=first, desc=f"{cfg.model} epoch {epoch + 1}/{state.epochs}",
-               disable=not (cfg.progress and state.dist.is_main), leave=False, mininterval=1.0, dynamic_ncols=True)
+    # a bar on a terminal, a rate line every 30 s in a log (a Slurm job's epoch is hours long)
+    bar = Progress(spe, initial=first, desc=f"{cfg.model} epoch {epoch + 1}/{state.epochs}", unit="step",
+                   enabled=cfg.progress and state.dist.is_main, logger=log)
     t0 = time.perf_counter()
     for step, xb, yb in state.feed.epoch(epoch, first):
         y = yb.to(device, non_blocking=True)
@@ -438,10 +354,10 @@ def train_one_epoch(state: RunState, epoch: int) -> None:
         loss_acc += loss.detach().to(torch.float64) * state.rank_batch
         state.seen += state.rank_batch
         state.step_in_epoch = step + 1
-        if not bar.disable and ((step + 1) % cfg.log_every_steps == 0 or step + 1 == spe):
+        if (step + 1) % cfg.log_every_steps == 0 or step + 1 == spe:
             bar.update(step + 1 - bar.n)
-            bar.set_postfix(loss=f"{float(loss_acc + state.loss_sum) / max(state.seen, 1):.4f}",
-                            lr=f"{state.scheduler.get_last_lr()[0]:.2e}", refresh=False)
+            bar.set_postfix(f"loss {float(loss_acc + state.loss_sum) / max(state.seen, 1):.4f}, "
+                            f"lr {state.scheduler.get_last_lr()[0]:.2e}")
         if cfg.checkpoint_every_steps and global_step % cfg.checkpoint_every_steps == 0 and step + 1 < spe:
             state.loss_sum += float(loss_acc)
             loss_acc.zero_()
@@ -535,10 +451,13 @@ def finish(state: RunState) -> dict[str, Any]:
         "dataset": cfg.dataset_name or dataset_display_name(cfg.dataset),
         "dataset_spec": cfg.dataset,
         "role": cfg.role,
+        "source": "trained",
+        "init": cfg.init,
+        "weights": state.weights.to_dict() if state.weights is not None and not cfg.from_scratch else None,
         "pretrain_dataset": state.transfer_meta.get("pretrain_dataset"),
         "pretrain_run": state.transfer_meta.get("pretrain_run"),
         "pretrain_top1": state.transfer_meta.get("pretrain_top1"),
-        "finetune_mode": cfg.finetune_mode if cfg.pretrain_run else None,
+        "finetune_mode": None if cfg.from_scratch else cfg.finetune_mode,
         "seed": cfg.seed,
         "top1": last.get("top1"),
         "top5": last.get("top5"),
@@ -644,33 +563,36 @@ def _normalization(cfg: TrainConfig, plan: InputPlan, train_ds: Any, transfer_me
 
 
 def pretrained_normalization(cfg: TrainConfig, transfer_meta: dict[str, Any]) -> tuple[list[float], list[float]] | None:
-    """The normalisation the starting weights were trained with, or None (training from scratch).
-
-    The single place a weights source feeds: today the pretrain run's result.json (or checkpoint).
-    """
+    """The normalisation the starting weights were trained with (from `imagenot.models.weights`), or None."""
     norm = transfer_meta.get("normalization")
-    if norm is None and cfg.pretrain_run:
-        try:
-            norm = rundir.read_result(cfg.pretrain_run).get("normalization")
-        except ImagenotError:
-            norm = None
-        if norm is None:
-            ckpt_path = rundir.checkpoint_path(cfg.pretrain_run)
-            if ckpt_path.is_file():
-                norm = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("normalization")
     if not norm:
         return None
     return [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
 
 
-def _build_model(cfg: TrainConfig, num_classes: int, image_size: int, load_pretrained: bool
-                 ) -> tuple[nn.Module, dict]:
-    if cfg.pretrain_run:
-        from imagenot.transfer.pretrained import build_transfer_model
+def _build_model(cfg: TrainConfig, num_classes: int, image_size: int) -> tuple[nn.Module, WeightsInfo]:
+    """The model and its weights, from `cfg.init`: starting from weights means a new task, so a new head.
 
-        return build_transfer_model(cfg.model, cfg.pretrain_run, num_classes, cfg.finetune_mode,
-                                    image_size=image_size, load_weights=load_pretrained)
-    return build_registry_model(cfg.model, num_classes, image_size), {}
+    Resuming builds it the same way (same head, same frozen parameters) and the checkpoint then replaces the
+    weights.
+    """
+    from imagenot.models.weights import build_model
+
+    return build_model(cfg.model, num_classes, init=cfg.init, input_size=image_size,
+                       replace_head=not cfg.from_scratch, freeze=cfg.finetune_mode == "linear",
+                       progress=cfg.progress)
+
+
+def _transfer_meta(cfg: TrainConfig, weights: WeightsInfo) -> dict[str, Any]:
+    """Provenance of the starting weights for result.json, and the normalisation they were trained with."""
+    if cfg.from_scratch:
+        return {}
+    meta = dict(weights.pretrain)
+    if cfg.pretrain_name:
+        meta["pretrain_dataset"] = cfg.pretrain_name
+    if weights.mean is not None and weights.std is not None:
+        meta["normalization"] = {"mean": list(weights.mean), "std": list(weights.std)}
+    return meta
 
 
 def build_registry_model(name: str, num_classes: int, image_size: int) -> nn.Module:
@@ -726,7 +648,7 @@ def _input_summary(state: RunState) -> dict[str, Any]:
 
 
 def _write_start_files(state: RunState) -> None:
-    cfg, data = state.cfg, state.data
+    data = state.data
     state.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(state.run_dir / rundir.CONFIG, state.config_dict)
     inputs = {}
@@ -734,10 +656,8 @@ def _write_start_files(state: RunState) -> None:
         fingerprint = getattr(ds, "meta", {}).get("fingerprint")
         if fingerprint:
             inputs[f"dataset_{split}"] = fingerprint
-    if cfg.pretrain_run:
-        pre_ckpt = rundir.checkpoint_path(cfg.pretrain_run)
-        if pre_ckpt.is_file():
-            inputs["pretrain_checkpoint"] = sha256_file(pre_ckpt)
+    if state.weights is not None and state.weights.sha256:
+        inputs["init_weights"] = state.weights.sha256
     write_manifest(state.run_dir, state.config_dict, inputs, recipe=to_dict(state.recipe), device=str(state.device),
                    world_size=state.dist.world_size, image_size=state.plan.image_size, input=_input_summary(state))
 

@@ -1,7 +1,9 @@
-"""Fine-tuning pretrained zoo runs on a transfer target (the study's CIFAR-10 step).
+"""Fine-tuning starting weights (a finished run, torchvision's published weights, a state_dict) on a transfer
+target: the study's CIFAR-10 step.
 
-Library API: `finetune(FinetuneConfig) -> result dict`; `heads.find_head / replace_head / freeze_except`.
-Imported lazily so that `imagenot.transfer.cli` does not import torch.
+Library API: `finetune(TrainConfig(init=..., dataset=..., out=...)) -> result dict`, `finetune_config(cfg)`
+(the config with the fine-tune defaults filled in). Head surgery lives in `imagenot.models.heads`, weight
+sources in `imagenot.models.weights`. Imported lazily so that `imagenot.transfer.cli` does not import torch.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"FinetuneConfig": "finetuning", "finetune": "finetuning", "finetune_train_config": "finetuning"}
+_EXPORTS = {"finetune": "finetuning", "finetune_config": "finetuning"}
 __all__ = sorted(_EXPORTS)
 
 

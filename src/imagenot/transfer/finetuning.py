@@ -1,83 +1,64 @@
-"""`finetune()`: a pretrained run + a target dataset -> a transfer run, through the ordinary trainer.
+"""`finetune()`: starting weights + a target dataset -> a transfer run, through the ordinary trainer.
 
-Fine-tuning is training with three differences: the weights come from a finished run, the head is new, and
-the recipe is the short, low-lr `finetune` one (`finetune-linear` for a linear probe). Everything else
-(checkpoints, resume, DDP, metrics, result.json) is the trainer's, so a transfer run is as reproducible and
-resumable as a pretraining run. The run directory's `config.json` is a TrainConfig: `imagenot train --config
-RUN/config.json` reruns it.
+Fine-tuning is training with three differences: the weights come from somewhere (`init`: a finished run,
+torchvision's published weights, a state_dict file; `imagenot.models.weights`), the head is new, and the
+recipe is the short, low-lr `finetune` one (`finetune-linear` for a linear probe). Everything else
+(checkpoints, resume, DDP, metrics, predictions, result.json) is the trainer's, so a transfer run is as
+reproducible and resumable as a pretraining run, and its `config.json` is a TrainConfig that `imagenot train
+--config RUN/config.json` replays.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Collection
 from typing import Any
 
 from imagenot.config import ConfigError
-from imagenot.training.trainer import TrainConfig, train
-from imagenot.transfer.pretrained import pretrain_summary
+from imagenot.errors import ImagenotError
+from imagenot.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    checkpoint: str = ""  # the pretrained run directory
-    dataset: str = ""
-    out: str = ""
-    mode: str = "full"  # full | linear
-    model: str | None = None  # None: the pretrained run's; given, it must match it
-    recipe: str | None = None  # None: finetune (full) or finetune-linear (linear)
-    recipe_overrides: dict[str, Any] = field(default_factory=dict)
-    epochs: int | None = None
-    batch_size: int | None = None
-    image_size: int | None = None  # None: the pretrained run's input size
-    seed: int | None = None  # None: the pretrained run's seed
-    limit: int | None = None
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    dataset_name: str | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    compile: bool = False
-    deterministic: bool = False
-    checkpoint_every_steps: int = 0
-    threads: int | None = None
-    progress: bool = True
-    resume: bool = False
-    force: bool = False
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("full", "linear"):
-            raise ConfigError(f"mode {self.mode!r} not one of full, linear")
+INHERITED = ("model", "seed", "image_size")
+"""What a fine-tune of a finished run takes from it unless given: the architecture, the seed, the input size."""
 
 
-def finetune_train_config(cfg: FinetuneConfig) -> TrainConfig:
-    """The TrainConfig a fine-tune runs as (reads the pretrained run's result.json for its defaults)."""
-    if not cfg.checkpoint or not cfg.dataset or not cfg.out:
-        raise ConfigError("finetune needs checkpoint (a pretrained run directory), dataset and out")
-    summary = pretrain_summary(cfg.checkpoint)
-    model = cfg.model or summary.get("model")
-    if cfg.model and cfg.model != summary.get("model"):
-        from imagenot.errors import ImagenotError
+def finetune_config(cfg: TrainConfig, given: Collection[str] = ()) -> TrainConfig:
+    """`cfg` with the fine-tune defaults filled in: role transfer, and for `run:` weights the run's model,
+    seed and input size unless they are in `given` (the fields the user set)."""
+    from imagenot.models.weights import parse_init, run_summary
 
-        raise ImagenotError(
-            f"--model {cfg.model} does not match the pretrained run {cfg.checkpoint}, which trained "
-            f"{summary.get('model')}"
-        )
-    recipe = cfg.recipe or ("finetune-linear" if cfg.mode == "linear" else "finetune")
-    return TrainConfig(
-        model=str(model), dataset=cfg.dataset, out=cfg.out, recipe=recipe,
-        recipe_overrides=dict(cfg.recipe_overrides), epochs=cfg.epochs, batch_size=cfg.batch_size,
-        seed=cfg.seed if cfg.seed is not None else int(summary.get("seed") or 0),
-        image_size=cfg.image_size or summary.get("image_size"), limit=cfg.limit,
-        dataset_options=dict(cfg.dataset_options), role="transfer",
-        dataset_name=cfg.dataset_name, device=cfg.device, precision=cfg.precision, compile=cfg.compile,
-        deterministic=cfg.deterministic, checkpoint_every_steps=cfg.checkpoint_every_steps,
-        threads=cfg.threads, progress=cfg.progress, resume=cfg.resume, force=cfg.force,
-        pretrain_run=str(cfg.checkpoint), finetune_mode=cfg.mode,
-    )
+    if cfg.from_scratch:
+        raise ConfigError("finetune needs starting weights: --init run:DIR, torchvision:<model>.<WEIGHTS> or "
+                          "file:PATH")
+    spec = parse_init(cfg.init)
+    changes: dict[str, Any] = {}
+    if cfg.role is None:
+        changes["role"] = "transfer"
+    if spec.kind == "run":
+        summary = run_summary(spec.value or "")
+        trained = summary.get("model")
+        if cfg.model and cfg.model != trained:
+            raise ImagenotError(f"--model {cfg.model} does not match the pretrained run {spec.value}, which "
+                                f"trained {trained}")
+        changes["model"] = trained
+        if "seed" not in given and summary.get("seed") is not None:
+            changes["seed"] = int(summary["seed"])
+        size = summary.get("train_crop_size") or summary.get("image_size")
+        if cfg.image_size is None and "image_size" not in given and size:
+            changes["image_size"] = int(size)
+    elif not cfg.model:
+        arch = (spec.value or "").partition(".")[0] if spec.kind == "torchvision" else ""
+        if not arch:
+            raise ConfigError(f"--model is needed to fine-tune {spec}")
+        changes["model"] = arch
+    return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
-def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
-    """Fine-tune `cfg.checkpoint` on `cfg.dataset`; returns the transfer run's result.json."""
-    return train(finetune_train_config(cfg))
+def finetune(cfg: TrainConfig, given: Collection[str] = ()) -> dict[str, Any]:
+    """Fine-tune `cfg.init` on `cfg.dataset`; returns the transfer run's result.json."""
+    from imagenot.training.trainer import train
+
+    return train(finetune_config(cfg, given))

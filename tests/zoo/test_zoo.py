@@ -10,7 +10,7 @@ import yaml
 
 from imagenot.cli import main
 from imagenot.config import ConfigError
-from imagenot.training.zoo import commands, load_plan, run_zoo
+from imagenot.zoo import commands, load_plan, run_zoo
 
 PLAN = {
     "models": ["alexnet_s32", "resnet_s32"],
@@ -57,14 +57,14 @@ def test_zoo_runs_chains_and_skips_finished(plan_file, tmp_path, capsys):
     assert json.loads((zoo / "zoo.json").read_text())["models"] == PLAN["models"]
 
     stamps = {d: (tmp_path / d / "result.json").stat().st_mtime_ns for d in dirs}
-    assert main(["zoo", "--plan", str(plan_file)]) == 0  # everything finished: nothing retrained
+    assert main(["zoo", "--config", str(plan_file)]) == 0  # everything finished: nothing retrained
     assert {d: (tmp_path / d / "result.json").stat().st_mtime_ns for d in dirs} == stamps
     assert "top-1" in capsys.readouterr().out
     assert "0 left" in commands(plan, "torchrun")
 
 
 def test_slurm_script_has_one_task_per_pretraining_run(plan_file, capsys):
-    assert main(["zoo", "--plan", str(plan_file), "--seeds", "0,1", "--print", "slurm",
+    assert main(["zoo", "--config", str(plan_file), "--seed", "0,1", "--print", "slurm",
                  "--nproc-per-node", "4"]) == 0
     script = capsys.readouterr().out
     assert script.startswith("#!/bin/bash")

@@ -1,0 +1,192 @@
+"""Evaluate any weights on a dataset split with the model's own evaluation transforms, into a run folder.
+
+The transforms belong to the weights: torchvision's weights carry their resize, centre crop, interpolation
+and normalisation (ResNet-50 IMAGENET1K_V1 resizes to 256, V2 to 232; EfficientNet V2 L normalises with 0.5),
+a run's checkpoint carries the normalisation it trained with. Full-size models are evaluated per sample
+(decode, resize, centre crop in DataLoader workers), small-input variants on the batched in-memory pipeline at
+their input size. Everything is checked (weights spec, dataset, run folder) before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from imagenot import rundir
+from imagenot.config import to_record
+from imagenot.errors import ImagenotError
+from imagenot.evaluation.config import EvaluateConfig
+from imagenot.fileio import environment, write_json, write_manifest
+
+log = logging.getLogger(__name__)
+
+
+def _device(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ImagenotError("device cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def _eval_transform(cfg: EvaluateConfig) -> Any:
+    """The weights' own evaluation transform for full-size models (None: the batched pipeline)."""
+    from imagenot.data.transforms import EvalTransform
+    from imagenot.models import model_info
+    from imagenot.models.weights import parse_init, resolve_torchvision, transform_defaults
+
+    if not model_info(cfg.model).full_size:
+        return None
+    spec = parse_init(cfg.init)
+    if spec.kind == "run":  # the run's own evaluation transform (it may have trained at another size)
+        from imagenot.models.weights import run_summary
+
+        ev = (run_summary(spec.value or "").get("input") or {}).get("eval")
+        if isinstance(ev, dict) and ev.get("resize") and ev.get("crop"):
+            return EvalTransform(int(ev["resize"]), int(ev["crop"]), str(ev.get("interpolation") or "bilinear"))
+    weights = resolve_torchvision(cfg.model, spec.value) if spec.kind == "torchvision" else None
+    d = transform_defaults(cfg.model, weights)
+    return EvalTransform(d.val_resize, d.val_crop, d.interpolation)
+
+
+def _run_input_size(spec: Any) -> int | None:
+    """The input size a `run:` source trained at (None for other sources: their model's own)."""
+    if spec.kind != "run":
+        return None
+    from imagenot.models.weights import run_summary
+
+    summary = run_summary(spec.value or "")
+    size = summary.get("train_crop_size") or summary.get("image_size")
+    return int(size) if size else None
+
+
+def _load_split(cfg: EvaluateConfig, transform: Any, size: int) -> Any:
+    from imagenot.data import get_dataset, validate
+
+    opts = dict(cfg.dataset_options)
+    if transform is None:
+        opts.setdefault("image_size", size)
+    else:
+        opts.setdefault("in_memory", False)
+    ds = get_dataset(str(cfg.dataset), cfg.split, limit=cfg.limit, **opts)
+    validate(ds, what=f"{cfg.dataset} ({cfg.split} split)")
+    return ds
+
+
+def _align_to_weights(cfg: EvaluateConfig, spec: Any, ds: Any) -> int:
+    """The head size to evaluate with, relabelling `ds` in place to the weights' class order when that order
+    is known: a run's own classes, or ImageNet-1K's for a 1000-class head (torchvision's class index is the
+    sorted wnid order, timm's synset list), so an ImageFolder of ImageNet, or a subset of its classes, is
+    scored against the right outputs. Otherwise the classes must match in number (and are taken in order)."""
+    import torch
+
+    from imagenot.models.weights import head_classes
+    from imagenot.wordnet.references import reference_wnids
+
+    k, names = head_classes(cfg.model, spec)
+    classes = list(ds.classes)
+    if names is None and k == 1000:
+        names = tuple(reference_wnids("imagenet-1k"))
+    if names is not None and all(c in names for c in classes):
+        order = {c: i for i, c in enumerate(names)}
+        ds.labels = torch.tensor([order[c] for c in classes], dtype=torch.int64)[ds.labels]
+        ds.classes = list(names)
+        if classes != list(names):
+            log.info("%s: %d classes mapped to the weights' %d-class order", cfg.dataset, len(classes), len(names))
+        return len(names)
+    if k is not None and k != len(classes):
+        what = "not ImageNet-1K wnids" if k == 1000 else "not the weights' classes"
+        raise ImagenotError(f"{cfg.init} predicts {k} classes, but {cfg.dataset} has {len(classes)} classes that "
+                            f"are {what}; name the class folders by wnid (n01440764, ...) or fine-tune the "
+                            "weights on these classes (imagenot finetune)")
+    return len(classes)
+
+
+def _normalization(cfg: EvaluateConfig, info: Any, ds: Any) -> tuple[list[float], list[float]]:
+    """The statistics the weights were trained with; ImageNet's (full size) or the split's own when unknown."""
+    from imagenot.models import model_info
+    from imagenot.models.weights import IMAGENET_MEAN, IMAGENET_STD
+
+    if info.mean is not None and info.std is not None:
+        return list(info.mean), list(info.std)
+    if model_info(cfg.model).full_size:
+        return list(IMAGENET_MEAN), list(IMAGENET_STD)
+    from imagenot.data.stats import channel_stats
+
+    log.warning("%s does not record the normalisation it was trained with; using %s's own channel statistics",
+                cfg.init, cfg.dataset)
+    mean, std = channel_stats(ds)
+    return list(mean), list(std)
+
+
+def evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
+    """Evaluate `cfg.init` on `cfg.dataset` (split `cfg.split`); write and return the run's result.json."""
+    import torch
+
+    from imagenot.models import model_info, params_and_flops
+    from imagenot.models.weights import build_model, check_init, parse_init
+    from imagenot.training.config import dataset_display_name
+    from imagenot.training.evaluation import evaluate
+
+    t0 = time.perf_counter()
+    if not cfg.dataset:
+        raise ImagenotError("evaluate needs --dataset (or --published for torchvision's published accuracies)")
+    minfo = model_info(cfg.model)
+    check_init(cfg.model, cfg.init)
+    out = Path(cfg.out)
+    record = {**to_record(cfg), "force": False}
+    decision = rundir.check_existing(out, record, resume=False, force=cfg.force)
+    if decision == "finished":
+        log.info("%s already holds this evaluation", out)
+        return rundir.read_result(out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = _device(cfg.device)
+    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    transform = _eval_transform(cfg)
+    spec = parse_init(cfg.init)
+    size = _run_input_size(spec)  # a run's weights are evaluated at the size they were trained at
+    ds = _load_split(cfg, transform, int(size or minfo.input_size))
+    num_classes = _align_to_weights(cfg, spec, ds)
+    model, info = build_model(cfg.model, num_classes, init=spec, replace_head=False, input_size=size)
+    mean, std = _normalization(cfg, info, ds)
+    if cfg.workers is not None:
+        workers = cfg.workers
+    else:
+        from imagenot.training.distributed import DistInfo
+        from imagenot.training.inputs import default_workers
+
+        workers = default_workers(DistInfo()) if transform is not None else 0
+    res = evaluate(model, ds, device, transform=transform, mean=mean, std=std, batch_size=cfg.batch_size,
+                   precision=precision, channels_last=device.type == "cuda", workers=workers)
+    crop = transform.crop if transform is not None else int(ds.image_size)
+    name = cfg.dataset_name or dataset_display_name(cfg.dataset)
+    params, flops = params_and_flops(cfg.model, crop, int(ds.num_classes))
+    result = {
+        "model": cfg.model, "family": minfo.family, "year": minfo.year, "dataset": name,
+        "dataset_spec": cfg.dataset, "split": cfg.split, "role": cfg.role, "source": "evaluated",
+        "init": cfg.init, "weights": info.to_dict(), "seed": None, "top1": res.top1, "top5": res.top5,
+        "val_loss": res.loss, "epochs": None, "wall_time_s": time.perf_counter() - t0, "params": int(params),
+        "flops": int(flops), "image_size": crop, "num_classes": int(ds.num_classes), "val_images": res.count,
+        "train_images": None,
+        "input": {"pipeline": "per_sample" if transform is not None else "batched",
+                  "eval": None if transform is None else {"resize": transform.resize, "crop": transform.crop,
+                                                          "interpolation": transform.interpolation}},
+        "normalization": {"mean": mean, "std": std}, "predictions": rundir.PREDICTIONS, "device": device.type,
+        "precision": precision, "environment": environment(device=str(device)),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / rundir.CONFIG, record)
+    inputs = {"init_weights": info.sha256} if info.sha256 else {}
+    fingerprint = getattr(ds, "meta", {}).get("fingerprint")
+    if fingerprint:
+        inputs[f"dataset_{cfg.split}"] = fingerprint
+    write_manifest(out, record, inputs, source="evaluated", weights=info.to_dict())
+    res.write_predictions(rundir.predictions_path(out), dataset=name, split=cfg.split,
+                          num_classes=int(ds.num_classes), extra={"model": cfg.model, "init": cfg.init})
+    write_json(rundir.result_path(out), result)
+    return result

@@ -1,0 +1,213 @@
+"""The zoo's runs: every job of a plan, run here in order or printed as cluster commands.
+
+Run directories (one per job; `imagenot runs OUT` lists them):
+
+    <out>/<dataset>/<model>/seed<k>                                 trained from scratch (role from the plan)
+    <out>/<dataset>/<model>/published                               torchvision's published accuracies
+    <out>/<dataset>/<model>/eval                                    the entry's weights evaluated on its data
+    <out>/transfer/<target>/<mode>/from-<dataset>/<model>/seed<k>   fine-tune (role transfer)
+
+`run_zoo` skips finished runs (result.json present), resumes unfinished ones from their checkpoint, and runs
+the rest in plan order: pretraining, evaluations and published records first, then the fine-tunes.
+`commands(plan, "torchrun"|"slurm")` prints what is left: torchrun command lines, or a Slurm array script with
+one array task per pretraining run followed by its fine-tunes, each rerunnable after preemption (--resume).
+Every printed command carries every setting of its run (generated from the run's config), so the cluster
+runs exactly what `run_zoo` would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imagenot import rundir
+from imagenot.config import ConfigError, to_record
+from imagenot.evaluation.config import EvaluateConfig
+from imagenot.fileio import write_json
+from imagenot.progress import Progress
+from imagenot.training.config import TrainConfig
+from imagenot.zoo.plan import ZooDataset, ZooPlan, ZooTransfer, model_init, validate_plan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of the plan. `kind`: train, evaluate, published or finetune; `after` is the run a fine-tune
+    starts from (None when it starts from published weights)."""
+
+    kind: str
+    run_dir: Path
+    config: TrainConfig | EvaluateConfig
+    after: Path | None = None
+
+
+def run_dir_for(plan: ZooPlan, dataset: ZooDataset, model: str, seed: int) -> Path:
+    base = Path(plan.out) / dataset.display_name / model
+    return base / {"train": f"seed{seed}", "evaluate": "eval", "published": "published"}[dataset.kind]
+
+
+def transfer_dir_for(plan: ZooPlan, t: ZooTransfer, mode: str, dataset: ZooDataset, model: str,
+                     seed: int) -> Path:
+    return (Path(plan.out) / "transfer" / t.display_name / mode / f"from-{dataset.display_name}" / model
+            / f"seed{seed}")
+
+
+def _pretraining_job(plan: ZooPlan, ds: ZooDataset, model: str, seed: int) -> Job:
+    run = run_dir_for(plan, ds, model, seed)
+    if ds.kind == "published":
+        cfg = EvaluateConfig(model=model, init=model_init(model, ds.init), out=str(run), published=True,
+                             role=ds.role or "reference", dataset_name=ds.display_name)
+        return Job("published", run, cfg)
+    if ds.kind == "evaluate":
+        cfg = EvaluateConfig(model=model, init=model_init(model, ds.init), dataset=ds.spec, out=str(run),
+                             role=ds.role, dataset_name=ds.display_name, limit=plan.limit,
+                             dataset_options=dict(ds.options), device=plan.device, workers=plan.workers,
+                             threads=plan.threads)
+        return Job("evaluate", run, cfg)
+    cfg = TrainConfig(
+        model=model, dataset=ds.spec or "", out=str(run), recipe=plan.recipe,
+        recipe_overrides=dict(plan.recipe_overrides), epochs=ds.epochs or plan.epochs, batch_size=plan.batch_size,
+        seed=seed, image_size=plan.image_size, limit=plan.limit, dataset_options=dict(ds.options), role=ds.role,
+        dataset_name=ds.display_name, device=plan.device, deterministic=plan.deterministic,
+        checkpoint_every_steps=plan.checkpoint_every_steps, threads=plan.threads, progress=plan.progress,
+        resume=True, pipeline=plan.pipeline, normalization=plan.normalization, workers=plan.workers,
+        gpu_decode=plan.gpu_decode,
+    )
+    return Job("train", run, cfg)
+
+
+def _finetune_job(plan: ZooPlan, t: ZooTransfer, mode: str, ds: ZooDataset, model: str, seed: int,
+                  source: Job) -> Job:
+    """A fine-tune of `source`'s weights: the trained run's checkpoint, or the entry's torchvision weights."""
+    init = f"run:{source.run_dir}" if source.kind == "train" else model_init(model, source.config.init)
+    dest = transfer_dir_for(plan, t, mode, ds, model, seed)
+    cfg = TrainConfig(
+        model=model, dataset=t.spec, out=str(dest), init=init, finetune_mode=mode,  # type: ignore[arg-type]
+        recipe_overrides=dict(t.recipe_overrides), epochs=t.epochs, batch_size=t.batch_size, seed=seed,
+        image_size=t.image_size or plan.image_size, limit=t.limit, dataset_options=dict(t.options),
+        role="transfer", dataset_name=t.display_name, pretrain_name=ds.display_name, device=plan.device,
+        deterministic=plan.deterministic, checkpoint_every_steps=plan.checkpoint_every_steps, threads=plan.threads,
+        progress=plan.progress, resume=True, workers=plan.workers, gpu_decode=plan.gpu_decode,
+    )
+    return Job("finetune", dest, cfg, after=source.run_dir if source.kind == "train" else None)
+
+
+def jobs(plan: ZooPlan) -> list[Job]:
+    """Every run of the plan in order: pretraining / evaluation / published runs, then fine-tunes.
+
+    A published or evaluated entry has one run per model (the weights are fixed); its fine-tunes still run
+    for every seed, since the new head and the data order are seeded.
+    """
+    out: list[Job] = []
+    pre: list[tuple[ZooDataset, str, int, Job]] = []
+    for ds in plan.datasets:
+        for model in plan.models:
+            seeds = plan.seeds if ds.kind == "train" else plan.seeds[:1]
+            for seed in seeds:
+                job = _pretraining_job(plan, ds, model, seed)
+                out.append(job)
+                for s in (plan.seeds if ds.kind != "train" else (seed,)):
+                    pre.append((ds, model, s, job))
+    sources = set(plan.transfer_from)
+    for t in plan.transfer:
+        for mode in t.modes:
+            for ds, model, seed, job in pre:
+                if sources and ds.display_name not in sources:
+                    continue
+                out.append(_finetune_job(plan, t, mode, ds, model, seed, job))
+    return out
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Run one job (or read its result when it is finished)."""
+    if rundir.is_finished(job.run_dir):
+        return rundir.read_result(job.run_dir)
+    log.info("zoo: %s %s -> %s", job.kind, job.config.model, job.run_dir)
+    if job.kind == "published":
+        from imagenot.evaluation.published import write_published_run
+
+        return write_published_run(job.config)  # type: ignore[arg-type]
+    if job.kind == "evaluate":
+        from imagenot.evaluation.run import evaluate_weights
+
+        return evaluate_weights(job.config)  # type: ignore[arg-type]
+    from imagenot.training.trainer import train
+
+    return train(job.config)  # type: ignore[arg-type]
+
+
+def run_zoo(plan: ZooPlan) -> list[dict[str, Any]]:
+    """Run every unfinished run of `plan` in order; returns every run's result (with its `run_dir`)."""
+    validate_plan(plan)
+    all_jobs = jobs(plan)
+    Path(plan.out).mkdir(parents=True, exist_ok=True)
+    write_json(Path(plan.out) / "zoo.json", to_record(plan))
+    done = sum(rundir.is_finished(j.run_dir) for j in all_jobs)
+    log.info("zoo: %d runs, %d finished, %d to run", len(all_jobs), done, len(all_jobs) - done)
+    results = []
+    with Progress(len(all_jobs), desc="zoo", unit="run", enabled=plan.progress, interval=0.0, logger=log) as bar:
+        for job in all_jobs:
+            results.append({**run_job(job), "run_dir": str(job.run_dir)})
+            bar.update()
+    return results
+
+
+# ------------------------------------------------------------------------------------ cluster commands
+
+
+def job_argv(job: Job) -> list[str]:
+    """`imagenot ...` arguments that run `job` exactly (its config as flags)."""
+    from imagenot.cli_options import config_argv
+
+    cfg = job.config
+    if isinstance(cfg, EvaluateConfig):
+        return ["evaluate", *config_argv(cfg)]
+    command = "finetune" if job.kind == "finetune" else "train"
+    return [command, *config_argv(dataclasses.replace(cfg, resume=False, progress=True)), "--resume"]
+
+
+def _command(job: Job, plan: ZooPlan) -> str:
+    argv = job_argv(job)
+    if job.kind == "published":  # a record of published numbers: no process group, no GPU
+        return shlex.join(["python", "-m", "imagenot", *argv])
+    launcher = ["torchrun", "--standalone", f"--nproc_per_node={plan.nproc_per_node}", "-m", "imagenot"]
+    return shlex.join([*launcher, *argv])
+
+
+def commands(plan: ZooPlan, style: str) -> str:
+    """The unfinished runs as torchrun command lines or a Slurm array script (text to print)."""
+    validate_plan(plan)
+    all_jobs = jobs(plan)
+    left = [j for j in all_jobs if not rundir.is_finished(j.run_dir)]
+    header = f"# imagenot zoo: {len(all_jobs)} runs, {len(all_jobs) - len(left)} finished, {len(left)} left"
+    if style == "torchrun":
+        lines = [header, "# fine-tunes must run after the pretraining run they name (--init run:...)"]
+        lines += [_command(j, plan) for j in left]
+        return "\n".join(lines) + "\n"
+    if style != "slurm":
+        raise ConfigError(f"unknown command style {style!r}; known: torchrun, slurm")
+    # One array task per pretraining run, chained with its fine-tunes; fine-tunes of published weights
+    # depend on nothing and are tasks of their own.
+    tasks: dict[Path, list[str]] = {}
+    for j in all_jobs:
+        key = j.after if j.kind == "finetune" and j.after is not None else j.run_dir
+        if not rundir.is_finished(j.run_dir):
+            tasks.setdefault(key, []).append(_command(j, plan))
+    lines = ["#!/bin/bash", header, "#SBATCH --job-name=imagenot-zoo"]
+    if tasks:
+        lines.append(f"#SBATCH --array=0-{len(tasks) - 1}")
+    lines += ["#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1",
+              f"#SBATCH --output={Path(plan.out) / 'slurm-%A_%a.out'}"]
+    if plan.nproc_per_node > 1 or plan.device == "cuda":
+        lines.append(f"#SBATCH --gpus-per-node={plan.nproc_per_node}")
+    for key, value in plan.slurm.items():
+        lines.append(f"#SBATCH --{key}={value}")
+    lines += ["set -euo pipefail", "TASKS=("]
+    lines += ["  " + shlex.quote(" && ".join(cmds)) for cmds in tasks.values()]
+    lines += [")", 'eval "${TASKS[$SLURM_ARRAY_TASK_ID]}"']
+    return "\n".join(lines) + "\n"

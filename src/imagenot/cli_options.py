@@ -93,6 +93,8 @@ def flag_name(f: dataclasses.Field) -> str:
 
 
 def _format_default(value: Any) -> str:
+    if value == "":
+        return "none"
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, tuple | list):

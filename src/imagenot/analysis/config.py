@@ -25,15 +25,17 @@ class ReportConfig:
                                             "predictions.parquet beside it)", metavar="DIR", path=True,
                                    group="input", nargs="+")
     results: str | None = option(None, help="a results CSV instead of run directories (long format: model, "
-                                            "dataset, top1, ...; or one column per dataset with --wide)",
+                                            "dataset, top1, ...; or one column per dataset with --wide; default: none, give --runs "
+                                            "or --results)",
                                  metavar="FILE", path=True, group="input")
     wide: bool = option(False, help="--results has one accuracy column per dataset, like a paper's table",
                         group="input")
     model_col: str = option("model", help="wide table: the column with model names", group="input")
-    reference_col: str | None = option(None, help="wide table: the reference dataset's accuracy column",
+    reference_col: str | None = option(None, help="wide table: the reference dataset's accuracy column (required with --wide)",
                                        group="input")
     contrast_col: str | None = option(None, help="wide table: the contrast dataset's column (may hold ratios "
-                                                 "to the baseline, e.g. imagenot_ratio_to_alexnet)", group="input")
+                                                 "to the baseline, e.g. imagenot_ratio_to_alexnet; required with --wide)",
+                                  group="input")
     year_col: str | None = option(None, help="wide table: publication year column (default: 'year' if present); "
                                              "models are compared in publication order", group="input")
     family_col: str | None = option(None, help="wide table: model family column (default: 'family' if present)",
@@ -42,7 +44,7 @@ class ReportConfig:
                                               "name; default: a readable form of the column name)",
                                    metavar="NAME", group="analysis")
     contrast: str | None = option(None, help="the contrast dataset when runs carry no role (wide: its display "
-                                             "name)", metavar="NAME", group="analysis")
+                                             "name; default: the runs' roles, or a readable column name)", metavar="NAME", group="analysis")
     baseline: str | None = option(None, help="model the relative improvement divides by (default: the "
                                              "AlexNet-family model, as in the paper)", metavar="MODEL",
                                   group="analysis")

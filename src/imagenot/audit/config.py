@@ -23,26 +23,26 @@ class AuditConfig:
     reference: str | None = option(
         None, metavar="SPEC",
         help="reference dataset, a data-registry spec (fashion-mnist, wds:PATH, imagefolder:PATH, ...); "
-        "its images feed the image level and its classes the class level", group="inputs", path="spec")
+        "its images feed the image level and its classes the class level (default: none; required unless --reference-classes)", group="inputs", path="spec")
     contrast: str | None = option(
         None, metavar="SPEC",
         help="contrast dataset, a data-registry spec (typically wds:PATH made by `imagenot download`, whose "
-        "captions and similarities feed the label level)", group="inputs", path="spec")
+        "captions and similarities feed the label level; default: none, required unless --contrast-classes)", group="inputs", path="spec")
     out: str = option("audit", path=True, metavar="DIR",
                       help="output folder for audit.json, audit.md, plots/ and contact_sheet.png", group="inputs")
     reference_classes: str | None = option(
         None, metavar="SET",
         help="the reference's class set, overriding what the dataset says: a reference name (imagenet-1k, "
         "fashion-mnist), a classes.tsv, or a file of wnids; with both class sets and no datasets, only the "
-        "class level runs", group="inputs")
+        "class level runs (default: the reference dataset's own classes)", group="inputs")
     contrast_classes: str | None = option(
         None, metavar="SET",
         help="the contrast's class set, overriding what the dataset says (same forms as --reference-classes, "
-        "e.g. the released imagenot_classes.txt)", group="inputs")
+        "e.g. the released imagenot_classes.txt; default: the contrast dataset's own classes)", group="inputs")
     contrast_run: str | None = option(
         None, path=True, metavar="RUN_DIR",
         help="a finished training run on the contrast dataset; its predictions on the validation split "
-        "(out of sample) give the likely label errors by confident learning", group="inputs")
+        "(out of sample) give the likely label errors by confident learning (default: none, no label-error check)", group="inputs")
     levels: tuple[Level, ...] = option(
         LEVELS, metavar="LEVEL,...",
         help="levels to run (class, image, label); a level whose inputs are missing is skipped with the "

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imagenot.config import to_dict
+from imagenot.config import to_dict, to_record
 from imagenot.demo.config import DemoConfig
 from imagenot.demo.stages import StageRunner
 from imagenot.fileio import read_json, write_json, write_manifest
@@ -123,7 +123,7 @@ def run_demo(cfg: DemoConfig, echo: Any = print) -> Path:
     t0 = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", to_dict(cfg))
+    write_json(out / "config.json", to_record(cfg))
     p = DemoPaths(out)
     runner = StageRunner(out, echo=echo)
     keys = stage_keys(cfg)

@@ -32,9 +32,9 @@ PIL_MAX_IMAGE_PIXELS = 89_478_485
 class DownloadConfig:
     """Turn `selected.parquet` (+ `classes.tsv`) into webdataset shards with a dataset card."""
 
-    matches: str | None = option(None, help="selected.parquet from `imagenot mine` (the rows to materialise)",
+    matches: str | None = option(None, help="selected.parquet from `imagenot mine` (the rows to materialise; required)",
                                  path=True)
-    out: str | None = option(None, help="the dataset folder to create, finish or confirm", path=True)
+    out: str | None = option(None, help="the dataset folder to create, finish or confirm (required)", path=True)
     classes: str | None = option(None, help="classes.tsv of the selection (default: next to --matches)",
                                  path=True)
     name: str | None = option(None, help="dataset name in the card (default: the folder name)")
@@ -100,8 +100,8 @@ class DownloadConfig:
 class ExportConfig:
     """Export a dataset folder made by `imagenot download` to another layout."""
 
-    dataset: str | None = option(None, help="dataset folder made by `imagenot download`", path=True)
-    out: str | None = option(None, help="output folder", path=True)
+    dataset: str | None = option(None, help="dataset folder made by `imagenot download` (required)", path=True)
+    out: str | None = option(None, help="output folder (required)", path=True)
     format: ExportFormat = option("folder", help="folder: OUT/<split>/<NNN>_<wnid>_<name>/<key>.<ext>, class "
                                   "folders numbered so that sorted order is label order (torchvision's "
                                   "ImageFolder then gives the dataset's labels)")

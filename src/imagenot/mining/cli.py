@@ -17,7 +17,8 @@ MINE_EXAMPLES = (
     "imagenot mine --corpus datacomp/ --schema datacomp --keep-nsfw   # DataComp has no safety column",
 )
 SELECT_EXAMPLES = (
-    "imagenot select --mine-dir mine --threshold 0.6 --num-classes 100",
+    "imagenot select --mine-dir mine --threshold 0.6 --num-classes 100   # re-threshold without re-mining",
+    "imagenot select --mine-dir mine --max-per-class 500 --cap random --val-per-class 50 --out mine-500",
 )
 
 

@@ -118,10 +118,11 @@ class MineConfig:
     ray_address: str | None = option(None, help="an existing Ray cluster (default: start one here)")
     select: bool = option(True, help="choose classes and images after mining "
                           "(--no-select: stop after matches and stats)")
-    num_classes: int | None = option(None, group=_SEL, help="keep the N classes with the most matches")
+    num_classes: int | None = option(None, group=_SEL, help="keep the N classes with the most matches "
+                                      "(default: every class with enough matches)")
     min_matches_per_class: int = option(1, group=_SEL, help="a class needs at least K candidate matches above "
                                         "the threshold (before download)")
-    max_per_class: int | None = option(None, group=_SEL, help="cap images per class, train+val")
+    max_per_class: int | None = option(None, group=_SEL, help="cap images per class, train+val (default: no cap)")
     cap: Literal["top", "random"] = option("top", group=_SEL, help="which images the cap keeps: top similarity "
                                            "or a seeded random sample")
     seed: int = option(0, group=_SEL, help="seed of random caps and of the train/val split")
@@ -166,10 +167,11 @@ class SelectConfig:
     out: str | None = option(None, path=True, help="output folder (default: the mine folder)")
     threshold: float | None = option(None, help="keep similarity > T, a cosine in [-1, 1] (default: the mine "
                                      "run's; not allowed for a --no-embed mine folder)")
-    num_classes: int | None = option(None, group=_SEL, help="keep the N classes with the most matches")
+    num_classes: int | None = option(None, group=_SEL, help="keep the N classes with the most matches "
+                                      "(default: every class with enough matches)")
     min_matches_per_class: int = option(1, group=_SEL, help="a class needs at least K candidate matches above "
                                         "the threshold (before download)")
-    max_per_class: int | None = option(None, group=_SEL, help="cap images per class, train+val")
+    max_per_class: int | None = option(None, group=_SEL, help="cap images per class, train+val (default: no cap)")
     cap: Literal["top", "random"] = option("top", group=_SEL, help="which images the cap keeps")
     seed: int = option(0, group=_SEL, help="seed of random caps and of the train/val split")
     val_per_class: int = option(0, group=_SEL, help="validation images per class")

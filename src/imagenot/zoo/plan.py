@@ -90,7 +90,7 @@ class ZooPlan:
     epochs: int | None = option(None, help="pretraining epochs (default: the recipe's)")
     batch_size: int | None = option(None, help="global batch size (default: the recipe's)")
     image_size: int | None = option(None, help="input size of every run (default: each model's)")
-    limit: int | None = option(None, help="at most this many images per split (quick runs)")
+    limit: int | None = option(None, help="at most this many images per split (quick runs; default: all)")
     transfer: tuple[ZooTransfer, ...] = option((), cli=False, help="transfer targets (--transfer on the command "
                                                "line)")
     transfer_from: tuple[str, ...] = option((), help="plan dataset names whose runs are fine-tuned (default: all)")

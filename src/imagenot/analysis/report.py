@@ -684,24 +684,22 @@ def _sides(analysis: Analysis) -> list[SideEvidence]:
     return list(seen.values())
 
 
-def write_models_csv(path: Path, analysis: Analysis) -> Path:
+def _write_table(path: Path, columns: tuple[str, ...], items: Any) -> Path:
+    """One row per item (attributes named by `columns`), atomically."""
     with atomic_open(path, "w") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(MODELS_COLUMNS)
-        for ev in _sides(analysis):
-            for m in ev.models:
-                writer.writerow([_csv_cell(getattr(m, c)) for c in MODELS_COLUMNS])
+        writer.writerow(columns)
+        for item in items:
+            writer.writerow([_csv_cell(getattr(item, c)) for c in columns])
     return path
+
+
+def write_models_csv(path: Path, analysis: Analysis) -> Path:
+    return _write_table(path, MODELS_COLUMNS, (m for ev in _sides(analysis) for m in ev.models))
 
 
 def write_pairs_csv(path: Path, analysis: Analysis) -> Path:
-    with atomic_open(path, "w") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(PAIRS_COLUMNS)
-        for ev in _sides(analysis):
-            for t in ev.pairs:
-                writer.writerow([_csv_cell(getattr(t, c)) for c in PAIRS_COLUMNS])
-    return path
+    return _write_table(path, PAIRS_COLUMNS, (t for ev in _sides(analysis) for t in ev.pairs))
 
 
 def write_report(

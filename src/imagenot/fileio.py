@@ -101,6 +101,12 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def json_digest(obj: Any, length: int | None = None) -> str:
+    """sha256 of `obj` as canonical JSON (sorted keys): the identity of a set of settings, for resume keys."""
+    digest = hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+    return digest[:length] if length else digest
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

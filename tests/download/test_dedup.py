@@ -145,11 +145,11 @@ def test_near_duplicates_can_be_switched_off(corpus) -> None:
 
 def test_reference_image_stored_as_grayscale_array_matches(tmp_path: Path) -> None:
     """A registry dataset's uint8 [N, C, H, W] images fingerprint like the same picture saved as PNG."""
-    from imagenot.download.against import _array_to_image, fingerprint
+    from imagenot.download.against import _array_to_image, image_hashes
     from imagenot.download.clean import CleanOptions, clean_image
 
     arr = np.asarray(make_image(9).convert("L").resize((28, 28)))[None]  # [1, 28, 28]
-    digest, phash = fingerprint(_array_to_image(arr), 64)
+    digest, phash = image_hashes(_array_to_image(arr), 64)
     res = clean_image(encode(Image.fromarray(arr[0], "L")), CleanOptions(image_size=64))
     assert (res.pixel_sha256, res.phash) == (digest, phash)
 

@@ -19,8 +19,8 @@ from imagenot.models import (
     get_model,
     list_models,
     model_info,
-    param_count,
     params_and_flops,
+    params_for,
 )
 from imagenot.models.info import MIN_IMAGE_SIDE
 from imagenot.models.param_table import PARAMS
@@ -60,7 +60,7 @@ def test_small_variant_trains_one_step(name):
     # float32 resolution; every tensor has a gradient (above) and nearly all move
     assert changed >= 0.9 * len(before), f"{len(before) - changed} of {len(before)} parameter tensors did not move"
     assert 0.3e6 < count_params(model) < 1.5e6
-    assert count_params(model) == param_count(name, num_classes=7)  # the table is exact
+    assert count_params(model) == params_for(name, num_classes=7)  # the table is exact
     assert not info.full_size and info.torchvision_builder is None
     # also accepts its smallest input
     model.eval()
@@ -75,7 +75,7 @@ def test_full_size_forward_backward_at_min_input(name):
     model = get_model(name, num_classes=5, input_size=size)
     head = _last_linear(model)
     assert head.out_features == 5
-    assert count_params(model) == param_count(name, num_classes=5, input_size=size)  # the table is exact
+    assert count_params(model) == params_for(name, num_classes=5, input_size=size)  # the table is exact
     out = model(torch.randn(2, 3, size, size))
     assert out.shape == (2, 5)
     out.logsumexp(1).sum().backward()
@@ -103,7 +103,7 @@ def test_param_table_matches_torchvision_on_meta():
     for name in sorted(SLOW):
         with torch.device("meta"):
             model = build(name, 10)
-        assert count_params(model) == param_count(name, 10), name
+        assert count_params(model) == params_for(name, 10), name
     assert set(PARAMS) == set(FULL) | set(SMALL)
 
 
@@ -135,7 +135,7 @@ def test_errors():
 def test_vit_is_built_for_the_requested_size():
     model = get_model("vit_b_32", 4, input_size=64)
     assert model.image_size == 64
-    assert param_count("vit_b_32", 4, input_size=64) == count_params(model)
+    assert params_for("vit_b_32", 4, input_size=64) == count_params(model)
 
 
 def test_flops():

@@ -14,7 +14,6 @@ dataset, a bad class list), so a failed audit leaves nothing behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -28,7 +27,7 @@ from imagenot.audit.config import AuditConfig, absolute
 from imagenot.audit.dataset_meta import SampleTable, folder_fingerprint, is_download_folder, wds_root
 from imagenot.config import to_dict, to_record
 from imagenot.errors import InputError
-from imagenot.fileio import read_json, sha256_file, write_json, write_manifest
+from imagenot.fileio import json_digest, read_json, sha256_file, write_json, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +161,7 @@ def _level_key(plan: Plan, level: str) -> str:
     if level == "class":
         data["wnids"] = [plan.reference_classes.wnids if plan.reference_classes else None,
                          plan.contrast_classes.wnids if plan.contrast_classes else None]
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    return json_digest(data)
 
 
 def _cached(out: Path, level: str, key: str) -> dict[str, Any] | None:

@@ -16,7 +16,6 @@ Common options (all optional; `None` means unset):
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,9 +192,6 @@ def _first_image_size(records: RecordSet, channels: int) -> int:
     img = decode_image(records.read_bytes(0), channels, records.source(0))
     return int(min(img.shape[-2:]))
 
-
-def default_workers() -> int:
-    return min(2, os.cpu_count() or 1)
 
 
 def path_arg(arg: str | None) -> Path:

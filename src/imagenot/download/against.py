@@ -30,7 +30,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 FINGERPRINT_SCHEMA = pa.schema([("id", pa.string()), ("pixel_sha256", pa.string()), ("phash", pa.string())])
 
 
-def fingerprint(im: Image.Image, image_size: int) -> tuple[str, str]:
+def image_hashes(im: Image.Image, image_size: int) -> tuple[str, str]:
     small, digest, _ = prepare(im, image_size)
     return digest, perceptual_hash(small)
 
@@ -64,7 +64,7 @@ def _from_image_folder(path: Path, image_size: int) -> Iterator[tuple[str, str, 
         try:
             with Image.open(f) as im:
                 im.load()
-                h, p = fingerprint(im, image_size)
+                h, p = image_hashes(im, image_size)
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             log.warning("skipping unreadable reference image %s: %s", f, exc)
             continue
@@ -73,7 +73,7 @@ def _from_image_folder(path: Path, image_size: int) -> Iterator[tuple[str, str, 
 
 def _fingerprint_chunk(job: tuple[int, np.ndarray, int]) -> list[tuple[str, str]]:
     _, arr, image_size = job
-    return [fingerprint(_array_to_image(arr[i]), image_size) for i in range(len(arr))]
+    return [image_hashes(_array_to_image(arr[i]), image_size) for i in range(len(arr))]
 
 
 def _fingerprint_all(arr: np.ndarray, image_size: int, processes: int, desc: str) -> Iterator[tuple[str, str]]:

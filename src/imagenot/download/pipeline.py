@@ -18,8 +18,6 @@ no partial file left (every output is written atomically), and the rerun resumes
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import math
 import shlex
@@ -45,7 +43,7 @@ from imagenot.download.fetch import done_fetch_shards, run_img2dataset, shard_na
 from imagenot.download.inputs import Selection, check_urls, read_selection
 from imagenot.download.outputs import write_outputs
 from imagenot.errors import ImagenotError, InputError
-from imagenot.fileio import atomic_path, read_json, sha256_file, write_json, write_manifest
+from imagenot.fileio import atomic_path, json_digest, read_json, sha256_file, write_json, write_manifest
 from imagenot.progress import pool_map
 from imagenot.wordnet.classes import write_classes
 
@@ -96,10 +94,6 @@ def _check_config(cfg: DownloadConfig) -> None:
         check_available()
     for spec in cfg.against:
         check_reference(spec)
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def clean_options(cfg: DownloadConfig) -> CleanOptions:
@@ -159,8 +153,8 @@ def _refuse_other_inputs(lay: _Layout, cfg: DownloadConfig, inputs: dict[str, st
 def _prepare_work(lay: _Layout, cfg: DownloadConfig, inputs: dict[str, str]) -> None:
     """Reuse finished fetch/clean shards only if they were made from the same inputs and settings."""
     d = to_dict(cfg)
-    fetch_key = _digest({"inputs": inputs, **{k: d[k] for k in _FETCH_KEYS}})
-    clean_key = _digest({**{k: d[k] for k in _CLEAN_KEYS}, "ocr": cfg.text_filter != "off",
+    fetch_key = json_digest({"inputs": inputs, **{k: d[k] for k in _FETCH_KEYS}})
+    clean_key = json_digest({**{k: d[k] for k in _CLEAN_KEYS}, "ocr": cfg.text_filter != "off",
                          "format": CLEAN_FORMAT})
     state = None
     if lay.state.is_file():
@@ -308,7 +302,7 @@ def as_command(cfg: DownloadConfig) -> str:
 
 def _plan_key(cfg: DownloadConfig, inputs: dict[str, str]) -> str:
     d = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_IN_PLAN}
-    return _digest({"inputs": inputs, "config": d, "version": __version__})
+    return json_digest({"inputs": inputs, "config": d, "version": __version__})
 
 
 def _complete(lay: _Layout, plan: str) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from imagenot.errors import ImagenotError
+from imagenot.fileio import json_digest
 from imagenot.mining.encoders import cache_dir, encoder_info, pooling, resolve_encoder
 from imagenot.progress import Progress
 
@@ -129,7 +130,7 @@ class TextEncoder:
                          "quantize": "int8-per-channel" if spec.quantize == "int8" else "none",
                          "max_length": self.max_length,
                          "dim": self.dim}
-        self.identity = hashlib.sha256(json.dumps(self.describe, sort_keys=True).encode()).hexdigest()[:24]
+        self.identity = json_digest(self.describe, 24)
         log.info("text encoder %s (%s, %s, %s%s) on %s", spec.encoder, self.pooling, spec.backend, self.dtype,
                  ", int8" if spec.quantize == "int8" else "", self.device)
 

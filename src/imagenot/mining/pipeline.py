@@ -19,7 +19,15 @@ import pyarrow.parquet as pq
 
 from imagenot.config import to_dict, to_record
 from imagenot.errors import ImagenotError, InputError
-from imagenot.fileio import atomic_open, environment, read_json, sha256_file, write_json, write_manifest
+from imagenot.fileio import (
+    atomic_open,
+    environment,
+    json_digest,
+    read_json,
+    sha256_file,
+    write_json,
+    write_manifest,
+)
 from imagenot.mining.embed import EncoderSpec
 from imagenot.mining.encoders import default_threshold, threshold_note
 from imagenot.mining.histograms import plot_histograms, similarity_quantiles
@@ -31,7 +39,6 @@ from imagenot.mining.resolve import MATCH_SCHEMA, above
 from imagenot.mining.scan import COUNTERS, ScanContext
 from imagenot.mining.selection import best_per_source, read_matches, select, write_selection
 from imagenot.mining.settings import MineConfig, SelectConfig
-from imagenot.mining.shard_output import fingerprint
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, read_classes, write_classes
 
 log = logging.getLogger(__name__)
@@ -176,7 +183,7 @@ def mine(cfg: MineConfig) -> MineResult:
         matcher = LemmaMatcher([r.lemmas for r in pool_rows], cfg.match)
         pool_dir = out / "pool"
         spec = PassSpec(plan.shards, pool_rows, context(matcher, True), pool_dir / "matches",
-                        fingerprint({**base, "pass": "pool", "classes": _class_key(pool_rows)}), embed,
+                        json_digest({**base, "pass": "pool", "classes": _class_key(pool_rows)}, 32), embed,
                         None if embed else SenseRanker(pool_rows), label="pool pass")
         res1 = run_pass(spec, cfg)
         m1 = pa.concat_tables([pq.read_table(f, columns=MATCH_SCHEMA.names).replace_schema_metadata(None)
@@ -202,7 +209,7 @@ def mine(cfg: MineConfig) -> MineResult:
 
     matcher = LemmaMatcher([r.lemmas for r in mined], cfg.match)
     spec = PassSpec(plan.shards, mined, context(matcher, cfg.multi == "best"), out / "matches",
-                    fingerprint({**base, "pass": "mine", "multi": cfg.multi, "classes": _class_key(mined)}),
+                    json_digest({**base, "pass": "mine", "multi": cfg.multi, "classes": _class_key(mined)}, 32),
                     embed, label="mine")
     result = run_pass(spec, cfg)
     if not list((out / "matches").glob("*.parquet")):

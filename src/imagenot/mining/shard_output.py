@@ -9,7 +9,6 @@ shard instead of silently reusing stale rows.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -19,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from imagenot.fileio import atomic_path
+from imagenot.fileio import atomic_path, json_digest
 from imagenot.mining.corpus import Shard
 
 log = logging.getLogger(__name__)
@@ -28,14 +27,10 @@ STATS_KEY = b"imagenot.shard_stats"
 FINGERPRINT_KEY = b"imagenot.fingerprint"
 
 
-def fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
 def shard_fingerprint(pass_fingerprint: str, shard: Shard) -> str:
     st = os.stat(shard.path)
-    return fingerprint([pass_fingerprint, os.path.abspath(shard.path), st.st_size, st.st_mtime_ns,
-                        list(shard.row_groups) if shard.row_groups is not None else None])
+    return json_digest([pass_fingerprint, os.path.abspath(shard.path), st.st_size, st.st_mtime_ns,
+                        list(shard.row_groups) if shard.row_groups is not None else None], 32)
 
 
 def matches_path(out_dir: Path, shard: Shard) -> Path:

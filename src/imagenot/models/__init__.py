@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from imagenot.models.cost import count_params, flops_per_image, param_count, params_and_flops
+from imagenot.models.cost import count_params, flops_per_image, params_and_flops, params_for
 from imagenot.models.full_size import STUDY_MODELS
 from imagenot.models.info import InputSizeError, ModelInfo, all_entries, build, check_input_size, entry
 
@@ -86,6 +86,6 @@ __all__ = [
     "get_model",
     "list_models",
     "model_info",
-    "param_count",
+    "params_for",
     "params_and_flops",
 ]

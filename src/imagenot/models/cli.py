@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def model_rows(cfg: ModelsConfig) -> list[dict[str, object]]:
     from imagenot.errors import ImagenotError
-    from imagenot.models import families, list_models, model_info, param_count, params_and_flops
+    from imagenot.models import families, list_models, model_info, params_and_flops, params_for
     from imagenot.models.weights import published_metrics, study_weights
 
     full = {"all": None, "small": False, "full": True}[cfg.size]
@@ -54,7 +54,7 @@ def model_rows(cfg: ModelsConfig) -> list[dict[str, object]]:
         if cfg.flops:
             params, flops = params_and_flops(name, None, cfg.num_classes)
         else:
-            params, flops = param_count(name, cfg.num_classes), None
+            params, flops = params_for(name, cfg.num_classes), None
         weights = study_weights(name)
         top1 = None
         if weights is not None and weights.meta.get("_metrics", {}).get("ImageNet-1K"):

@@ -58,7 +58,7 @@ def params_and_flops(name: str, input_size: int | None = None, num_classes: int 
 
 
 @cache
-def param_count(name: str, num_classes: int = 1000, input_size: int | None = None) -> int:
+def params_for(name: str, num_classes: int = 1000, input_size: int | None = None) -> int:
     """Parameters of registry entry `name`: from `param_table` (exact for any head size), else (a ViT built
     for another input size) counted on the meta device."""
     from imagenot.models.info import build, entry

@@ -37,7 +37,7 @@ from imagenot.config import ConfigError
 from imagenot.data.loader import private_generator
 from imagenot.data.transforms import EvalTransform, TrainTransform, erase_fill
 from imagenot.errors import InputError
-from imagenot.training import batches as B
+from imagenot.training import batches
 from imagenot.training.distributed import DistInfo
 from imagenot.training.recipes import Recipe
 
@@ -225,7 +225,7 @@ class TrainFeed:
     def epoch(self, epoch: int, first: int = 0) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         if self._loader is None:  # batched, from memory or by index: the prefetch thread prepares batches
             self._batches.set_epoch(epoch)
-            prefetch = B.Prefetcher(self._batched(B.iterate_from(self._batches, first), first, epoch))
+            prefetch = batches.Prefetcher(self._batched(batches.iterate_from(self._batches, first), first, epoch))
             try:
                 yield from prefetch
             finally:
@@ -250,8 +250,8 @@ class TrainFeed:
         for step, (xb, yb) in enumerate(raw, start=first):
             if step >= self.steps_per_epoch:
                 return
-            x = B.augment_batch(xb, self.plan.augment or "none", self.plan.crop_padding or 0,
-                                B.generator(self.seed, 104729, epoch, step), self.dist.rank, self.dist.world_size)
+            x = batches.augment_batch(xb, self.plan.augment or "none", self.plan.crop_padding or 0,
+                                batches.generator(self.seed, 104729, epoch, step), self.dist.rank, self.dist.world_size)
             yield step, (x.pin_memory() if self.pin else x), yb
 
     def _device_decoded(self, batches: Iterator[Any]) -> Iterator[Any]:

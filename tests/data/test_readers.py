@@ -347,3 +347,14 @@ def test_real_animal_mnist():
     assert val.class_counts() == [167] * 10
     assert train.classes[0] == "bear" and train.classes[-1] == "zebra"
     assert train.images.dtype == torch.uint8 and int(train.images.max()) == 255
+
+
+def test_split_prefixed_options_apply_to_their_split_only():
+    from imagenot.data import get_dataset
+
+    opts = {"num_classes": 3, "train.limit_per_class": 10, "val.limit": 12}
+    train = get_dataset("synthetic", "train", **opts)
+    val = get_dataset("synthetic", "val", **opts)
+    assert train.class_counts() == [10, 10, 10] and len(val) == 12
+    with pytest.raises(InputError, match="a prefix must be a split"):
+        get_dataset("synthetic", "train", **{"test.limit": 3})

@@ -57,8 +57,8 @@ def test_count_then_drop(selection: Path) -> None:
     import webdataset as wds
 
     card = run_download(_config(selection, "count"))
-    assert card["text_filter"] == {"mode": "count", "checked": 8, "text_in_image": 4, "removed": 0,
-                                   "ocr_errors": 0}
+    assert card["text_filter"] == {"mode": "count", "fraction": 1.0, "checked": 8, "text_in_image": 4,
+                                   "removed": 0, "ocr_errors": 0}
     assert card["counts"]["train"] == 8 and card["removed"] == {}
     out = Path(card["source"]["matches"]).parent.parent / "ds"
     shown = {}
@@ -77,6 +77,22 @@ def test_count_then_drop(selection: Path) -> None:
     removed = pq.read_table(out / "removed.parquet").to_pylist()
     assert {r["row_id"] for r in removed} == OWN_NAME and {r["stage"] for r in removed} == {"text"}
     assert all("recognised text contains" in r["message"] for r in removed)
+
+
+def test_count_on_a_seeded_sample_reads_only_the_sampled_images(selection: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from imagenot.download.pipeline import _in_ocr_sample
+
+    cfg = replace(_config(selection, "count"), text_filter_fraction=0.5, out=str(tmp_path / "sample"))
+    sampled = [i for i in range(len(ROWS)) if _in_ocr_sample(cfg, i)]
+    assert 0 < len(sampled) < len(ROWS)
+    card = run_download(cfg)
+    tf = card["text_filter"]
+    assert (tf["fraction"], tf["checked"], tf["removed"]) == (0.5, len(sampled), 0)
+    assert tf["text_in_image"] == len(set(sampled) & OWN_NAME)
+    with pytest.raises(Exception, match="only makes sense with --text-filter count"):
+        run_download(replace(cfg, text_filter="drop", out=str(tmp_path / "drop")))
 
 
 def test_terms_match_whole_words_of_the_row_class_only() -> None:

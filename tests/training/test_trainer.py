@@ -150,3 +150,10 @@ def test_bad_checkpoint_on_resume_is_an_error_naming_the_file(unfinished, kind):
         train(quick_config(out, epochs=1, resume=True))
     assert str(ckpt) in str(info.value) and "weights_only=False" not in str(info.value)
     assert ckpt.read_bytes() == before and not rundir.result_path(out).exists()
+
+
+def test_eval_every_skips_evaluations_but_never_the_last(tmp_path):
+    result = train(quick_config(tmp_path / "run", epochs=3, eval_every=2))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["top1"] is None for r in rows] == [True, False, False]  # epochs 1 (skipped), 2 (every 2nd), 3 (last)
+    assert result["top1"] == rows[-1]["top1"] and (tmp_path / "run" / "predictions.parquet").is_file()

@@ -1,6 +1,7 @@
 """Dataset specs (`name` or `name:ARG`) -> datasets, with the options every entry shares.
 
-Common options (all optional; `None` means unset):
+Common options (all optional; `None` means unset; prefix one with a split, `train.limit_per_class=300`, to
+apply it to that split only):
   image_size       resize the shorter side and centre-crop once at load time (default: native size; for
                    image files the shorter side of the first image, for `wds:` the card's image_size)
   channels         1 or 3 (gray <-> RGB conversion at load time; default native: 1 for the MNISTs)
@@ -66,7 +67,7 @@ def get_dataset(spec: str, split: str = "train", **options: Any) -> ImageDataset
     entry = DATASETS.get(name)
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r} for dataset {spec!r}; splits are 'train' and 'val'")
-    opts = {k: v for k, v in options.items() if v is not None}
+    opts = split_options(options, split)
     allowed = set(COMMON_OPTIONS) | set(entry.options)
     unknown = sorted(set(opts) - allowed)
     if unknown:
@@ -83,6 +84,25 @@ def get_dataset(spec: str, split: str = "train", **options: Any) -> ImageDataset
     ds = entry.load(arg, split, opts)
     ds.name = spec
     return ds
+
+
+def split_options(options: dict[str, Any], split: str) -> dict[str, Any]:
+    """The options that apply to `split`: unprefixed ones, and `<split>.<option>` ones (which win), so that
+    `train.limit_per_class=300` subsamples the training split and leaves the whole test set for validation."""
+    out: dict[str, Any] = {}
+    prefixed: dict[str, Any] = {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        head, dot, rest = key.partition(".")
+        if not dot:
+            out[key] = value
+        elif head not in SPLITS or not rest:
+            raise InputError(f"dataset option {key!r}: a prefix must be a split ({', '.join(SPLITS)}), e.g. "
+                             "train.limit_per_class=300")
+        elif head == split:
+            prefixed[rest] = value
+    return {**out, **prefixed}
 
 
 def list_datasets() -> list[tuple[str, str]]:

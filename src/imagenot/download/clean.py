@@ -341,8 +341,9 @@ def clean_rows(shard: int, rows: Iterable[FetchedRow], opts: CleanOptions, out_p
     cols: dict[str, list[Any]] = {name: [] for name in CLEAN_SCHEMA.names}
     for row_id, _url, data, reason, msg in rows:
         if reason is None:
-            res = clean_image(data, opts, (terms or {}).get(row_id, ()))
-            if opts.ocr and res.reason is None:
+            row_terms = (terms or {}).get(row_id, ())
+            res = clean_image(data, opts, row_terms)
+            if opts.ocr and res.reason is None and row_terms:  # OCR'd (all rows, or the count mode's sample)
                 stats.text["checked"] += 1
                 stats.text["text_in_image"] += res.text_match is not None
                 stats.text["ocr_errors"] += res.ocr_error is not None

@@ -72,6 +72,11 @@ def _check_config(cfg: DownloadConfig) -> None:
         problems.append(f"encode_format {cfg.encode_format!r} unknown; known: {', '.join(ENCODE_FORMATS)}")
     if cfg.text_filter not in TEXT_FILTERS:
         problems.append(f"text_filter {cfg.text_filter!r} unknown; known: {', '.join(TEXT_FILTERS)}")
+    if not 0.0 < cfg.text_filter_fraction <= 1.0:
+        problems.append(f"text_filter_fraction {cfg.text_filter_fraction} must be in (0, 1]")
+    elif cfg.text_filter_fraction < 1.0 and cfg.text_filter != "count":
+        problems.append("text_filter_fraction below 1 only makes sense with --text-filter count (drop must read "
+                        "every image)")
     if cfg.image_size < 8:
         problems.append(f"image_size must be at least 8, got {cfg.image_size}")
     if cfg.processes < 1 or cfg.threads < 1:
@@ -94,6 +99,14 @@ def _check_config(cfg: DownloadConfig) -> None:
         check_available()
     for spec in cfg.against:
         check_reference(spec)
+
+
+def _in_ocr_sample(cfg: DownloadConfig, row: int) -> bool:
+    """Whether row `row` is OCR'd: every row, or a seeded, stable sample of `text_filter_fraction` of them."""
+    if cfg.text_filter_fraction >= 1.0:
+        return True
+    h = int(json_digest([cfg.seed, "ocr", row], 12), 16) / float(16**12)
+    return h < cfg.text_filter_fraction
 
 
 def clean_options(cfg: DownloadConfig) -> CleanOptions:
@@ -155,6 +168,7 @@ def _prepare_work(lay: _Layout, cfg: DownloadConfig, inputs: dict[str, str]) -> 
     d = to_dict(cfg)
     fetch_key = json_digest({"inputs": inputs, **{k: d[k] for k in _FETCH_KEYS}})
     clean_key = json_digest({**{k: d[k] for k in _CLEAN_KEYS}, "ocr": cfg.text_filter != "off",
+                             "ocr_fraction": cfg.text_filter_fraction if cfg.text_filter != "off" else None,
                          "format": CLEAN_FORMAT})
     state = None
     if lay.state.is_file():
@@ -212,7 +226,9 @@ def _fetch_and_clean(sel: Selection, cfg: DownloadConfig, lay: _Layout, fetcher:
         return rows[s * cfg.fetch_shard_size:(s + 1) * cfg.fetch_shard_size]
 
     def terms(ids: list[int]) -> dict[int, tuple[str, ...]] | None:
-        return {i: terms_of[labels[i]] for i in ids} if opts.ocr else None
+        if not opts.ocr:
+            return None
+        return {i: terms_of[labels[i]] for i in ids if _in_ocr_sample(cfg, i)}
 
     lay.clean.mkdir(parents=True, exist_ok=True)
     tasks: list[CleanTask] = []

@@ -86,6 +86,9 @@ class TrainConfig:
                                  group="hardware")
     threads: int | None = option(None, help="torch CPU threads; config.json records the number used, since it "
                                  "changes CPU results (default: torch's choice)", group="hardware")
+    eval_every: int = option(1, help="evaluate on the validation split every N epochs (the last epoch always); "
+                             "a large validation split evaluated every epoch can cost as much as training",
+                             group="checkpoints")
     checkpoint_every_steps: int = option(0, flag="--checkpoint-every", help="also checkpoint every N optimizer "
                                          "steps (0: at the end of every epoch only)", group="checkpoints")
     log_every_steps: int = option(25, help="progress-bar update interval in steps", group="checkpoints")
@@ -109,7 +112,8 @@ class TrainConfig:
                               ("wds_read", ("auto", "sequential", "random"))):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} {getattr(self, name)!r} not one of {', '.join(choices)}")
-        for name in ("epochs", "batch_size", "image_size", "limit", "eval_batch_size", "threads", "shuffle_buffer"):
+        for name in ("epochs", "batch_size", "image_size", "limit", "eval_batch_size", "threads", "shuffle_buffer",
+                     "eval_every"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name} must be at least 1, got {v}")

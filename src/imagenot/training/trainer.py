@@ -165,7 +165,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             return finished
         for epoch in range(state.epoch, state.epochs):
             train_one_epoch(state, epoch)
-            val = evaluate_epoch(state, final=epoch + 1 == state.epochs)
+            last = epoch + 1 == state.epochs
+            val = evaluate_epoch(state, final=last) if last or (epoch + 1) % cfg.eval_every == 0 else None
             end_epoch(state, epoch, val)
         return finish(state)
     finally:
@@ -384,8 +385,8 @@ def evaluate_epoch(state: RunState, final: bool = False) -> EvalResult:
     return result
 
 
-def end_epoch(state: RunState, epoch: int, val: EvalResult) -> None:
-    """Metrics row, log line and the end-of-epoch checkpoint."""
+def end_epoch(state: RunState, epoch: int, val: EvalResult | None) -> None:
+    """Metrics row, log line and the end-of-epoch checkpoint (`val` None: an epoch without evaluation)."""
     totals = all_reduce_sum(torch.tensor([state.loss_sum, float(state.seen)], dtype=torch.float64), state.dist)
     train_loss = float(totals[0] / max(totals[1], 1.0))
     train_time = state.train_time
@@ -393,21 +394,22 @@ def end_epoch(state: RunState, epoch: int, val: EvalResult) -> None:
         "epoch": epoch + 1,
         "step": (epoch + 1) * state.steps_per_epoch,
         "train_loss": train_loss,
-        "val_loss": val.loss,
-        "top1": val.top1,
-        "top5": val.top5,
-        "val_images": val.count,
+        "val_loss": val.loss if val else None,
+        "top1": val.top1 if val else None,
+        "top5": val.top5 if val else None,
+        "val_images": val.count if val else None,
         "lr": float(state.scheduler.get_last_lr()[0]),
         "images_per_s": state.trained_images / train_time if train_time > 0 else None,
         "time_s": train_time,
     }
-    if not all(math.isfinite(v) for v in (train_loss, val.loss)):
+    if not all(math.isfinite(v) for v in (train_loss, val.loss if val else 0.0)):
         log.warning("%s epoch %d: non-finite loss (train %s, val %s)", state.cfg.model, epoch + 1, train_loss,
-                    val.loss)
+                    val.loss if val else None)
     state.history.append(row)
-    log.info("%s %s epoch %d/%d: train_loss %.4f val_loss %.4f top1 %.2f top5 %.2f (%.0f img/s)",
-             state.cfg.model, dataset_display_name(state.cfg.dataset), epoch + 1, state.epochs, train_loss,
-             val.loss, val.top1, val.top5, row["images_per_s"] or 0.0)
+    scores = f"val_loss {val.loss:.4f} top1 {val.top1:.2f} top5 {val.top5:.2f}" if val else "(not evaluated)"
+    log.info("%s %s epoch %d/%d: train_loss %.4f %s (%.0f img/s)", state.cfg.model,
+             dataset_display_name(state.cfg.dataset), epoch + 1, state.epochs, train_loss, scores,
+             row["images_per_s"] or 0.0)
     state.epoch, state.step_in_epoch, state.loss_sum, state.seen = epoch + 1, 0, 0.0, 0
     save(state)
     if state.dist.is_main:

@@ -76,7 +76,7 @@ def _pretraining_job(plan: ZooPlan, ds: ZooDataset, model: str, seed: int) -> Jo
         dataset_name=ds.display_name, device=plan.device, deterministic=plan.deterministic,
         checkpoint_every_steps=plan.checkpoint_every_steps, threads=plan.threads, progress=plan.progress,
         resume=True, pipeline=plan.pipeline, normalization=plan.normalization, workers=plan.workers,
-        gpu_decode=plan.gpu_decode,
+        gpu_decode=plan.gpu_decode, eval_every=plan.eval_every,
     )
     return Job("train", run, cfg)
 
@@ -93,6 +93,7 @@ def _finetune_job(plan: ZooPlan, t: ZooTransfer, mode: str, ds: ZooDataset, mode
         role="transfer", dataset_name=t.display_name, pretrain_name=ds.display_name, device=plan.device,
         deterministic=plan.deterministic, checkpoint_every_steps=plan.checkpoint_every_steps, threads=plan.threads,
         progress=plan.progress, resume=True, workers=plan.workers, gpu_decode=plan.gpu_decode,
+        eval_every=plan.eval_every,
     )
     return Job("finetune", dest, cfg, after=source.run_dir if source.kind == "train" else None)
 

@@ -73,3 +73,8 @@ class ReportConfig:
     power: float = option(0.8, help="power for the smallest detectable difference stated for the validation "
                                     "size", group="analysis")
     title: str | None = option(None, help="report title (default: which datasets are compared)", group="output")
+    audit: str | None = option(None, help="an audit.json of `imagenot audit` for these datasets, summarised in "
+                               "the report (default: none)", metavar="FILE", path=True, group="input")
+    plateau: str | None = option(None, help="a budget sweep's plateaus (JSON {'plateau': {'reference'|'contrast': "
+                                 "{model: {'top1': ...}}}}): the report states each model's distance to its "
+                                 "plateau (default: none)", metavar="FILE", path=True, group="input")

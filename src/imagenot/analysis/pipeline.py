@@ -90,7 +90,11 @@ def run_report(cfg: ReportConfig) -> dict[str, Path]:
     )
     inputs.update({path: sha256_file(path) for path in analysis_inputs(analysis)})
     # config.json with absolute paths, so `--config REPORT/config.json` replays from any directory
-    return write_report(analysis, Path(cfg.out), title=cfg.title, config=to_record(cfg), inputs=inputs)
+    for extra in (cfg.audit, cfg.plateau):
+        if extra and Path(extra).is_file():
+            inputs[str(extra)] = sha256_file(extra)
+    return write_report(analysis, Path(cfg.out), title=cfg.title, config=to_record(cfg), inputs=inputs,
+                        audit=cfg.audit, plateau=cfg.plateau)
 
 
 def analysis_inputs(analysis: Any) -> list[str]:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imagenot.analysis import plots, stats
+from imagenot.analysis import context, plots, stats
 from imagenot.analysis.blocks import (
     Block,
     Figure,
@@ -590,8 +590,10 @@ def _scatter_caption(analysis: Analysis) -> str:
 
 
 def build_blocks(analysis: Analysis, figures: dict[str, Path], title: str | None = None,
-                 out_dir: Path | None = None) -> list[Block]:
-    """The report, verdict first. `out_dir` is the report's final folder (for links to dataset cards)."""
+                 out_dir: Path | None = None, audit: str | Path | None = None,
+                 plateau: str | Path | None = None) -> list[Block]:
+    """The report, verdict first. `out_dir` is the report's final folder (for links to dataset cards);
+    `audit` and `plateau` are optional files of other stages (see imagenot.analysis.context)."""
     main = analysis.main
     power = float(analysis.settings.get("power", 0.8))
     blocks: list[Block] = [Heading(1, title or f"Do model rankings survive the contrast? {analysis.contrast} vs "
@@ -611,6 +613,12 @@ def build_blocks(analysis: Analysis, figures: dict[str, Path], title: str | None
         blocks += _datasets_table(analysis, out_dir or Path.cwd())
     else:
         blocks.append(Paragraph("The results give no validation sizes, chance levels or training budgets.", "sub"))
+    text_filter = context.text_filter_lines(analysis)
+    if text_filter:
+        blocks.append(bullets(text_filter))
+    context_notes: list[str] = []
+    blocks += context.plateau_blocks(plateau, analysis, context_notes)
+    blocks += context.audit_blocks(audit, out_dir or Path.cwd(), context_notes)
 
     blocks.append(Heading(2, "Which differences are real"))
     blocks += evidence_blocks(main, power)
@@ -645,9 +653,9 @@ def build_blocks(analysis: Analysis, figures: dict[str, Path], title: str | None
     blocks.append(Paragraph(f"{n_runs} results of {len(analysis.order)} models; reference {analysis.reference}, "
                             f"contrast {analysis.contrast}; baseline {analysis.baseline or 'none'}; {seed_text}."))
     blocks.append(bullets([f"{d}: read as {s['scale']} ({s['reason']})" for d, s in analysis.scales.items()]))
-    if analysis.notes:
+    if analysis.notes or context_notes:
         blocks.append(Heading(3, "Data notes"))
-        blocks.append(bullets(list(analysis.notes)))
+        blocks.append(bullets([*analysis.notes, *context_notes]))
     blocks.append(Heading(3, "Method"))
     blocks.append(Paragraph(
         "Kendall tau-b (ties handled) with a permutation p-value (every order of up to 9 models, Monte Carlo "
@@ -709,6 +717,8 @@ def write_report(
     title: str | None = None,
     config: dict[str, Any] | None = None,
     inputs: dict[str, str] | None = None,
+    audit: str | Path | None = None,
+    plateau: str | Path | None = None,
 ) -> dict[str, Path]:
     """Write results.csv, models.csv, pairs.csv, stats.json, plots/*.png, report.md, report.html, manifest.json
     (and config.json when `config` is given) into `out_dir`.
@@ -724,7 +734,7 @@ def write_report(
         paths["pairs"] = write_pairs_csv(build / "pairs.csv", analysis)
         figures = plots.render_all(analysis, build)
         paths.update({f"plot_{k}": v for k, v in figures.items()})
-        blocks = build_blocks(analysis, figures, title, out_dir=final)
+        blocks = build_blocks(analysis, figures, title, out_dir=final, audit=audit, plateau=plateau)
         data = analysis.to_dict()
         data.pop("rows")
         data["n_runs"] = len(analysis.rows)

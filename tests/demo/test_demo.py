@@ -18,8 +18,8 @@ NEEDED = [Path("/usr/share/openclipart/svg"), Path("/usr/share/datasets/fashion-
 def test_stage_keys_change_only_downstream():
     base = stage_keys(DemoConfig())
     later = stage_keys(DemoConfig(epochs=7))
-    assert [base[k] == later[k] for k in ("classes", "mine", "download", "zoo", "report")] == [
-        True, True, True, False, False]
+    assert [base[k] == later[k] for k in ("classes", "mine", "download", "zoo", "audit", "report")] == [
+        True, True, True, False, False, False]
     earlier = stage_keys(DemoConfig(num_classes=5))
     assert earlier["classes"] == base["classes"] and earlier["mine"] != base["mine"]
     assert earlier["report"] != base["report"]
@@ -31,7 +31,7 @@ def test_demo_quick_end_to_end_and_resume(tmp_path: Path):
     exe = [sys.executable, "-m", "imagenot", "demo", "--quick", "--out", str(out)]
     first = subprocess.run(exe, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
-    for stage in ("classes", "mine", "download", "zoo", "report"):
+    for stage in ("classes", "mine", "download", "zoo", "audit", "report", "summary"):
         assert f"[demo] {stage}:" in first.stdout
 
     report = out / "report"
@@ -62,11 +62,14 @@ def test_demo_quick_end_to_end_and_resume(tmp_path: Path):
     mtime = (report / "results.csv").stat().st_mtime
     second = subprocess.run(exe, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stdout.count("already done, skipped") == 5
+    assert second.stdout.count("already done, skipped") == 7
     assert (report / "results.csv").stat().st_mtime == mtime
 
     # a lost report is rebuilt from the finished runs without retraining
     shutil.rmtree(report)
     third = subprocess.run(exe, capture_output=True, text=True, timeout=300)
     assert third.returncode == 0 and (report / "report.html").exists()
-    assert third.stdout.count("already done, skipped") == 4
+    assert third.stdout.count("already done, skipped") == 5  # report and the summary of it are rebuilt
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("<!-- demo-summary:begin") and "| resnet_s32 |" in summary
+    assert (out / "audit" / "audit.json").is_file() and "How unlike is the contrast?" in (report / "report.md").read_text()

@@ -7,6 +7,7 @@ rather than after minutes of mining.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from imagenot.config import ConfigError, option
 
@@ -16,7 +17,9 @@ SMALL_MODELS = ("alexnet_s32", "vgg_s32", "resnet_s32", "densenet_s32", "efficie
 @dataclass(frozen=True)
 class DemoConfig:
     out: str = option("demo-out", help="output folder: every stage writes below it", path=True)
-    seed: int = option(0, help="seed of selection, splits, subsampling and training")
+    seed: int = option(0, help="seed of selection, splits and subsampling")
+    seeds: tuple[int, ...] = option((0,), help="training seeds of every run (several: the report measures the "
+                                    "seed-to-seed spread beside the test-image noise)", group="training")
     # contrast classes (SPEC section 6: WordNet nouns disjoint from Fashion-MNIST's classes)
     reference_classes: str = option("fashion-mnist", help="the reference class set the contrast avoids",
                                     group="contrast classes")
@@ -32,13 +35,19 @@ class DemoConfig:
                                      group="mining")
     num_classes: int = option(40, help="at most this many contrast classes", group="mining")
     min_per_class: int = option(20, help="candidate images a class needs before download", group="mining")
-    max_per_class: int = option(200, help="cap on candidate images per class", group="mining")
-    val_per_class: int = option(10, help="validation images per class", group="mining")
+    max_per_class: int = option(250, help="cap on candidate images per class", group="mining")
+    val_per_class: int = option(20, help="validation images per class (at most half a class): the corpus gives "
+                                "about 21 classes above the threshold at any minimum, so the contrast's statistical "
+                                "power comes from its validation images", group="mining")
     # materialisation
     image_size: int = option(32, help="shorter side of the stored images (px)", group="download")
     near_dup_distance: int = option(2, help="phash Hamming distance for near duplicates (-1: off)",
                                     group="download")
     min_images_per_class: int = option(15, help="images a class needs after download", group="download")
+    text_filter: Literal["off", "count"] = option("count", help="count the images LAIONet's text-in-image filter "
+                                                  "would remove (Tesseract OCR), on a sample", group="download")
+    text_filter_fraction: float = option(0.15, help="share of the images OCR'd for the count (OCR costs about "
+                                         "0.3 s an image)", group="download")
     # training
     models: tuple[str, ...] = option(SMALL_MODELS, help="registry models of the zoo", group="training")
     recipe: str = option("uniform", help="training recipe (one recipe for every model)", group="training")
@@ -47,13 +56,20 @@ class DemoConfig:
                                   "a comparable number of steps)", group="training")
     batch_size: int = option(128, help="global batch size", group="training")
     reference: str = option("fashion-mnist", help="the reference dataset spec", group="training")
-    reference_limit_per_class: int = option(300, help="reference training images per class", group="training")
+    reference_limit_per_class: int = option(300, help="reference training images per class (validation: the "
+                                            "whole Fashion-MNIST test set)", group="training")
+    reference_val_limit: int | None = option(None, help="at most this many reference validation images "
+                                             "(default: all 10,000 test images)", group="training")
     finetune_epochs: int = option(2, help="fine-tuning epochs on the transfer target", group="transfer")
     finetune_mode: str = option("full", help="full or linear fine-tuning", group="transfer")
     transfer: str = option("animal-mnist", help="the transfer target dataset spec", group="transfer")
     transfer_limit_per_class: int = option(200, help="transfer training images per class", group="transfer")
     threads: int | None = option(None, help="torch CPU threads (default: torch's choice, the core count)",
                                  group="training")
+    audit: bool = option(True, help="run `imagenot audit` on the two datasets (class, image and label level) "
+                         "and show it in the report", group="audit")
+    audit_samples: int = option(1000, help="images per dataset for the audit's 'which dataset?' classifier",
+                                group="audit")
 
     def __post_init__(self) -> None:
         positive = ("num_classes", "min_per_class", "max_per_class", "image_size", "min_images_per_class",
@@ -74,6 +90,12 @@ class DemoConfig:
             raise ConfigError(f"finetune_mode {self.finetune_mode!r} not one of full, linear")
         if not self.models:
             raise ConfigError("the demo needs at least one model")
+        if not self.seeds:
+            raise ConfigError("the demo needs at least one training seed")
+        if not 0.0 < self.text_filter_fraction <= 1.0:
+            raise ConfigError(f"text_filter_fraction {self.text_filter_fraction} must be in (0, 1]")
+        if self.reference_val_limit is not None and self.reference_val_limit < 1:
+            raise ConfigError(f"reference_val_limit must be at least 1, got {self.reference_val_limit}")
 
 
 PRESETS: dict[str, dict[str, object]] = {
@@ -82,6 +104,7 @@ PRESETS: dict[str, dict[str, object]] = {
     "quick": {
         "num_classes": 8, "min_per_class": 20, "max_per_class": 40,
         "epochs": 1, "contrast_epochs": 1, "reference_limit_per_class": 40, "finetune_epochs": 1,
-        "transfer_limit_per_class": 20,
+        "transfer_limit_per_class": 20, "reference_val_limit": 1000, "text_filter": "off", "audit_samples": 150,
+        "val_per_class": 10,
     },
 }

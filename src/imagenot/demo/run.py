@@ -32,7 +32,9 @@ class DemoPaths:
         self.mine = out / "mine"
         self.dataset = out / "clipart-not"
         self.runs = out / "runs"
+        self.audit = out / "audit"
         self.report = out / "report"
+        self.summary = out / "summary.md"
 
 
 def _classes(cfg: DemoConfig, p: DemoPaths) -> str:
@@ -67,25 +69,32 @@ def _download(cfg: DemoConfig, p: DemoPaths) -> str:
         matches=str(p.mine / "selected.parquet"), out=str(p.dataset), name="clipart-not",
         image_size=cfg.image_size, allow_local=True, processes=min(2, os.cpu_count() or 1),
         near_dup_distance=cfg.near_dup_distance, min_images_per_class=cfg.min_images_per_class, seed=cfg.seed,
+        text_filter=cfg.text_filter, text_filter_fraction=cfg.text_filter_fraction if cfg.text_filter != "off" else 1.0,
     ), command="imagenot demo")
     counts = {k: v.get("count", v) if isinstance(v, dict) else v for k, v in card.get("splits", {}).items()}
-    return f"{len(card.get('classes', []))} classes, splits {counts}"
+    summary = f"{len(card.get('classes', []))} classes, splits {counts}"
+    tf = card.get("text_filter") or {}
+    if tf.get("mode") not in (None, "off") and tf.get("checked"):
+        summary += f"; text in image: {tf.get('text_in_image', 0)} of {tf['checked']} OCR'd"
+    return summary
 
 
 def _plan(cfg: DemoConfig, p: DemoPaths) -> Any:
     from imagenot.zoo.plan import ZooDataset, ZooPlan, ZooTransfer
 
+    reference_options: dict[str, Any] = {"train.limit_per_class": cfg.reference_limit_per_class}
+    if cfg.reference_val_limit:
+        reference_options["val.limit"] = cfg.reference_val_limit
     return ZooPlan(
-        out=str(p.runs), models=cfg.models, seeds=(cfg.seed,), recipe=cfg.recipe, epochs=cfg.epochs,
-        batch_size=cfg.batch_size, image_size=32, threads=cfg.threads,
+        out=str(p.runs), models=cfg.models, seeds=tuple(cfg.seeds), recipe=cfg.recipe, epochs=cfg.epochs,
+        batch_size=cfg.batch_size, image_size=32, threads=cfg.threads, eval_every=0,
         datasets=(
-            ZooDataset(cfg.reference, role="reference", name="fashion-mnist",
-                       options={"limit_per_class": cfg.reference_limit_per_class}),
+            ZooDataset(cfg.reference, role="reference", name="fashion-mnist", options=reference_options),
             ZooDataset(f"wds:{p.dataset}", role="contrast", name="clipart-not", epochs=cfg.contrast_epochs),
         ),
         transfer=(ZooTransfer(cfg.transfer, name="animal-mnist", modes=(cfg.finetune_mode,),
                               epochs=cfg.finetune_epochs,
-                              options={"limit_per_class": cfg.transfer_limit_per_class}),),
+                              options={"train.limit_per_class": cfg.transfer_limit_per_class}),),
     )
 
 
@@ -97,15 +106,56 @@ def _zoo(cfg: DemoConfig, p: DemoPaths) -> str:
     return f"{n_pre} pretraining runs and {len(results) - n_pre} fine-tunes finished"
 
 
+def audit_run(cfg: DemoConfig, p: DemoPaths) -> Path:
+    """The contrast run whose out-of-sample predictions the audit's confident learning uses: the best family
+    of the demo on the contrast side is not known in advance, so the first ResNet variant (else the first
+    model) of the first seed."""
+    model = next((m for m in cfg.models if m.startswith("resnet")), cfg.models[0])
+    return p.runs / "clipart-not" / model / f"seed{cfg.seeds[0]}"
+
+
+def _audit(cfg: DemoConfig, p: DemoPaths) -> str:
+    from imagenot.audit import AuditConfig, run_audit
+
+    result = run_audit(AuditConfig(reference=cfg.reference, contrast=f"wds:{p.dataset}", out=str(p.audit),
+                                   contrast_run=str(audit_run(cfg, p)), samples_per_dataset=cfg.audit_samples,
+                                   seed=cfg.seed, threads=cfg.threads, progress=False))
+    image = (result.get("summary") or {}).get("image_level") or {}
+    label = (result.get("summary") or {}).get("label_level") or {}
+    parts = []
+    if image.get("accuracy") is not None:
+        parts.append(f"the datasets are told apart with {100 * image['accuracy']:.1f}% accuracy")
+    if label.get("label_issues") is not None:
+        parts.append(f"{label['label_issues']} of {label.get('label_issues_checked')} contrast val images "
+                     "flagged as likely label errors")
+    return "; ".join(parts) or "audit written"
+
+
+def plateau_file() -> Path | None:
+    """The demo's budget sweep (scripts/demo_budget_sweep.py), shipped with the package, if it exists."""
+    path = Path(__file__).with_name("budget.json")
+    return path if path.is_file() else None
+
+
 def _report(cfg: DemoConfig, p: DemoPaths) -> str:
     from imagenot.analysis.config import ReportConfig
     from imagenot.analysis.pipeline import run_report
 
+    audit = p.audit / "audit.json"
+    plateau = plateau_file()
     run_report(ReportConfig(runs=(str(p.runs),), out=str(p.report), reference="fashion-mnist",
-                            contrast="clipart-not",
+                            contrast="clipart-not", audit=str(audit) if audit.is_file() else None,
+                            plateau=str(plateau) if plateau else None,
                             title="imagenot demo: Fashion-MNIST vs clipart-not (Open Clip Art)"))
     stats = read_json(p.report / "stats.json")
     return _headline(stats)
+
+
+def _summary(cfg: DemoConfig, p: DemoPaths, runner: StageRunner) -> str:
+    from imagenot.demo.summary import write_summary
+
+    write_summary(cfg, p, runner.timings())
+    return f"{p.summary.name} (the README's demo section: python scripts/update_readme.py {p.out})"
 
 
 def _headline(stats: dict[str, Any]) -> str:
@@ -132,7 +182,10 @@ def run_demo(cfg: DemoConfig, echo: Any = print) -> Path:
     runner.run("download", lambda: _download(cfg, p), lambda: (p.dataset / "dataset.json").exists(),
                keys["download"])
     runner.run("zoo", lambda: _zoo(cfg, p), lambda: _zoo_done(cfg, p), keys["zoo"])
+    if cfg.audit:
+        runner.run("audit", lambda: _audit(cfg, p), lambda: (p.audit / "audit.json").exists(), keys["audit"])
     runner.run("report", lambda: _report(cfg, p), lambda: (p.report / "report.html").exists(), keys["report"])
+    runner.run("summary", lambda: _summary(cfg, p, runner), lambda: _summary_current(p), keys["summary"])
     write_manifest(out, to_dict(cfg))
     echo("")
     echo(runner.table())
@@ -145,11 +198,13 @@ _STAGE_FIELDS = {
     "classes": ("reference_classes", "root", "exclude_hierarchy"),
     "mine": ("corpus", "encoder", "threshold", "num_classes", "min_per_class", "max_per_class", "val_per_class",
              "seed"),
-    "download": ("image_size", "near_dup_distance", "min_images_per_class"),
-    "zoo": ("models", "recipe", "epochs", "contrast_epochs", "batch_size", "reference",
-            "reference_limit_per_class", "finetune_epochs", "finetune_mode", "transfer",
+    "download": ("image_size", "near_dup_distance", "min_images_per_class", "text_filter", "text_filter_fraction"),
+    "zoo": ("models", "seeds", "recipe", "epochs", "contrast_epochs", "batch_size", "reference",
+            "reference_limit_per_class", "reference_val_limit", "finetune_epochs", "finetune_mode", "transfer",
             "transfer_limit_per_class"),
+    "audit": ("audit", "audit_samples"),
     "report": (),
+    "summary": (),
 }
 
 
@@ -160,6 +215,14 @@ def stage_keys(cfg: DemoConfig) -> dict[str, str]:
         acc.update(json.dumps({f: settings[f] for f in fields}, sort_keys=True).encode())
         keys[stage] = acc.copy().hexdigest()[:16]
     return keys
+
+
+def _summary_current(p: DemoPaths) -> bool:
+    """summary.md exists and is newer than the report and the audit it summarises."""
+    if not p.summary.exists():
+        return False
+    sources = [p.report / "stats.json", p.audit / "audit.json"]
+    return all(p.summary.stat().st_mtime_ns >= s.stat().st_mtime_ns for s in sources if s.exists())
 
 
 def _zoo_done(cfg: DemoConfig, p: DemoPaths) -> bool:

@@ -56,6 +56,10 @@ class StageRunner:
             self.echo(f"[demo] {name}: {summary} ({rec.seconds:.1f} s)")
         self.records.append(rec)
 
+    def timings(self) -> dict[str, dict[str, Any]]:
+        """Per stage, the seconds and summary of the last time it ran (skipped stages keep earlier runs')."""
+        return self._state()
+
     def table(self) -> str:
         width = max((len(r.name) for r in self.records), default=5)
         lines = [f"{'stage':<{width}}  {'status':<7}  {'time':>7}  summary"]

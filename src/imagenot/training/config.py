@@ -86,9 +86,9 @@ class TrainConfig:
                                  group="hardware")
     threads: int | None = option(None, help="torch CPU threads; config.json records the number used, since it "
                                  "changes CPU results (default: torch's choice)", group="hardware")
-    eval_every: int = option(1, help="evaluate on the validation split every N epochs (the last epoch always); "
-                             "a large validation split evaluated every epoch can cost as much as training",
-                             group="checkpoints")
+    eval_every: int = option(1, help="evaluate on the validation split every N epochs (0: only after the last "
+                             "epoch, which is always evaluated); a large validation split evaluated every epoch "
+                             "can cost as much as training", group="checkpoints")
     checkpoint_every_steps: int = option(0, flag="--checkpoint-every", help="also checkpoint every N optimizer "
                                          "steps (0: at the end of every epoch only)", group="checkpoints")
     log_every_steps: int = option(25, help="progress-bar update interval in steps", group="checkpoints")
@@ -112,13 +112,14 @@ class TrainConfig:
                               ("wds_read", ("auto", "sequential", "random"))):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} {getattr(self, name)!r} not one of {', '.join(choices)}")
-        for name in ("epochs", "batch_size", "image_size", "limit", "eval_batch_size", "threads", "shuffle_buffer",
-                     "eval_every"):
+        for name in ("epochs", "batch_size", "image_size", "limit", "eval_batch_size", "threads", "shuffle_buffer"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name} must be at least 1, got {v}")
         if self.workers is not None and self.workers < 0:
             raise ConfigError(f"workers must be 0 or more, got {self.workers}")
+        if self.eval_every < 0:
+            raise ConfigError(f"eval_every must be 0 (last epoch only) or more, got {self.eval_every}")
         if self.finetune_mode == "linear" and self.from_scratch:
             raise ConfigError("a linear probe (finetune_mode linear) needs pretrained weights: give --init")
 

@@ -166,7 +166,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         for epoch in range(state.epoch, state.epochs):
             train_one_epoch(state, epoch)
             last = epoch + 1 == state.epochs
-            val = evaluate_epoch(state, final=last) if last or (epoch + 1) % cfg.eval_every == 0 else None
+            due = last or (cfg.eval_every > 0 and (epoch + 1) % cfg.eval_every == 0)
+            val = evaluate_epoch(state, final=last) if due else None
             end_epoch(state, epoch, val)
         return finish(state)
     finally:

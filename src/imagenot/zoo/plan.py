@@ -103,7 +103,8 @@ class ZooPlan:
     workers: int | None = option(None, help="DataLoader workers per process (default: from the CPU count)")
     gpu_decode: bool = option(False, help="decode JPEGs on the GPU")
     deterministic: bool = option(False, help="deterministic algorithms in every run")
-    eval_every: int = option(1, help="evaluate every N epochs in every training run (the last epoch always)")
+    eval_every: int = option(1, help="evaluate every N epochs in every training run (0: only the last epoch, "
+                             "which is always evaluated)")
     checkpoint_every_steps: int = option(0, flag="--checkpoint-every", help="also checkpoint every N steps")
     progress: bool = option(True, cli=False, help="progress bars (the global --no-progress switches them off)")
     nproc_per_node: int = option(1, help="processes (GPUs) per node in printed torchrun/Slurm commands")

@@ -1,0 +1,45 @@
+"""Copy a finished demo's own account into the README: its summary.md between the demo markers, and its
+scatter plot as docs/demo_scatter.png. The README's demo section is therefore always what a demo produced.
+
+    python scripts/update_readme.py demo-out
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from imagenot.demo.summary import BEGIN, END  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    demo = Path(argv[0])
+    summary = demo / "summary.md"
+    scatter = demo / "report" / "plots" / "scatter.png"
+    if not summary.is_file() or not scatter.is_file():
+        print(f"{demo}: no summary.md or report/plots/scatter.png; run `imagenot demo --out {demo}` first",
+              file=sys.stderr)
+        return 2
+    readme = REPO / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        print(f"{readme}: the demo markers are missing ({BEGIN!r} ... {END!r})", file=sys.stderr)
+        return 2
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    block = summary.read_text(encoding="utf-8").strip()
+    readme.write_text(head + block + tail, encoding="utf-8")
+    shutil.copyfile(scatter, REPO / "docs" / "demo_scatter.png")
+    print(f"README.md demo section and docs/demo_scatter.png updated from {demo}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

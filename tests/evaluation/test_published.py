@@ -40,3 +40,25 @@ def test_bad_published_requests_write_nothing(tmp_path: Path, capsys, argv: list
     assert main(["evaluate", *argv, "--published", "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_report_over_published_runs_reproduces_the_papers_agreement(tmp_path: Path, shared_reference: Path):
+    """The nine real `evaluate --published` folders as the ImageNet side, the paper's ImageNot ratios to
+    AlexNet as the other: the ranking is the same (Kendall tau 1), as the paper reports."""
+    rows = list(csv.DictReader(open(shared_reference / "paper_results.csv")))
+    for row in rows:
+        model = row["torchvision_builder"]
+        assert main(["evaluate", "--model", model, "--published", "--out", str(tmp_path / "imagenet" / model),
+                     "-q"]) == 0
+        ratio = tmp_path / "imagenot" / model
+        ratio.mkdir(parents=True)
+        (ratio / "result.json").write_text(json.dumps({
+            "model": model, "year": int(row["year"]), "dataset": "imagenot_ratio_to_alexnet", "role": "contrast",
+            "top1": float(row["imagenot_ratio_to_alexnet"]), "seed": None}))
+    out = tmp_path / "report"
+    assert main(["report", "--runs", str(tmp_path / "imagenet"), str(tmp_path / "imagenot"), "--out", str(out),
+                 "--n-boot", "300", "-q"]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["main"]["rank"]["kendall_tau"] == pytest.approx(1.0)
+    assert stats["main"]["order"]["discordant"] == 0 and len(stats["main"]["models"]) == 9
+    assert stats["datasets"]["imagenet-1k"]["source"] == "published"

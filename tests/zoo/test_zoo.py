@@ -97,3 +97,16 @@ def _write(tmp_path, data):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def test_a_dataset_can_have_its_own_seeds(tmp_path):
+    from imagenot.zoo import jobs, plan_from_mapping
+
+    plan = plan_from_mapping({**PLAN, "out": str(tmp_path), "datasets": [
+        {"spec": "synthetic", "name": "ref", "role": "reference"},
+        {"spec": "synthetic", "name": "con", "role": "contrast", "seeds": [0, 1, 2]}]})
+    runs = {j.run_dir.relative_to(tmp_path).as_posix() for j in jobs(plan)}
+    trained = {r for r in runs if not r.startswith("transfer/")}
+    assert trained == {f"{d}/{m}/seed{s}" for m in PLAN["models"] for d, seeds in (("ref", [0]), ("con", [0, 1, 2]))
+                       for s in seeds}
+    assert sum(r.startswith("transfer/target/linear/from-con/") for r in runs) == 6  # every contrast seed

@@ -44,6 +44,8 @@ class ZooDataset:
                               "for source published the weights whose numbers are recorded (default: torchvision)")
     options: dict[str, Any] = option(default_factory=dict, help="dataset entry options (imagenot datasets)")
     epochs: int | None = option(None, help="epochs on this dataset (default: the plan's)")
+    seeds: tuple[int, ...] = option((), help="training seeds on this dataset (default: the plan's); e.g. more "
+                                    "seeds where the validation set is small and training is cheap")
 
     @property
     def kind(self) -> str:

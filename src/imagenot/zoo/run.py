@@ -108,11 +108,11 @@ def jobs(plan: ZooPlan) -> list[Job]:
     pre: list[tuple[ZooDataset, str, int, Job]] = []
     for ds in plan.datasets:
         for model in plan.models:
-            seeds = plan.seeds if ds.kind == "train" else plan.seeds[:1]
-            for seed in seeds:
+            own = tuple(ds.seeds) or plan.seeds
+            for seed in (own if ds.kind == "train" else own[:1]):
                 job = _pretraining_job(plan, ds, model, seed)
                 out.append(job)
-                for s in (plan.seeds if ds.kind != "train" else (seed,)):
+                for s in (own if ds.kind != "train" else (seed,)):
                     pre.append((ds, model, s, job))
     sources = set(plan.transfer_from)
     for t in plan.transfer:

@@ -35,7 +35,7 @@ PREDICTIONS = "predictions.parquet"
 # Config keys that do not change what is trained (how often to log, whether to resume, ...).
 NON_IDENTITY_KEYS = frozenset(
     {"out", "resume", "force", "progress", "threads", "log_every_steps", "checkpoint_every_steps", "device",
-     "compile", "eval_batch_size", "eval_every"}
+     "compile", "eval_batch_size", "eval_every", "workers"}
 )
 
 

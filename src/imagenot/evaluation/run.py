@@ -124,7 +124,20 @@ def _normalization(cfg: EvaluateConfig, info: Any, ds: Any) -> tuple[list[float]
 
 
 def evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
-    """Evaluate `cfg.init` on `cfg.dataset` (split `cfg.split`); write and return the run's result.json."""
+    """Evaluate `cfg.init` on `cfg.dataset` (split `cfg.split`); write and return the run's result.json.
+
+    The thread count is put back afterwards, so a zoo evaluating in-process leaves its other runs alone."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        return _evaluate_weights(cfg)
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     import torch
 
     from imagenot.models import model_info, params_and_flops

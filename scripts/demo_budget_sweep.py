@@ -94,7 +94,7 @@ def write_docs(result: dict, demo: DemoConfig) -> None:
     fig.savefig(REPO / "docs" / "demo_budget.png", dpi=110)
     lines = ["# The demo's training budget", "",
              f"Measured with `scripts/demo_budget_sweep.py` on {result['machine']} ({result['date']}), "
-             f"{result['wall_s'] / 60:.0f} min in all; seed {result['seed']}, the demo's recipe "
+             f"{result['wall_s'] / 60:.0f} min of training in all; seed {result['seed']}, the demo's recipe "
              f"({demo.recipe}), batch {demo.batch_size}, 32 px. Each point is a complete run with its own "
              "schedule. The plateau is the largest budget of each ladder.", "",
              "![accuracy against training budget](demo_budget.png)", ""]
@@ -156,7 +156,9 @@ def main() -> int:
 
     result = {
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "seed": args.seed, "models": models, "wall_s": time.perf_counter() - t0, "points": points,
+        "seed": args.seed, "models": models, "points": points,
+        # Each run records its own training time, so a resumed sweep still reports what the whole ladder cost.
+        "wall_s": sum(p["wall_s"] or 0.0 for p in points), "this_session_s": time.perf_counter() - t0,
         "contrast_val_images": next((p["val_images"] for p in points if p["dataset_key"] == "contrast"), None),
         "plateau": {key: {m: {"top1": p["top1"], "budget": p["budget"]} for m, p in plateaus(points, key).items()}
                     for key in ("reference", "contrast")},

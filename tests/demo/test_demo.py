@@ -25,6 +25,21 @@ def test_stage_keys_change_only_downstream():
     assert earlier["report"] != base["report"]
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "-1"], "demo settings must be positive: epochs=-1"),
+    (["--threshold", "1.5"], "is not a cosine similarity"),
+    (["--min-per-class", "50", "--max-per-class", "10"], "exceeds max_per_class"),
+    (["--models", "resnet9"], "unknown model"),
+])
+def test_bad_demo_settings_are_refused_before_any_stage(tmp_path: Path, capsys, argv: list[str], message: str):
+    from imagenot.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.skipif(not all(p.exists() for p in NEEDED), reason="Debian demo data not installed")
 def test_demo_quick_end_to_end_and_resume(tmp_path: Path):
     out = tmp_path / "demo"

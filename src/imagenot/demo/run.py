@@ -170,11 +170,15 @@ def _headline(stats: dict[str, Any]) -> str:
 
 def run_demo(cfg: DemoConfig, echo: Any = print) -> Path:
     """Run (or resume) every stage; returns the report folder."""
+    from imagenot.zoo.plan import validate_plan
+
     t0 = time.perf_counter()
     out = Path(cfg.out)
+    p = DemoPaths(out)
+    # The zoo's models, recipe and image size are checked now, not after three stages of mining and download.
+    validate_plan(_plan(cfg, p))
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", to_record(cfg))
-    p = DemoPaths(out)
     runner = StageRunner(out, echo=echo)
     keys = stage_keys(cfg)
     runner.run("classes", lambda: _classes(cfg, p), lambda: p.pool.exists(), keys["classes"])

@@ -36,6 +36,13 @@ def test_line_gives_an_eta_for_known_totals():
     assert text.startswith("embed: 50/100 caption (50%)") and "5.0 caption/s" in text and "ETA 0:10" in text
 
 
+def test_slow_units_are_given_in_seconds_each():
+    bar = P.Progress(24, desc="zoo", unit="run", enabled=False)
+    bar.n = 3
+    text = bar.line(now=bar._t0 + 90.0)
+    assert "30 s/run" in text and "ETA 10:30" in text and "run/s" not in text
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_pool_map_serial_and_spawned_give_every_result(workers: int):
     got = dict(P.pool_map(_square, [1, 2, 3, 4], workers=workers, enabled=False))

@@ -100,7 +100,8 @@ class Progress:
             parts[0] += f"/{self.total:,} {self.unit} ({100.0 * self.n / self.total:.0f}%)"
         else:
             parts[0] += f" {self.unit}"
-        parts.append(f"{rate:,.1f} {self.unit}/s")
+        # Slow units (runs, shards) read better as seconds per unit than as "0.0 run/s".
+        parts.append(f"{rate:,.1f} {self.unit}/s" if rate >= 1 or rate == 0 else f"{1.0 / rate:,.0f} s/{self.unit}")
         if self.total and rate > 0:
             parts.append(f"ETA {_fmt_eta((self.total - self.n) / rate)}")
         if self._postfix:

@@ -51,12 +51,12 @@ class DemoConfig:
     # training
     models: tuple[str, ...] = option(SMALL_MODELS, help="registry models of the zoo", group="training")
     recipe: str = option("uniform", help="training recipe (one recipe for every model)", group="training")
-    epochs: int = option(3, help="pretraining epochs on the reference", group="training")
-    contrast_epochs: int = option(15, help="pretraining epochs on the contrast (it is smaller: more passes for "
+    epochs: int = option(3, help="pretraining epochs on the reference (docs/demo_budget.md)", group="training")
+    contrast_epochs: int = option(40, help="pretraining epochs on the contrast (it is smaller: more passes for "
                                   "a comparable number of steps)", group="training")
     batch_size: int = option(128, help="global batch size", group="training")
     reference: str = option("fashion-mnist", help="the reference dataset spec", group="training")
-    reference_limit_per_class: int = option(300, help="reference training images per class (validation: the "
+    reference_limit_per_class: int = option(1000, help="reference training images per class (validation: the "
                                             "whole Fashion-MNIST test set)", group="training")
     reference_val_limit: int | None = option(None, help="at most this many reference validation images "
                                              "(default: all 10,000 test images)", group="training")

@@ -117,6 +117,7 @@ def write_docs(result: dict, demo: DemoConfig) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     points = result["points"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -127,6 +128,13 @@ def write_docs(result: dict, demo: DemoConfig) -> None:
                          key=lambda p: p["cost_images"])
             ax.plot([p["cost_images"] for p in pts], [p["top1"] for p in pts], marker="o", label=model)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels of a short log axis overlap
+        demo_cost = (demo.reference_limit_per_class * demo.epochs * result["reference_classes"] if key == "reference"
+                     else result["contrast_train_images"] * demo.contrast_epochs)
+        if demo_cost:
+            ax.axvline(demo_cost, color="0.4", linestyle="--", linewidth=1)
+            ax.annotate("the demo's budget", (demo_cost, 0.02), xycoords=("data", "axes fraction"),
+                        xytext=(4, 0), textcoords="offset points", fontsize=8, color="0.3")
         ax.set_xlabel("training images seen (images x epochs, log scale)")
         ax.set_ylabel("top-1 (%)")
         ax.set_title(title)
@@ -203,6 +211,8 @@ def main() -> int:
         # Each run records its own training time, so a resumed sweep still reports what the whole ladder cost.
         "wall_s": sum(p["wall_s"] or 0.0 for p in points), "this_session_s": time.perf_counter() - t0,
         "contrast_val_images": next((p["val_images"] for p in points if p["dataset_key"] == "contrast"), None),
+        "contrast_train_images": next((p["train_images"] for p in points if p["dataset_key"] == "contrast"), None),
+        "reference_classes": 10,
         "plateau": {key: {m: {"top1": p["top1"], "budget": p["budget"]} for m, p in plateaus(points, key).items()}
                     for key in ("reference", "contrast")},
     }

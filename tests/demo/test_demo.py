@@ -13,6 +13,7 @@ from imagenot.demo.config import PRESETS, DemoConfig
 from imagenot.demo.run import stage_keys
 
 NEEDED = [Path("/usr/share/openclipart/svg"), Path("/usr/share/datasets/fashion-mnist")]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_stage_keys_change_only_downstream():
@@ -88,3 +89,31 @@ def test_demo_quick_end_to_end_and_resume(tmp_path: Path):
     summary = (out / "summary.md").read_text()
     assert summary.startswith("<!-- demo-summary:begin") and "| resnet_s32 |" in summary
     assert (out / "audit" / "audit.json").is_file() and "How unlike is the contrast?" in (report / "report.md").read_text()
+
+    # the README's demo section is this summary, copied between the markers; nothing else changes
+    import importlib.util
+
+    from imagenot.demo.summary import BEGIN, END
+
+    spec = importlib.util.spec_from_file_location("update_readme", REPO / "scripts" / "update_readme.py")
+    update_readme = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(update_readme)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n\n{BEGIN}\nold numbers\n{END}\n\nafter\n")
+    assert update_readme.update(out, readme, tmp_path / "docs") == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n\n") and text.endswith("\n\nafter\n") and "old numbers" not in text
+    assert summary.strip() in text
+    assert (tmp_path / "docs" / "demo_scatter.png").read_bytes() == (report / "plots" / "scatter.png").read_bytes()
+
+
+def test_readme_demo_section_is_a_generated_summary():
+    """The committed README carries a demo summary (not a placeholder) for the default demo's models."""
+    from imagenot.demo.summary import BEGIN, END
+
+    text = (REPO / "README.md").read_text()
+    block = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    assert "One run of `imagenot demo`" in block
+    for model in DemoConfig().models:
+        assert f"| {model} |" in block
+    assert (REPO / "docs" / "demo_scatter.png").stat().st_size > 10_000

@@ -79,3 +79,19 @@ def test_bad_parameters() -> None:
         select(_matches(), CLASSES, SelectionParams(cap="best"), None)
     with pytest.raises(ImagenotError, match="--oversample"):
         select(_matches(), CLASSES, SelectionParams(oversample=0.5), None)
+
+
+def test_cap_top_breaks_ties_by_source_id_and_a_class_without_similarities_is_sampled() -> None:
+    """One global sort orders every class: equal similarities go by source_id; a class whose rows have no
+    similarity at all keeps the seeded random sample (its rows must not be ordered by source_id)."""
+    rows = [{"source_id": sid, "url": f"http://x/{sid}", "caption": "lemma0", "wnid": CLASSES[0].wnid,
+             "lemma": "lemma0", "similarity": sim}
+            for sid, sim in [("e", 0.5), ("b", 0.5), ("d", 0.9), ("a", 0.5), ("c", None), ("f", 0.1)]]
+    rows += [{"source_id": f"z{j:02d}", "url": f"http://y/{j}", "caption": "lemma1", "wnid": CLASSES[1].wnid,
+              "lemma": "lemma1", "similarity": None} for j in range(40)]
+    params = SelectionParams(max_per_class=4, cap="top", val_per_class=0, min_matches_per_class=1)
+    _, sel, _ = select(pa.Table.from_pylist(rows, schema=MATCH_SCHEMA), CLASSES, params, None)
+    got = sel.filter(pa.compute.equal(sel["wnid"], CLASSES[0].wnid))["source_id"].to_pylist()
+    assert got == ["d", "a", "b", "e"]
+    unscored = sel.filter(pa.compute.equal(sel["wnid"], CLASSES[1].wnid))["source_id"].to_pylist()
+    assert len(unscored) == 4 and unscored != ["z00", "z01", "z02", "z03"]

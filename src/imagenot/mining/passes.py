@@ -2,9 +2,12 @@
 
 A pass is: scan every unfinished shard (CPU, `scan.scan_shard`), then finish it (`finish_shard`: resolve each
 caption to one class, score it with the encoder, write `matches/<shard>.parquet`). The local engine scans in
-a pool of worker processes and finishes in the main process, which holds the encoder (and the GPU if any),
-keeping at most two scans per worker in flight so memory stays bounded however many shards there are. The Ray
-engine (`ray_engine`) runs the same two functions on a cluster.
+a pool of worker processes. With an encoder it finishes in the main process, which holds the encoder (and the
+GPU if any), keeping at most two scans per worker in flight so memory stays bounded however many shards there
+are. Without one (`--no-embed`) a worker finishes its own shard and sends back only the counters: shipping
+the candidates to the parent (pickled) and writing them there kept part of every pass on one core. Each worker
+gets the pass once, at start-up, so the lemma automaton is built once per process, not once per shard. The
+Ray engine (`ray_engine`) runs the same two functions on a cluster.
 """
 
 from __future__ import annotations
@@ -12,17 +15,19 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from imagenot.mining.corpus import Shard
 from imagenot.mining.embed import EncoderSpec
 from imagenot.mining.resolve import RankFn, resolve_candidates
-from imagenot.mining.scan import ScanContext, ShardScan, scan_shard
+from imagenot.mining.scan import CANDIDATE_SCHEMA, ScanContext, ShardScan, scan_shard
 from imagenot.mining.shard_output import finished_stats, matches_path, shard_fingerprint, write_matches
 from imagenot.mining.similarity import Scorer
 from imagenot.progress import Progress
@@ -97,6 +102,49 @@ def _record(result: PassResult, scan: ShardScan, finish: Callable[[ShardScan], d
     result.shard_stats[scan.shard.name] = finish(scan)
 
 
+_WORKER_SPEC: PassSpec | None = None  # the pass a worker process serves (set once by `_init_worker`)
+
+
+def _init_worker(spec_file: str) -> None:
+    # The file is this run's own pickle in a private (0700) temporary folder, written just before the pool
+    # starts: not input from a corpus or a user. It goes by file, not as an initializer argument, because
+    # spawn writes initializer arguments into each child's pipe before the child reads it: a pass larger
+    # than the pipe's buffer (1000 classes are 250 KB) made the parent start its workers one after another.
+    global _WORKER_SPEC
+    with open(spec_file, "rb") as f:
+        _WORKER_SPEC = pickle.load(f)
+
+
+def _scan_in_worker(shard: Shard) -> ShardScan:
+    assert _WORKER_SPEC is not None
+    return scan_shard(shard, _WORKER_SPEC.ctx)
+
+
+def _scan_and_finish_in_worker(shard: Shard) -> tuple[ShardScan, dict[str, Any] | None]:
+    """Scan and finish one shard without an encoder; the scan comes back without its candidates."""
+    assert _WORKER_SPEC is not None
+    scan = scan_shard(shard, _WORKER_SPEC.ctx)
+    stats = None if scan.error is not None else finish_shard(scan, _WORKER_SPEC, None)
+    return ShardScan(scan.shard, CANDIDATE_SCHEMA.empty_table(), scan.stats, scan.seconds, scan.error), stats
+
+
+def _worker_spec(spec: PassSpec) -> PassSpec | None:
+    """The pass as a worker gets it, or None if it cannot travel (an unpicklable `rank`)."""
+    slim = replace(spec, shards=[])
+    try:
+        pickle.dumps(slim.rank)
+    except Exception:  # noqa: BLE001 - any pickling failure means: finish in this process
+        return None
+    return slim
+
+
+def _write_spec(spec: PassSpec, folder: Path) -> str:
+    path = folder / "pass.pickle"
+    with open(path, "wb") as f:
+        pickle.dump(spec, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return str(path)
+
+
 def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
@@ -127,18 +175,48 @@ def run_local(spec: PassSpec, workers: int = 0) -> PassResult:
             _record(result, scan_shard(shard, spec.ctx), finish)
             bar.update()
     else:
-        # spawn, not fork: the parent may hold torch/OpenMP threads that a forked child would inherit broken.
-        mp = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=mp) as pool:
-            queue = list(todo)
-            running: set[Future[ShardScan]] = set()
-            while queue or running:
-                while queue and len(running) < 2 * workers:
-                    running.add(pool.submit(scan_shard, queue.pop(0), spec.ctx))
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    _record(result, fut.result(), finish)
-                    bar.update()
+        _run_pool(spec, todo, workers, result, finish, bar)
     bar.close()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _run_pool(spec: PassSpec, todo: list[Shard], workers: int, result: PassResult,
+              finish: Callable[[ShardScan], dict[str, Any]], bar: Progress) -> None:
+    """Scan in worker processes. Without an encoder this process is one of the `workers`: it takes a shard
+    from the end of the queue whenever the pool has its fill, so a spawned worker's start-up (about a second:
+    Python, pyarrow, the automaton) is not paid by the whole pass. With an encoder it only finishes."""
+    slim = _worker_spec(spec)
+    in_worker = spec.embed is None and slim is not None
+    task = _scan_and_finish_in_worker if in_worker else _scan_in_worker
+    helpers = workers - 1 if in_worker else workers
+    # spawn, not fork: the parent may hold torch/OpenMP threads that a forked child would inherit broken.
+    mp = multiprocessing.get_context("spawn")
+    init_spec = slim if slim is not None else replace(spec, shards=[], rank=None)
+
+    def collect(done: set[Future[Any]]) -> None:
+        for fut in done:
+            if in_worker:
+                scan, stats = fut.result()
+                _record(result, scan, lambda _scan, stats=stats: stats)
+            else:
+                _record(result, fut.result(), finish)
+            bar.update()
+
+    with tempfile.TemporaryDirectory(prefix="imagenot-pass-") as tmp, \
+            ProcessPoolExecutor(helpers, mp_context=mp, initializer=_init_worker,
+                                initargs=(_write_spec(init_spec, Path(tmp)),)) as pool:
+        queue = list(todo)
+        running: set[Future[Any]] = set()
+        while queue or running:
+            while queue and len(running) < 2 * helpers:
+                running.add(pool.submit(task, queue.pop(0)))
+            if in_worker and queue:
+                shard = queue.pop()
+                _record(result, scan_shard(shard, spec.ctx), finish)
+                bar.update()
+                done = {f for f in running if f.done()}
+                running -= done
+            else:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+            collect(done)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from imagenot.config import to_dict, to_record
@@ -81,24 +82,23 @@ def _sum_counters(result: PassResult) -> dict[str, int]:
     return {k: int(total.get(k, 0)) for k in keys}
 
 
-def summarize(result: PassResult, matches_dir: Path, classes: list[ClassRow],
+def summarize(result: PassResult, matches: pa.Table | None, dups: int, classes: list[ClassRow],
               threshold: float | None) -> dict[str, Any]:
-    """Counters of every shard plus what only the whole set of matches shows (duplicates across shards)."""
+    """Counters of every shard plus what only the whole set of matches shows (duplicates across shards).
+
+    `matches` is the pass's matches after `best_per_source` (which removed `dups` rows), read once and
+    shared with the histograms and the selection."""
     counters = _sum_counters(result)
     names = {c.wnid: c.name for c in classes}
-    files = sorted(matches_dir.glob("*.parquet"))
-    cols = pa.concat_tables([pq.read_table(f, columns=["source_id", "url", "wnid", "similarity"])
-                             .replace_schema_metadata(None) for f in files]) if files else None
     per_class: dict[str, dict[str, Any]] = {}
-    dups = below = 0
-    if cols is not None and cols.num_rows:
-        cols, dups = best_per_source(cols)
-        kept = above(cols, threshold)
-        below = cols.num_rows - kept.num_rows
-        all_counts = Counter(cols["wnid"].to_pylist())
-        kept_counts = Counter(kept["wnid"].to_pylist())
+    below = 0
+    if matches is not None and matches.num_rows:
+        kept = above(matches, threshold)
+        below = matches.num_rows - kept.num_rows
+        all_counts = _value_counts(matches["wnid"])
+        kept_counts = _value_counts(kept["wnid"])
         for wnid, n in sorted(all_counts.items(), key=lambda kv: (-kv[1], kv[0])):
-            per_class[wnid] = {"name": names.get(wnid, ""), "matched": n, "above_threshold": kept_counts[wnid]}
+            per_class[wnid] = {"name": names.get(wnid, ""), "matched": n, "above_threshold": kept_counts.get(wnid, 0)}
     matched = counters["matched"] - dups
     return {
         **counters,
@@ -115,6 +115,11 @@ def summarize(result: PassResult, matches_dir: Path, classes: list[ClassRow],
         "pass_seconds": round(result.seconds, 3),
         "per_class": per_class,
     }
+
+
+def _value_counts(col: pa.ChunkedArray) -> dict[str, int]:
+    vc = pc.value_counts(col)
+    return dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
 
 
 def _write_pool_counts(path: Path, pool: list[ClassRow], counts: Counter[str],
@@ -192,7 +197,7 @@ def mine(cfg: MineConfig) -> MineResult:
         mined = choose_from_pool(pool_rows, counts, lemma_counts, cfg.num_classes, cfg.min_matches_per_class)
         _write_pool_counts(pool_dir / "pool_counts.tsv", pool_rows, counts, lemma_counts,
                            {c.wnid for c in mined})
-        stats["pool_pass"] = {k: v for k, v in summarize(res1, pool_dir / "matches", pool_rows, threshold).items()
+        stats["pool_pass"] = {k: v for k, v in summarize(res1, *best_per_source(m1), pool_rows, threshold).items()
                               if k != "per_class"}
         stats["pool_pass"]["classes_counted"] = len(counts)
         stats["pool_pass"]["classes_chosen"] = len(mined)
@@ -215,7 +220,8 @@ def mine(cfg: MineConfig) -> MineResult:
     if not list((out / "matches").glob("*.parquet")):
         raise ImagenotError("no shard could be read: " + "; ".join(
             f"{u['path']}: {u['error']}" for u in result.unreadable[:5]))
-    stats.update(summarize(result, out / "matches", mined, threshold))
+    matches, dups = read_matches(out / "matches")  # once: the summary, the histograms and the selection
+    stats.update(summarize(result, matches, dups, mined, threshold))
     if cfg.pool:
         for k in RUN_COUNTERS:
             stats[k] += stats["pool_pass"].get(k, 0)
@@ -224,7 +230,6 @@ def mine(cfg: MineConfig) -> MineResult:
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     stats["captions_per_s"] = round(stats["rows_read"] / max(result.seconds, 1e-9), 1) if result.seconds else None
     if cfg.embed:
-        matches, _ = read_matches(out / "matches")
         names = {c.wnid: c.name for c in mined}
         plot_histograms(matches, names, threshold, out / "histograms", cfg.hist_classes)
         write_json(out / "histograms" / "quantiles.json", similarity_quantiles(matches, names))
@@ -236,7 +241,6 @@ def mine(cfg: MineConfig) -> MineResult:
              stats["seconds"])
     res = MineResult(out, stats, mined)
     if cfg.select:
-        matches, dups = read_matches(out / "matches")
         final, selected, report = select(matches, mined, cfg.selection(), threshold)
         report["duplicate_ids"] = dups
         write_selection(out, final, selected, report, stats["provenance"])

@@ -81,25 +81,27 @@ def best_per_source(table: pa.Table) -> tuple[pa.Table, int]:
     return (table.take(pa.array(keep)) if dups else table), dups
 
 
-class _Rows:
-    """Stands in for a class's rows when only their number matters (random cap)."""
+def _ranks(kept: pa.Table, params: SelectionParams) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each row's place in one sort by similarity (highest first, ties by source_id) and whether it has a
+    similarity; None for the random cap. One sort of all rows, not one per class (1000 takes cost 0.5 s)."""
+    if params.cap != "top" or kept.num_rows == 0:
+        return None
+    keyed = pa.table({"sim": pc.fill_null(kept["similarity"].cast(pa.float64()), -np.inf),
+                      "sid": pc.fill_null(kept["source_id"], "")})
+    order = pc.sort_indices(keyed, sort_keys=[("sim", "descending"), ("sid", "ascending")]).to_numpy()
+    rank = np.empty(kept.num_rows, dtype=np.int64)
+    rank[order] = np.arange(kept.num_rows)
+    return rank, kept["similarity"].is_valid().to_numpy(zero_copy_only=False)
 
-    def __init__(self, n: int) -> None:
-        self.num_rows = n
 
-
-def _priority(rows: pa.Table | _Rows, params: SelectionParams, wnid: str) -> np.ndarray:
-    """Row order within a class: highest similarity first (ties by source_id), or a seeded permutation."""
+def _priority(members: np.ndarray, ranks: tuple[np.ndarray, np.ndarray] | None, params: SelectionParams,
+              wnid: str) -> np.ndarray:
+    """A class's rows in the order the cap takes them: highest similarity first (ties by source_id), or a
+    seeded permutation (random cap, or a class without similarities)."""
+    if ranks is not None and ranks[1][members].any():
+        return members[np.argsort(ranks[0][members], kind="stable")]
     rng = np.random.default_rng([params.seed, int(wnid[1:]) if wnid[1:].isdigit() else 0])
-    n = rows.num_rows
-    if isinstance(rows, _Rows):
-        return rng.permutation(n)
-    sim = rows["similarity"]
-    if params.cap == "top" and sim.null_count < n:
-        s = pc.fill_null(sim, -np.inf).to_numpy(zero_copy_only=False)
-        ids = np.array(rows["source_id"].to_pylist(), dtype=object)
-        return np.array(sorted(range(n), key=lambda i: (-s[i], ids[i])), dtype=np.int64)
-    return rng.permutation(n)
+    return members[rng.permutation(len(members))]
 
 
 def select(
@@ -132,14 +134,14 @@ def select(
     codes_np = pc.fill_null(codes, -1).to_numpy(zero_copy_only=False)
     order_all = np.argsort(codes_np, kind="stable")
     bounds = np.searchsorted(codes_np[order_all], np.arange(len(final) + 1) - 0.5)
+    ranks = _ranks(kept, params)
     take: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     splits: list[str] = []
     per_class: dict[str, dict[str, Any]] = {}
     for k, cls in enumerate(final):
         members = order_all[bounds[k]: bounds[k + 1]]
-        order = members[_priority(kept.take(pa.array(members)) if params.cap == "top" else _Rows(len(members)),
-                                  params, cls.wnid)]
+        order = _priority(members, ranks, params, cls.wnid)
         n_sel = len(order)
         if params.max_per_class:
             n_sel = min(n_sel, math.ceil(params.max_per_class * params.oversample))

@@ -264,46 +264,81 @@ def _previous_path(model, captions: list[str], queries: list[str], cls: np.ndarr
     return time.perf_counter() - t0, sim
 
 
-def _new_path(spec, captions: list[str], queries: list[str], cls: np.ndarray) -> tuple[float, np.ndarray]:
-    from imagenot.mining.embed import TextEncoder
+def _new_path(encoder, captions: list[str], queries: list[str], cls: np.ndarray) -> tuple[float, np.ndarray]:
     from imagenot.mining.similarity import Scorer
 
-    encoder = TextEncoder(spec)  # loading and any one-time export happen before the clock starts
-    encoder.encode(["warm up"] * 8, progress=False)
     t0 = time.perf_counter()
     sim = Scorer(encoder, queries).pair_similarity(captions, np.arange(len(captions)), cls)
     return time.perf_counter() - t0, sim
 
 
-def bench_embedding(corpus: Path, rows: list, sample: int, backends: list[str]) -> dict:
+def _mine_folder_captions(folder: Path, sample: int) -> tuple[list[str], np.ndarray, list[str]]:
+    """Real matched captions: the distinct captions of a `mine` output folder's matches (e.g. the demo's Open
+    Clip Art captions; each with the class of one of its matches) and its classes' queries."""
+    from imagenot.wordnet.classes import read_classes
+
+    classes = read_classes(folder / "mined_classes.tsv", check_wordnet=False)
+    pos = {c.wnid: i for i, c in enumerate(classes)}
+    t = pa.concat_tables([pq.read_table(f, columns=["caption", "wnid"]) for f in sorted((folder / "matches").glob("*.parquet"))])
+    first = dict(zip(reversed(t["caption"].to_pylist()), reversed(t["wnid"].to_pylist())))  # distinct captions
+    caps = sorted(first)[:sample]
+    return caps, np.array([pos[first[c]] for c in caps]), [c.query for c in classes]
+
+
+def bench_embedding(corpus: Path, rows: list, sample: int, backends: list[str], batch_sizes: list[int],
+                    repeats: int, mine_folder: Path | None = None) -> dict:
+    """Every path at every batch size, `repeats` rounds, each round starting with the previous path (the
+    machine drifts by tens of percent within minutes); medians of captions/s, ratios of medians."""
     import importlib.util
+
+    import torch
 
     from imagenot.mining.embed import EncoderSpec, TextEncoder
 
-    captions, cls, queries = _sample_captions(corpus, rows, sample)
-    model = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu")).model
-    model.encode(["warm up"] * 8)
-    base_s, base_sim = _previous_path(model, captions, queries, cls)
-    out: dict = {"captions": len(captions), "distinct_captions": len(set(captions)),
-                 "distinct_classes": int(len(np.unique(cls))), "encoder": "all-MiniLM-L6-v2",
-                 "threads": __import__("torch").get_num_threads(),
-                 "previous_captions_per_s": round(len(captions) / base_s, 1), "paths": []}
+    captions, cls, queries = _mine_folder_captions(mine_folder, sample) if mine_folder else \
+        _sample_captions(corpus, rows, sample)
     variants = {"torch": dict(backend="torch"), "onnx": dict(backend="onnx"),
                 "onnx-int8": dict(backend="onnx", quantize="int8"), "openvino": dict(backend="openvino")}
+    modules = {"torch": "torch", "onnx": "onnxruntime", "onnx-int8": "onnxruntime", "openvino": "openvino"}
+    out: dict = {"source": str(mine_folder) if mine_folder else "generated", "captions": len(captions),
+                 "mean_caption_chars": round(float(np.mean([len(c) for c in captions])), 1),
+                 "distinct_captions": len(set(captions)),
+                 "distinct_classes": int(len(np.unique(cls))), "encoder": "all-MiniLM-L6-v2",
+                 "threads": torch.get_num_threads(), "repeats": repeats, "paths": []}
+    encoders = {}
     for name in backends:
-        kw = variants[name]
-        module = {"torch": "torch", "onnx": "onnxruntime", "onnx-int8": "onnxruntime", "openvino": "openvino"}[name]
-        if importlib.util.find_spec(module) is None:
-            out["paths"].append({"path": name, "skipped": f"{module} not installed"})
+        if importlib.util.find_spec(modules[name]) is None:
+            out["paths"].append({"path": name, "skipped": f"{modules[name]} not installed"})
             continue
-        secs, sim = _new_path(EncoderSpec("all-MiniLM-L6-v2", "cpu", **kw), captions, queries, cls)
-        out["paths"].append({"path": name, "captions_per_s": round(len(captions) / secs, 1),
-                             "ratio_vs_previous": round(base_s / secs, 2),
-                             "max_abs_similarity_difference": float(np.abs(sim - base_sim).max()),
-                             "mean_abs_similarity_difference": float(np.abs(sim - base_sim).mean())})
-        print(json.dumps(out["paths"][-1]), flush=True)
-    again_s, _ = _previous_path(model, captions, queries, cls)  # load drifts: the previous path once more
-    out["previous_captions_per_s_again"] = round(len(captions) / again_s, 1)
+        encoders[name] = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu", **variants[name]))  # loads, exports
+        encoders[name].encode(["warm up"] * 8, progress=False)
+    model = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu")).model
+    model.encode(["warm up"] * 8)
+    previous: list[float] = []
+    runs: dict[tuple[str, int], list[float]] = {}
+    sims: dict[tuple[str, int], np.ndarray] = {}
+    base_sim = None
+    for r in range(repeats):
+        secs, base_sim = _previous_path(model, captions, queries, cls)
+        previous.append(len(captions) / secs)
+        print(json.dumps({"round": r, "path": "previous", "captions_per_s": round(previous[-1], 1)}), flush=True)
+        for name, encoder in encoders.items():
+            for bs in batch_sizes:
+                encoder.batch_size = bs  # the same loaded model at each batch size
+                secs, sims[name, bs] = _new_path(encoder, captions, queries, cls)
+                runs.setdefault((name, bs), []).append(len(captions) / secs)
+                print(json.dumps({"round": r, "path": name, "batch_size": bs,
+                                  "captions_per_s": round(runs[name, bs][-1], 1)}), flush=True)
+    prev = float(np.median(previous))
+    out["previous_captions_per_s"] = round(prev, 1)
+    out["previous_per_round"] = [round(x, 1) for x in previous]
+    for (name, bs), rates in runs.items():
+        d = np.abs(sims[name, bs] - base_sim)
+        out["paths"].append({"path": name, "batch_size": bs, "captions_per_s": round(float(np.median(rates)), 1),
+                             "per_round": [round(x, 1) for x in rates],
+                             "ratio_vs_previous": round(float(np.median(rates)) / prev, 2),
+                             "max_abs_similarity_difference": float(d.max()),
+                             "mean_abs_similarity_difference": float(d.mean())})
     return out
 
 
@@ -363,6 +398,9 @@ def main() -> None:
     ap.add_argument("--baseline-sample", type=int, default=20_000)
     ap.add_argument("--embed-sample", type=int, default=2048, help="matched captions for the encoder runs")
     ap.add_argument("--backends", default="torch,onnx,onnx-int8,openvino")
+    ap.add_argument("--captions-from", help="encode the matched captions of this `mine` folder (e.g. the demo's) "
+                    "instead of the generated ones")
+    ap.add_argument("--embed-batch-sizes", default="16,32", help="CPU batch sizes of the new paths")
     ap.add_argument("--rerun-captions", type=int, default=10_000, help="corpus size of the rerun check (0: skip)")
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="`mine --no-embed` runs with these")
     ap.add_argument("--repeats", type=int, default=3, help="rounds of the worker runs (medians reported)")
@@ -389,10 +427,13 @@ def main() -> None:
     results["matching"] = bench_matching(corpus, rows, args.baseline_sample)
     print(json.dumps(results["matching"], indent=1), flush=True)
     base = results["matching"]["baseline_captions_per_cpu_s"]
-    results["scaling"] = bench_scaling(corpus, classes, work, args.workers, args.repeats, base)
-    results["command"] = [results["scaling"]["rounds"][-1][str(w)] for w in args.workers]
+    if args.workers:
+        results["scaling"] = bench_scaling(corpus, classes, work, args.workers, args.repeats, base)
+        results["command"] = [results["scaling"]["rounds"][-1][str(w)] for w in args.workers]
     if args.embed_sample:
-        results["embedding"] = bench_embedding(corpus, rows, args.embed_sample, args.backends.split(","))
+        results["embedding"] = bench_embedding(corpus, rows, args.embed_sample, args.backends.split(","),
+                                               [int(b) for b in args.embed_batch_sizes.split(",")], args.repeats,
+                                               Path(args.captions_from) if args.captions_from else None)
     if args.rerun_captions:
         results["rerun"] = bench_rerun(corpus, classes, work, args.rerun_captions)
     results["load_average_end"] = os.getloadavg()
@@ -403,7 +444,7 @@ def main() -> None:
     print(f"  matching stage: {m['match_captions_per_cpu_s']:,} captions/s per core "
           f"({m['ratio_match_vs_baseline']}x baseline); shard scan incl. parquet read "
           f"{m['scan_captions_per_cpu_s']:,}/s ({m['ratio_scan_vs_baseline']}x)")
-    sc = results["scaling"]
+    sc = results.get("scaling", {})
     for w in args.workers:
         m = sc["median"][str(w)]
         r = results["command"][args.workers.index(w)]
@@ -417,15 +458,17 @@ def main() -> None:
               f"ceiling (two independent processes scanning half the shards each, warm) {sc['ceiling_median']}x")
     if "embedding" in results:
         e = results["embedding"]
-        print(f"  encoding {e['captions']} matched captions ({e['distinct_captions']} distinct), all-MiniLM-L6-v2, "
-              f"CPU, {e['threads']} threads: previous path {e['previous_captions_per_s']} captions/s "
-              f"(again at the end: {e['previous_captions_per_s_again']})")
+        print(f"  encoding {e['captions']} matched captions ({e['source']}, {e['distinct_captions']} distinct, mean "
+              f"{e['mean_caption_chars']} characters), all-MiniLM-L6-v2, "
+              f"CPU, {e['threads']} threads, medians of {e['repeats']} rounds: previous path "
+              f"{e['previous_captions_per_s']} captions/s (per round {e['previous_per_round']})")
         for p in e["paths"]:
             if "skipped" in p:
                 print(f"    {p['path']}: skipped ({p['skipped']})")
             else:
-                print(f"    {p['path']}: {p['captions_per_s']} captions/s = {p['ratio_vs_previous']}x; "
-                      f"max |delta similarity| {p['max_abs_similarity_difference']:.2e}")
+                print(f"    {p['path']}, batch {p['batch_size']}: {p['captions_per_s']} captions/s = "
+                      f"{p['ratio_vs_previous']}x (per round {p['per_round']}); max |delta similarity| "
+                      f"{p['max_abs_similarity_difference']:.2e}, mean {p['mean_abs_similarity_difference']:.1e}")
     if "rerun" in results:
         r1, r2 = results["rerun"]["runs"]
         print(f"  rerun with --threshold {r2['threshold']} after {r1['threshold']} "

@@ -52,6 +52,24 @@ def test_onnx_backend_matches_torch(cache: Path, torch_emb: np.ndarray) -> None:
     assert enc.identity != torch_id  # stored apart, though they agree
 
 
+def test_exported_graph_runs_batches_side_by_side_in_order(cache: Path) -> None:
+    """Several small batches in flight on several runners: every text still gets its own vector, and the
+    store's callback sees each batch with its vectors (a batch mixed up with another would not match)."""
+    pytest.importorskip("onnxruntime")
+    texts = [f"{c} number {i}" + " and more" * (i % 7) for i, c in enumerate(CAPS * 6)]
+    ref = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu")).encode(texts)
+    enc = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu", batch_size=3, backend="onnx"))
+    seen: list[tuple[list[str], np.ndarray]] = []
+    got = enc.encode(texts, on_batch=lambda b, e: seen.append((b, e)))
+    assert np.abs(got - ref).max() < 1e-5
+    assert sorted(t for b, _ in seen for t in b) == sorted(texts) and all(len(b) <= 3 for b, _ in seen)
+    pos = {t: i for i, t in enumerate(texts)}
+    for b, e in seen:
+        assert np.abs(e - ref[[pos[t] for t in b]]).max() < 1e-5
+    lengths = [max(len(t) for t in b) for b, _ in seen]
+    assert lengths == sorted(lengths)  # length-sorted batches, delivered in order
+
+
 @pytest.mark.slow
 def test_int8_and_openvino(cache: Path, torch_emb: np.ndarray) -> None:
     pytest.importorskip("onnxruntime")

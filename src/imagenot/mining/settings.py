@@ -99,7 +99,7 @@ class MineConfig:
     threshold: float | None = option(None, help="keep similarity > T, a cosine in [-1, 1] (default: the "
                                      "encoder's published or chosen threshold)")
     device: str | None = option(None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
-    embed_batch_size: int | None = option(None, help="captions per encoder batch (default 32 on cpu, 1024 on gpu)")
+    embed_batch_size: int | None = option(None, help="captions per encoder batch (default: 1024 on gpu; on cpu 32 with torch, 8 with onnx or openvino)")
     encoder_backend: Literal["torch", "onnx", "openvino"] = option(
         "torch", help="CPU inference engine: torch, or ONNX Runtime / OpenVINO over an exported ONNX graph "
         "(pip install imagenot[onnx] / imagenot[openvino])")

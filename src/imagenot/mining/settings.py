@@ -114,7 +114,7 @@ class MineConfig:
     store_embeddings: bool = option(True, help="keep caption and query embeddings "
                                     "so no rerun encodes a text twice")
     engine: Literal["local", "ray"] = option("local", help="local processes or Ray Data")
-    workers: int = option(0, help="scanning processes / Ray CPUs (0: one per core, at most 8)")
+    workers: int = option(0, help="scanning processes, this one included when there is no encoder / Ray CPUs (0: one per core, at most 8)")
     ray_address: str | None = option(None, help="an existing Ray cluster (default: start one here)")
     select: bool = option(True, help="choose classes and images after mining "
                           "(--no-select: stop after matches and stats)")

@@ -44,7 +44,6 @@ def flops_per_image(model: nn.Module, input_size: int, in_chans: int = 3) -> int
 
 
 @cache
-@cache
 def params_and_flops(name: str, input_size: int | None = None, num_classes: int = 1000,
                      in_chans: int = 3) -> tuple[int, int]:
     """(parameters, forward FLOPs per image) of registry entry `name`, built on the meta device. Cached:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from imagenot import escape
 from imagenot.analysis import context, plots, stats
 from imagenot.analysis.blocks import (
     Block,
@@ -680,6 +681,8 @@ def _csv_cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
+    if isinstance(value, str):
+        return escape.csv_cell(value)  # names from data: never a spreadsheet formula
     return str(value)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from imagenot import __version__
+from imagenot import __version__, safepath
 from imagenot.config import to_dict, to_record
 from imagenot.download import card as card_mod
 from imagenot.download.against import check_reference, load_reference
@@ -333,7 +333,7 @@ def _complete(lay: _Layout, plan: str) -> dict[str, Any] | None:
     for info in card.get("splits", {}).values():
         for s in info["shards"]:
             p = lay.out / s["file"]
-            if not p.is_file() or p.stat().st_size != s["bytes"]:
+            if not safepath.is_within(p, lay.out) or not p.is_file() or p.stat().st_size != s["bytes"]:
                 return None
     return card
 

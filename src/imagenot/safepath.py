@@ -120,17 +120,30 @@ def _related(a: Path, b: Path) -> bool:
     return a == b or a.is_relative_to(b) or b.is_relative_to(a)
 
 
-def check_output(out: str | Path, inputs: Iterable[str | Path | None], what: str = "--out") -> None:
+def spec_path(spec: str | None) -> str | None:
+    """The path in a data or weights spec (`wds:PATH`, `run:DIR`, `file:PATH`, or a bare path), for
+    `check_output`; a registry name comes back as itself (a relative path that rarely exists)."""
+    if not spec:
+        return None
+    kind, sep, rest = spec.partition(":")
+    return rest if sep and kind.isidentifier() and rest else spec
+
+
+def check_output(out: str | Path, inputs: Iterable[str | Path | None], what: str = "--out", *,
+                 allow_inside: bool = False) -> None:
     """Refuse an output folder that is, contains or lies inside one of `inputs` (resolved, symlinks followed).
 
     Writing into an input would mix outputs into data a later run reads; replacing an output that holds
-    an input would delete that input.
+    an input would delete that input. `allow_inside` accepts an output inside an input folder (a report
+    folder under the runs it reads): replacing it deletes no input.
     """
     real_out = Path(out).resolve()
     for item in inputs:
         if item is None or str(item) == "":
             continue
         real_in = Path(item).resolve()
+        if allow_inside and real_out != real_in and real_out.is_relative_to(real_in):
+            continue
         if _related(real_out, real_in):
             relation = ("is" if real_out == real_in else
                         "lies inside" if real_out.is_relative_to(real_in) else "contains")
@@ -147,10 +160,10 @@ def _protected() -> list[Path]:
 def check_removable(out: str | Path, inputs: Iterable[str | Path | None] = (), what: str = "--out") -> None:
     """Refuse (InputError) replacing `out` when that would delete an input or a folder a user lives in.
 
-    Refused when `out` is, contains or lies inside one of `inputs`, or is the filesystem root, the home
-    folder, the working folder or one of its parents.
+    Refused when `out` is or contains one of `inputs` (lying inside an input folder is fine: replacing it
+    deletes no input), or is the filesystem root, the home folder, the working folder or one of its parents.
     """
-    check_output(out, inputs, what)
+    check_output(out, inputs, what, allow_inside=True)
     real = Path(out).resolve()
     for folder in _protected():
         if real == folder or folder.is_relative_to(real):

@@ -731,7 +731,7 @@ def write_report(
     """
     out = Path(out_dir)
     final = Path(os.path.abspath(out))
-    with replaced_folder(out) as build:
+    with replaced_folder(out, inputs=[*(inputs or {}), *(p for p in (audit, plateau) if p)]) as build:
         paths: dict[str, Path] = {"results": write_results_csv(build / "results.csv", analysis.rows)}
         paths["models"] = write_models_csv(build / "models.csv", analysis)
         paths["pairs"] = write_pairs_csv(build / "pairs.csv", analysis)

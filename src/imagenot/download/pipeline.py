@@ -139,7 +139,10 @@ def _refuse_other_inputs(lay: _Layout, cfg: DownloadConfig, inputs: dict[str, st
         return
     if not out.is_dir():
         raise InputError("--out exists and is not a folder", out)
-    if not any(out.iterdir()) or cfg.force:
+    if not any(out.iterdir()):
+        return
+    if cfg.force:  # --force rewrites the folder: never when it is or holds an input, or the working folder
+        safepath.check_removable(out, [cfg.matches, cfg.classes, *(safepath.spec_path(a) for a in cfg.against)])
         return
     recorded: dict[str, Any] | None = None
     manifest = lay.out / "manifest.json"

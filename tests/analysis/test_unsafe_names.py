@@ -70,3 +70,11 @@ def test_report_never_replaces_its_inputs(tmp_path: Path, capsys: pytest.Capture
         err = capsys.readouterr().err
         assert rc == 2 and "contains the input" in err and "Traceback" not in err
     assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
+
+
+def test_runs_csv_neutralises_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = _runs(tmp_path / "runs")
+    assert main(["runs", str(runs), "--csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert {r["model"] for r in rows} == {m if m[0] not in "=-+@" else "'" + m for m in MODELS}
+    assert all(_number(r["top1"]) for r in rows)

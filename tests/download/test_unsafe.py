@@ -157,3 +157,26 @@ def test_download_force_never_rewrites_its_own_input(nasty_ds: Path, tmp_path: P
     err = capsys.readouterr().err
     assert rc == 2 and "contains the input" in err and "Traceback" not in err
     assert _tree(tmp_path) == before
+
+
+def test_train_force_never_clears_its_dataset_or_weights(ds: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    before = _tree(tmp_path)
+    for argv in (["train", "--dataset", f"wds:{ds}", "--model", "resnet_s32", "--out", str(ds), "--force"],
+                 ["train", "--dataset", f"wds:{ds}", "--model", "resnet_s32", "--out", str(ds.parent), "--force"]):
+        rc = main(argv)
+        err = capsys.readouterr().err
+        assert rc == 2 and ("contains the input" in err or "is the input" in err), err
+        assert "Traceback" not in err
+    assert _tree(tmp_path) == before  # the card's config.json and manifest.json are still there
+
+
+def test_audit_md_shows_hostile_names_and_captions_as_text(nasty_ds: Path, tmp_path: Path) -> None:
+    out = tmp_path / "audit"
+    assert main(["audit", "--reference", "synthetic", "--contrast", f"wds:{nasty_ds}", "--reference-classes",
+                 "fashion-mnist", "--levels", "class,label", "--out", str(out)]) == 0
+    md = (out / "audit.md").read_text()
+    assert "<script" not in md and "<img" not in md
+    assert "&lt;script>" in md or "&lt;img" in md
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert rows and len({line.count(" | ") for line in rows[:1 + len(NASTY)]}) == 1

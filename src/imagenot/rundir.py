@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from imagenot import safepath
 from imagenot.errors import ImagenotError
 from imagenot.fileio import read_json
 
@@ -74,7 +75,9 @@ def identity(config: dict[str, Any]) -> dict[str, Any]:
 def check_existing(run_dir: Path, config: dict[str, Any], *, resume: bool, force: bool) -> str:
     """Decide what to do with `run_dir`: 'fresh', 'resume' or 'finished'; raise if it holds another run.
 
-    With `force`, an existing run directory is cleared (only the files a run writes).
+    With `force`, an existing run directory is cleared (only the files a run writes), unless it is or
+    holds the run's own data or weights, or is the working folder or above it (`safepath.check_removable`):
+    a dataset folder has a config.json and manifest.json of its own.
     """
     if not run_dir.exists():
         return "fresh"
@@ -82,6 +85,8 @@ def check_existing(run_dir: Path, config: dict[str, Any], *, resume: bool, force
         raise RunDirError(f"{run_dir}: exists and is not a directory")
     cfg_path = run_dir / CONFIG
     if force:
+        safepath.check_removable(run_dir, [safepath.spec_path(config.get(k)) for k in ("dataset", "init")
+                                           if isinstance(config.get(k), str)])
         clear(run_dir)
         return "fresh"
     if cfg_path.is_file():

@@ -12,6 +12,8 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
+from imagenot import escape
+
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1000px;margin:1.2em auto;
 padding:0 1em;color:#222;line-height:1.45}
@@ -98,29 +100,31 @@ def bullets(items: Sequence[str]) -> Bullets:
 
 
 def _md_text(cell: Cell) -> str:
+    """Text for report.md: every string goes through `escape.md` (names and paths come from data)."""
     if isinstance(cell, Link):
-        return f"[{cell.text}]({cell.href})"
-    return str(cell)
+        return f"[{escape.md(cell.text)}]({escape.md_href(cell.href)})"
+    return escape.md(cell)
 
 
 def _md_cell(cell: Cell) -> str:
-    return _md_text(cell).replace("|", "\\|").replace("\n", " ")
+    return _md_text(cell)
 
 
 def render_markdown(blocks: Sequence[Block], base: Path) -> str:
     lines: list[str] = []
     for block in blocks:
         if isinstance(block, Heading):
-            lines += ["#" * block.level + " " + block.text, ""]
+            lines += ["#" * block.level + " " + _md_text(block.text), ""]
         elif isinstance(block, Paragraph):
+            text = _md_text(block.text)
             if block.style == "verdict":
-                lines += [f"**{block.text}**", ""]
+                lines += [f"**{text}**", ""]
             elif block.style in ("weak", "ok", "caveat"):
-                lines += [("> **Caution.** " if block.style == "weak" else "> ") + block.text, ""]
+                lines += [("> **Caution.** " if block.style == "weak" else "> ") + text, ""]
             else:
-                lines += [block.text, ""]
+                lines += [text, ""]
         elif isinstance(block, Bullets):
-            lines += [f"- {item}" for item in block.items] + [""]
+            lines += [f"- {_md_text(item)}" for item in block.items] + [""]
         elif isinstance(block, Table):
             lines.append("| " + " | ".join(_md_cell(h) for h in block.headers) + " |")
             lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(block.headers))) + "|")
@@ -128,9 +132,10 @@ def render_markdown(blocks: Sequence[Block], base: Path) -> str:
             lines.append("")
         elif isinstance(block, Figure):
             rel = Path(block.path).relative_to(base).as_posix()
-            lines += [f"![{block.caption}]({rel})", "", f"*{block.caption}*", ""]
+            caption = _md_text(block.caption)
+            lines += [f"![{caption}]({escape.md_href(rel)})", "", f"*{caption}*", ""]
         elif isinstance(block, Links):
-            lines += [block.label + " " + ", ".join(_md_text(link) for link in block.links), ""]
+            lines += [_md_text(block.label) + " " + ", ".join(_md_text(link) for link in block.links), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -13,9 +13,10 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from imagenot import safepath
 from imagenot.errors import ImagenotError
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,17 @@ def check_target(target: str | Path, markers: Sequence[str] = REPORT_MARKERS) ->
 
 
 @contextlib.contextmanager
-def replaced_folder(target: str | Path, markers: Sequence[str] = REPORT_MARKERS) -> Iterator[Path]:
+def replaced_folder(target: str | Path, markers: Sequence[str] = REPORT_MARKERS,
+                    inputs: Iterable[str | Path] = ()) -> Iterator[Path]:
     """Yield an empty folder beside `target`; when the block succeeds it takes `target`'s place.
 
     On failure the new folder is removed and `target` is untouched. The folder gets the mode any new folder
-    gets under the user's umask (mkdtemp's 0700 would hide the report from colleagues).
+    gets under the user's umask (mkdtemp's 0700 would hide the report from colleagues). A `target` that is
+    or holds one of `inputs` (a run folder given as --out) is refused before anything is built.
     """
     final = check_target(target, markers)
+    if final.exists():
+        safepath.check_removable(final, inputs)
     final.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".building", dir=final.parent))
     try:

@@ -21,6 +21,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
+from imagenot import escape, safepath  # noqa: E402
 from imagenot.analysis import stats  # noqa: E402
 from imagenot.analysis.comparison import Analysis, Comparison  # noqa: E402
 from imagenot.fileio import atomic_path  # noqa: E402
@@ -97,7 +98,7 @@ def _place_labels(ax: Axes, xs: Sequence[float], ys: Sequence[float], labels: Se
                 dx, dy = sx * extra, sy * extra
                 leader = {"arrowprops": {"arrowstyle": "-", "color": "#9a9a9a", "linewidth": 0.6,
                                          "shrinkA": 0, "shrinkB": 3}} if ring else {}
-                text = ax.annotate(labels[i], (x[i], y[i]), xytext=(dx, dy), textcoords="offset points",
+                text = ax.annotate(escape.mpl(labels[i]), (x[i], y[i]), xytext=(dx, dy), textcoords="offset points",
                                    ha=ha, va=va, fontsize=fontsize, color="#222222", zorder=4, **leader)
                 box = text.get_window_extent(renderer)
                 score = 4.0 * sum(box.overlaps(o) for o in taken) + 4.0 * sum(box.overlaps(o) for o in obstacles)
@@ -228,7 +229,7 @@ def scatter(comp: Comparison, path: Path, title: str | None = None, baseline: st
         if xerr is not None or yerr is not None:
             ax.errorbar(x, y, xerr=None if xerr is None else np.nan_to_num(xerr),
                         yerr=None if yerr is None else np.nan_to_num(yerr), fmt="none", ecolor="#9aa9bd",
-                        elinewidth=1, capsize=2, zorder=2, label=err_label)
+                        elinewidth=1, capsize=2, zorder=2, label=escape.mpl(err_label))
         flipped = {f["better_on_x"] for f in (comp.order or {}).get("flips", [])}
         flipped |= {f["better_on_y"] for f in (comp.order or {}).get("flips", [])}
         colours = [FLIP if m in flipped else KEPT for m in comp.models]
@@ -261,11 +262,11 @@ def scatter(comp: Comparison, path: Path, title: str | None = None, baseline: st
                         transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="#6f6f6f")
             ax.set_xlim(lo_x, hi_x)
             ax.set_ylim(lo_y, hi_y)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
+        ax.set_xlabel(escape.mpl(xlabel))
+        ax.set_ylabel(escape.mpl(ylabel))
         default = (f"Transfer to {comp.target}" if comp.kind == "transfer"
                    else f"{comp.y_name} vs {comp.x_name}")
-        ax.set_title(title or default, loc="left")
+        ax.set_title(escape.mpl(title or default), loc="left")
         ax.legend(loc="upper left", fontsize=8)
         fig.tight_layout()
         lines = [(fit["slope"], fit["intercept"])] if fit else []
@@ -322,9 +323,9 @@ def scatter_logit(comp: Comparison, path: Path, confidence: float = 0.95) -> Pat
         for axis in (ax.xaxis, ax.yaxis):
             axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v * 100:.3g}%"))
             axis.set_minor_formatter(FuncFormatter(lambda v, _pos: ""))
-        ax.set_xlabel(_axis_label(comp, "x") + ", logit axis")
-        ax.set_ylabel(_axis_label(comp, "y") + ", logit axis")
-        ax.set_title(f"{comp.y_name} vs {comp.x_name} on logit axes", loc="left")
+        ax.set_xlabel(escape.mpl(_axis_label(comp, "x") + ", logit axis"))
+        ax.set_ylabel(escape.mpl(_axis_label(comp, "y") + ", logit axis"))
+        ax.set_title(escape.mpl(f"{comp.y_name} vs {comp.x_name} on logit axes"), loc="left")
         ax.legend(loc="upper left", fontsize=8)
         fig.tight_layout()
         _place_labels(ax, list(x), list(y), comp.models, _half(xe), _half(ye))
@@ -360,13 +361,13 @@ def bump(comp: Comparison, path: Path, title: str | None = None) -> Path | None:
             width = 2.4 if model in flipped else 1.6
             ax.plot([0, 1], [yl[i], yr[i]], color=colour, linewidth=width, alpha=0.9, zorder=2)
             ax.scatter([0, 1], [yl[i], yr[i]], color=colour, s=36, zorder=3, edgecolor="white")
-            ax.text(-0.04, yl[i], f"{model}  {fmt_x.format(x[i])}  #{rx[i]}", ha="right", va="center",
+            ax.text(-0.04, yl[i], escape.mpl(f"{model}  {fmt_x.format(x[i])}  #{rx[i]}"), ha="right", va="center",
                     fontsize=9, color=colour)
-            ax.text(1.04, yr[i], f"#{ry[i]}  {fmt.format(y[i])}  {model}", ha="left", va="center",
+            ax.text(1.04, yr[i], escape.mpl(f"#{ry[i]}  {fmt.format(y[i])}  {model}"), ha="left", va="center",
                     fontsize=9, color=colour)
         ax.set_xlim(-0.9, 1.9)
         ax.set_ylim(n + 0.7, 0.3)
-        ax.set_xticks([0, 1], [comp.x_name, comp.y_name], fontweight="bold")
+        ax.set_xticks([0, 1], escape.mpl_all([comp.x_name, comp.y_name]), fontweight="bold")
         ax.xaxis.tick_top()
         ax.set_yticks([])
         for side in ("left", "bottom", "top", "right"):
@@ -376,7 +377,7 @@ def bump(comp: Comparison, path: Path, title: str | None = None) -> Path | None:
         caption = f"{flips} of {(comp.order or {}).get('pairs', 0)} pairs flip"
         caption += f", {ties} tied" if ties else ""
         caption += " (models in red)" if flips else ("" if ties else ": the order is kept")
-        ax.set_title(title or f"Rank by top-1: {caption}", loc="left", pad=26)
+        ax.set_title(escape.mpl(title or f"Rank by top-1: {caption}"), loc="left", pad=26)
         fig.tight_layout()
         return _save(fig, path)
 
@@ -394,20 +395,20 @@ def relative(comp: Comparison, path: Path, order_years: dict[str, int | None], t
     width = 0.38
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(max(6.5, 0.85 * len(models) + 2.5), 4.8))
-        bx = ax.bar(pos - width / 2, rx, width, color=REF, label=comp.x_name)
-        by = ax.bar(pos + width / 2, ry, width, color=CON, label=comp.y_name)
+        bx = ax.bar(pos - width / 2, rx, width, color=REF, label=escape.mpl(comp.x_name))
+        by = ax.bar(pos + width / 2, ry, width, color=CON, label=escape.mpl(comp.y_name))
         for bars, values in ((bx, rx), (by, ry)):
             for bar, value in zip(bars, values):
                 ax.text(bar.get_x() + bar.get_width() / 2, value, f"{value:.2f}", ha="center", va="bottom",
                         fontsize=7, color="#444444", rotation=90 if len(models) > 12 else 0)
         ax.axhline(1.0, color="#555555", linewidth=1, linestyle="--")
         labels = [f"{m} ({order_years[m]})" if order_years.get(m) else m for m in models]
-        ax.set_xticks(pos, labels, rotation=35, ha="right", fontsize=8.5)
+        ax.set_xticks(pos, escape.mpl_all(labels), rotation=35, ha="right", fontsize=8.5)
         low = min(rx.min(), ry.min(), 1.0)
         high = max(rx.max(), ry.max(), 1.0)
         ax.set_ylim(max(0.0, low - (high - low) * 0.35), high + (high - low) * 0.15 + 0.02)
-        ax.set_ylabel(f"top-1 relative to {rel['baseline']}")
-        ax.set_title(title or f"Improvement over {rel['baseline']}, in publication order", loc="left")
+        ax.set_ylabel(escape.mpl(f"top-1 relative to {rel['baseline']}"))
+        ax.set_title(escape.mpl(title or f"Improvement over {rel['baseline']}, in publication order"), loc="left")
         ax.legend(loc="upper left", fontsize=9, ncols=2)
         ax.grid(axis="x", visible=False)
         fig.tight_layout()
@@ -426,12 +427,8 @@ def render_all(analysis: Analysis, out_dir: str | Path) -> dict[str, Path]:
         "relative": relative(analysis.main, plots / "relative.png", years),
     }
     for comp in analysis.transfer:
-        made[f"transfer_{comp.target}"] = scatter(comp, plots / f"transfer_{_safe(str(comp.target))}.png",
+        made[f"transfer_{comp.target}"] = scatter(comp, plots / f"transfer_{safepath.slug(comp.target)}.png",
                                                   confidence=level)
     out = {k: v for k, v in made.items() if v is not None}
     log.info("rendered %d plot(s) into %s", len(out), plots)
     return out
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)

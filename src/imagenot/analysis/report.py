@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from imagenot import escape
 from imagenot.analysis import context, plots, stats
 from imagenot.analysis.blocks import (
     Block,
@@ -680,6 +681,8 @@ def _csv_cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
+    if isinstance(value, str):
+        return escape.csv_cell(value)  # names from data: never a spreadsheet formula
     return str(value)
 
 
@@ -728,7 +731,7 @@ def write_report(
     """
     out = Path(out_dir)
     final = Path(os.path.abspath(out))
-    with replaced_folder(out) as build:
+    with replaced_folder(out, inputs=[*(inputs or {}), *(p for p in (audit, plateau) if p)]) as build:
         paths: dict[str, Path] = {"results": write_results_csv(build / "results.csv", analysis.rows)}
         paths["models"] = write_models_csv(build / "models.csv", analysis)
         paths["pairs"] = write_pairs_csv(build / "pairs.csv", analysis)

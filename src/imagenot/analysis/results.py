@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from imagenot import escape
 from imagenot.errors import InputError
 from imagenot.fileio import atomic_open
 
@@ -166,7 +167,8 @@ def read_results_csv(path: str | Path) -> list[Row]:
     path = Path(path)
     header, records = _read_csv(path)
     _check_columns(header, REQUIRED_COLUMNS, path)
-    return [normalize_row(rec, origin=f"{path}:{line}") for line, rec in records]
+    return [normalize_row({k: escape.csv_unescape(v) if isinstance(v, str) else v for k, v in rec.items()},
+                          origin=f"{path}:{line}") for line, rec in records]
 
 
 def read_wide_csv(
@@ -260,6 +262,8 @@ def _csv_value(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return "" if not math.isfinite(value) else repr(value)
+    if isinstance(value, str):
+        return escape.csv_cell(value)  # names from data: never a spreadsheet formula
     return str(value)
 
 

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from imagenot import rundir
+from imagenot import escape, rundir
 from imagenot.errors import InputError
 from imagenot.fileio import read_json
 
@@ -204,8 +204,8 @@ def format_csv(runs: list[RunInfo]) -> str:
     writer.writerow(COLUMNS)
     for r in runs:
         row = dataclasses.asdict(r)
-        writer.writerow(["" if row[c] is None else (repr(row[c]) if isinstance(row[c], float) else row[c])
-                         for c in COLUMNS])
+        writer.writerow(["" if row[c] is None else (repr(row[c]) if isinstance(row[c], float) else
+                                                    escape.csv_cell(row[c])) for c in COLUMNS])
     return buf.getvalue()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from imagenot import escape
 from imagenot.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def lexnames(path: Path, reference: Mapping[str, int], contrast: Mapping[str, in
             if counts.get(k, 0):
                 ax.text(b.get_width() + 0.5, b.get_y() + b.get_height() / 2, str(counts[k]), va="center",
                         fontsize=7)
-    ax.set_yticks(ypos, names)
+    ax.set_yticks(ypos, escape.mpl_all(names))
     ax.invert_yaxis()
     ax.set_xlabel("share of the class set (%)")
     ax.set_title("WordNet lexicographer files of the two class sets")
@@ -93,7 +94,7 @@ def image_samples(path: Path, reference: Any, contrast: Any, labels: Sequence[st
     for ax, imgs, label in zip(axes, (reference, contrast), labels):
         pick = np.sort(rng.choice(len(imgs), size=min(per_side, len(imgs)), replace=False))
         ax.imshow(_grid(imgs[pick], cols=12, rows=2), interpolation="nearest")
-        ax.set_title(f"{label} (as the classifier sees them)", fontsize=9)
+        ax.set_title(escape.mpl(f"{label} (as the classifier sees them)"), fontsize=9)
         ax.axis("off")
     return _save(fig, path)
 
@@ -110,7 +111,7 @@ def statistic_histograms(path: Path, features: Mapping[str, np.ndarray], y: np.n
         bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 31)
         ax.hist(v[y == 0], bins=bins, alpha=0.6, color=REF_COLOUR, label="reference", density=True)
         ax.hist(v[y == 1], bins=bins, alpha=0.6, color=CON_COLOUR, label="contrast", density=True)
-        ax.set_title(name, fontsize=9)
+        ax.set_title(escape.mpl(name), fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
@@ -132,9 +133,9 @@ def statistic_accuracy(path: Path, per: Mapping[str, Mapping[str, Any]], clf: Ma
     ax.barh(ypos, acc, xerr=err, color=CON_COLOUR, capsize=3)
     ax.axvline(50, color="grey", linestyle=":", label="chance (50%)")
     ax.axvline(clf["accuracy"] * 100, color="black", linestyle="--",
-               label=f"{clf['model']} on the pixels ({clf['accuracy'] * 100:.1f}%)")
+               label=escape.mpl(f"{clf['model']} on the pixels ({clf['accuracy'] * 100:.1f}%)"))
     ax.axvspan(clf["ci_low"] * 100, clf["ci_high"] * 100, color="black", alpha=0.08)
-    ax.set_yticks(ypos, names)
+    ax.set_yticks(ypos, escape.mpl_all(names))
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("held-out accuracy at telling the datasets apart (%)")
@@ -160,7 +161,7 @@ def similarity(path: Path, per_class: Sequence[tuple[str, Sequence[float]]], thr
     if boxes:
         ax1.boxplot([np.asarray(v) for _, v in ordered], vert=False, widths=0.6, showfliers=True,
                     flierprops={"markersize": 2})
-        ax1.set_yticks(np.arange(1, len(ordered) + 1), [n for n, _ in ordered], fontsize=7)
+        ax1.set_yticks(np.arange(1, len(ordered) + 1), escape.mpl_all(n for n, _ in ordered), fontsize=7)
         ax1.set_xlabel("caption-query cosine similarity")
         ax1.set_title("per class (sorted by median)", fontsize=9)
     else:
@@ -183,7 +184,7 @@ def label_issues(path: Path, names: Sequence[str], issues: Sequence[int], checke
     ypos = np.arange(len(order))
     ax.barh(ypos, [checked[i] for i in order], color="#dddddd", label="validation images checked")
     ax.barh(ypos, [issues[i] for i in order], color=CON_COLOUR, label="likely label errors")
-    ax.set_yticks(ypos, [names[i] for i in order], fontsize=7)
+    ax.set_yticks(ypos, escape.mpl_all(names[i] for i in order), fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("images")
     ax.set_title("Likely label errors per class (confident learning)")

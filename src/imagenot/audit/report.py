@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from imagenot import escape
 from imagenot.fileio import write_text
 
 log = logging.getLogger(__name__)
@@ -196,6 +198,10 @@ def _label_section(s: dict[str, Any]) -> list[str]:
 
 
 def render_report(audit: dict[str, Any]) -> str:
+    """audit.md from the audit record. Every string of the record (class names, captions, specs, paths) is
+    escaped once up front (`escape.md_tree`), so no section can render data as HTML or break a table."""
+    config_path = Path(audit["config"]["out"]) / "config.json"
+    audit = escape.md_tree(audit)
     ref, con = audit["reference"], audit["contrast"]
     title = f"# Audit: {ref['dataset'] or ref['classes']} vs {con['dataset'] or con['classes']}"
     lines = [title, "",
@@ -210,8 +216,7 @@ def render_report(audit: dict[str, Any]) -> str:
     skipped = {k: v for k, v in audit["skipped"].items() if v}
     if skipped:
         lines += ["## Not run", ""] + [f"- {k} level: {v}" for k, v in skipped.items()] + [""]
-    rerun = f"imagenot audit --config {Path(audit['config']['out']) / 'config.json'}"
-    lines += ["Rerun: `" + rerun + "`", ""]
+    lines += ["Rerun: " + escape.md_code(f"imagenot audit --config {shlex.quote(str(config_path))}"), ""]
     return "\n".join(lines)
 
 

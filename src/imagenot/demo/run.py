@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from imagenot import safepath
 from imagenot.config import to_dict, to_record
 from imagenot.demo.config import DemoConfig
 from imagenot.demo.stages import StageRunner
@@ -111,7 +112,7 @@ def audit_run(cfg: DemoConfig, p: DemoPaths) -> Path:
     of the demo on the contrast side is not known in advance, so the first ResNet variant (else the first
     model) of the first seed."""
     model = next((m for m in cfg.models if m.startswith("resnet")), cfg.models[0])
-    return p.runs / "clipart-not" / model / f"seed{cfg.seeds[0]}"
+    return p.runs / "clipart-not" / safepath.component(model, "demo model name") / f"seed{cfg.seeds[0]}"
 
 
 def _audit(cfg: DemoConfig, p: DemoPaths) -> str:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from imagenot import escape
 from imagenot.config import to_dict
 from imagenot.demo.config import DemoConfig
 from imagenot.fileio import read_json, write_json, write_text
@@ -113,6 +114,8 @@ def build_summary(cfg: DemoConfig, out: Path, timings: dict[str, dict[str, Any]]
 
 
 def render(s: dict[str, Any]) -> str:
+    """summary.md; every string of the summary (model and class names, stage notes) escaped up front."""
+    s = escape.md_tree(s)
     cfg = s["config"]
     lines = [BEGIN, "",
              f"One run of `imagenot demo` ({s['date']}, {s['machine']}, training seeds "

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
+from imagenot import safepath
 from imagenot.download.clean import perceptual_hash, prepare
 from imagenot.download.dedup import Reference
 from imagenot.errors import ImagenotError, InputError
@@ -146,8 +147,7 @@ def load_reference(spec: str, image_size: int, cache_dir: Path | None = None, pr
         rows: Iterator[tuple[str, str, str]] = _from_download_folder(path)
         cache = None
     else:
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in spec)
-        cache = cache_dir / f"against-{safe}-{image_size}.parquet" if cache_dir else None
+        cache = cache_dir / f"against-{safepath.slug(spec)}-{image_size}.parquet" if cache_dir else None
         if cache is not None and cache.is_file():
             rows = _read_cache(cache)
         elif path.is_dir():

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from imagenot import __version__
+from imagenot import __version__, escape
 from imagenot.download.config import DownloadConfig
 from imagenot.download.decide import TEXT_IN_IMAGE, Decision
 from imagenot.download.inputs import Selection
@@ -167,7 +167,7 @@ def write_contact_sheet(
     fig, ax = plt.subplots(figsize=(width, height), dpi=100)
     ax.imshow(grid, interpolation="nearest")
     ax.set_yticks([r * (cell + 2) + cell / 2 for r in range(len(rows))])
-    ax.set_yticklabels([labels[lab] for lab in rows], fontsize=7)
+    ax.set_yticklabels([escape.mpl(labels[lab]) for lab in rows], fontsize=7)
     ax.set_xticks([])
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
@@ -187,6 +187,11 @@ def _compact(value: Any) -> str:
 
 
 def write_readme(path: Path, card: Mapping[str, Any]) -> None:
+    """README.md from the card. Every string of the card (class names, corpus and column names, paths) is
+    escaped once up front (`escape.md_tree`); commands, paths and values shown as code go through
+    `escape.md_code` from the raw card, so they show literally and cannot close their code span."""
+    raw = card
+    card = escape.md_tree(dict(card))
     c = card["counts"]
     mining = card.get("mining", {})
     lines = [
@@ -195,9 +200,9 @@ def write_readme(path: Path, card: Mapping[str, Any]) -> None:
         f"A contrast dataset materialised by `imagenot download` (imagenot {card['tool']['version']}) on "
         f"{card['created_utc']}.",
         "",
-        f"- Command: `{card['command']}`",
-        f"- Source: `{card['source']['matches']}` (sha256 {card['source']['matches_sha256'][:16]}...), "
-        f"classes `{card['source']['classes']}`",
+        f"- Command: {escape.md_code(raw['command'])}",
+        f"- Source: {escape.md_code(raw['source']['matches'])} (sha256 {card['source']['matches_sha256'][:16]}...), "
+        f"classes {escape.md_code(raw['source']['classes'])}",
         f"- Corpus: {mining.get('corpus') or 'not recorded'}; encoder: {mining.get('encoder') or 'not recorded'}; "
         f"similarity threshold: {mining.get('similarity_threshold') if mining.get('similarity_threshold') is not None else 'not recorded'}",
         f"- Images: shorter side {card['image_size']} px, aspect ratio kept (centre crop at training time), "
@@ -231,10 +236,10 @@ def write_readme(path: Path, card: Mapping[str, Any]) -> None:
     th = card["thresholds"]
     if card.get("provenance"):
         lines += ["", "## Provenance (from mining)", ""]
-        lines += [f"- {k}: `{_compact(v)}`" for k, v in card["provenance"].items()]
+        lines += [f"- {escape.md(k)}: {escape.md_code(_compact(v))}" for k, v in raw["provenance"].items()]
     if card.get("corpus_columns"):
         lines += ["", "Corpus columns kept in each sample's json (under `corpus`): " +
-                  ", ".join(f"`{c}`" for c in card["corpus_columns"])]
+                  ", ".join(escape.md_code(c) for c in raw["corpus_columns"])]
     lines += [
         "",
         "## Thresholds",

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from imagenot import safepath
 from imagenot.download.config import EXPORT_FORMATS, ExportConfig
 from imagenot.download.disk import disk_full_is_an_error
 from imagenot.errors import ImagenotError, InputError
@@ -29,14 +29,18 @@ from imagenot.progress import Progress
 
 log = logging.getLogger(__name__)
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
 
 def class_folder(label: int, wnid: str, name: str, num_classes: int) -> str:
-    """`000_n14800034_card`: zero-padded label first, so sorted folder names follow label order."""
+    """`000_n14800034_card`: zero-padded label first, so sorted folder names follow label order.
+
+    The wnid comes from the card and must be a path component as it is (`safepath.component` refuses
+    `../x` and the like: it identifies the class); the name is only a label, so it is reduced to safe
+    characters and the whole folder name shortened with a hash when over the file system's limit.
+    """
     width = max(3, len(str(max(num_classes - 1, 0))))
-    safe = _UNSAFE.sub("_", name.replace(" ", "_")).strip("_") or "class"
-    return f"{label:0{width}d}_{wnid}_{safe}"
+    wnid = safepath.component(wnid, "class wnid")
+    safe = safepath.slug(name, "class")
+    return safepath.component(f"{label:0{width}d}_{wnid}_{safe}", "class folder", shorten=True)
 
 
 def _extension(data: bytes, default: str) -> str:
@@ -68,8 +72,11 @@ def run_export(cfg: ExportConfig) -> dict[str, Any]:
             raise InputError(f"no split {split!r}; known: {', '.join(known)}", src / "dataset.json")
     shards = {split: wds_shards(src, split, card) for split in cfg.splits}  # refuses an incomplete folder
     out = Path(cfg.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite:
-        raise ImagenotError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
+    safepath.check_output(out, [src])  # an export into, around or over the dataset would take it with it
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not cfg.overwrite:
+            raise ImagenotError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
+        safepath.check_removable(out, [src])
     folders = [class_folder(i, wnid, name, len(classes)) for i, (wnid, name) in enumerate(zip(classes, names))]
     tmp = out.parent / f".{out.name}.export-tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -123,7 +130,7 @@ def _write_tree(src: Path, tmp: Path, cfg: ExportConfig, card: dict[str, Any], c
                     if len(data) != int(records.sizes[i]):
                         raise InputError(f"sample {records.keys[i]!r} is cut short", records.files[fid])
                     label = int(records.labels[i])
-                    key = records.keys[i].replace("/", "_")
+                    key = safepath.shortened(records.keys[i].replace("/", "_"), 240)
                     with open(tmp / split / folders[label] / f"{key}.{_extension(data, default_ext)}", "wb") as out:
                         out.write(data)
                     counts[split][classes[label]] += 1

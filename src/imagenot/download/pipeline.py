@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from imagenot import __version__
+from imagenot import __version__, safepath
 from imagenot.config import to_dict, to_record
 from imagenot.download import card as card_mod
 from imagenot.download.against import check_reference, load_reference
@@ -139,7 +139,10 @@ def _refuse_other_inputs(lay: _Layout, cfg: DownloadConfig, inputs: dict[str, st
         return
     if not out.is_dir():
         raise InputError("--out exists and is not a folder", out)
-    if not any(out.iterdir()) or cfg.force:
+    if not any(out.iterdir()):
+        return
+    if cfg.force:  # --force rewrites the folder: never when it is or holds an input, or the working folder
+        safepath.check_removable(out, [cfg.matches, cfg.classes, *(safepath.spec_path(a) for a in cfg.against)])
         return
     recorded: dict[str, Any] | None = None
     manifest = lay.out / "manifest.json"
@@ -333,7 +336,7 @@ def _complete(lay: _Layout, plan: str) -> dict[str, Any] | None:
     for info in card.get("splits", {}).values():
         for s in info["shards"]:
             p = lay.out / s["file"]
-            if not p.is_file() or p.stat().st_size != s["bytes"]:
+            if not safepath.is_within(p, lay.out) or not p.is_file() or p.stat().st_size != s["bytes"]:
                 return None
     return card
 

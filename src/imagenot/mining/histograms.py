@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from imagenot import escape
 from imagenot.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def plot_histograms(matches: pa.Table, names: dict[str, str], threshold: float |
             counts, _, _ = ax.hist(s, bins=bins, color="#4477aa")
             if threshold is not None:
                 ax.axvline(threshold, color="#cc3311", ls="--")
-            ax.set_title(f"{names.get(wnid, wnid)[:22]} ({len(s)})", fontsize=8)
+            ax.set_title(escape.mpl(f"{names.get(wnid, wnid)[:22]} ({len(s)})"), fontsize=8)
             ax.set_xticks(xticks)
             ymax = max(1, int(counts.max()))
             ax.set_yticks([0, ymax])

@@ -159,6 +159,7 @@ def validate_plan(plan: ZooPlan) -> None:
         raise ConfigError("the zoo plan names no datasets")
     if not plan.seeds:
         raise ConfigError("the zoo plan names no seeds")
+    _check_names(plan)
     for d in plan.datasets:
         if d.kind not in SOURCES:
             raise ConfigError(f"dataset {d.display_name}: source {d.kind!r} not one of {', '.join(SOURCES)}")
@@ -186,6 +187,18 @@ def validate_plan(plan: ZooPlan) -> None:
     for t in plan.transfer:
         if not t.spec:
             raise ConfigError("a transfer entry needs a spec")
+
+
+def _check_names(plan: ZooPlan) -> None:
+    """Plan names become run folders under `out`: each must be one folder name (`safepath.component`)."""
+    from imagenot import safepath
+
+    for m in plan.models:
+        safepath.component(m, "plan model name")
+    for d in plan.datasets:
+        safepath.component(d.display_name, "plan dataset name")
+    for t in plan.transfer:
+        safepath.component(t.display_name, "plan transfer name")
 
 
 def model_init(model: str, init: str | None) -> str:

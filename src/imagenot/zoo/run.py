@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagenot import rundir
+from imagenot import escape, rundir, safepath
 from imagenot.config import ConfigError, to_record
 from imagenot.evaluation.config import EvaluateConfig
 from imagenot.fileio import write_json
@@ -47,14 +47,19 @@ class Job:
 
 
 def run_dir_for(plan: ZooPlan, dataset: ZooDataset, model: str, seed: int) -> Path:
-    base = Path(plan.out) / dataset.display_name / model
+    """`<out>/<dataset>/<model>/<seedK|eval|published>`; names from the plan must be folder names
+    (`safepath.component`), so no plan can place a run outside its `out`."""
+    base = (Path(plan.out) / safepath.component(dataset.display_name, "plan dataset name")
+            / safepath.component(model, "plan model name"))
     return base / {"train": f"seed{seed}", "evaluate": "eval", "published": "published"}[dataset.kind]
 
 
 def transfer_dir_for(plan: ZooPlan, t: ZooTransfer, mode: str, dataset: ZooDataset, model: str,
                      seed: int) -> Path:
-    return (Path(plan.out) / "transfer" / t.display_name / mode / f"from-{dataset.display_name}" / model
-            / f"seed{seed}")
+    return (Path(plan.out) / "transfer" / safepath.component(t.display_name, "plan transfer name")
+            / safepath.component(mode, "fine-tuning mode")
+            / safepath.component(f"from-{dataset.display_name}", "plan dataset name")
+            / safepath.component(model, "plan model name") / f"seed{seed}")
 
 
 def _pretraining_job(plan: ZooPlan, ds: ZooDataset, model: str, seed: int) -> Job:
@@ -175,9 +180,9 @@ def job_argv(job: Job) -> list[str]:
 def _command(job: Job, plan: ZooPlan) -> str:
     argv = job_argv(job)
     if job.kind == "published":  # a record of published numbers: no process group, no GPU
-        return shlex.join(["python", "-m", "imagenot", *argv])
+        return escape.shell_join(["python", "-m", "imagenot", *argv])
     launcher = ["torchrun", "--standalone", f"--nproc_per_node={plan.nproc_per_node}", "-m", "imagenot"]
-    return shlex.join([*launcher, *argv])
+    return escape.shell_join([*launcher, *argv])
 
 
 def commands(plan: ZooPlan, style: str) -> str:
@@ -203,11 +208,10 @@ def commands(plan: ZooPlan, style: str) -> str:
     if tasks:
         lines.append(f"#SBATCH --array=0-{len(tasks) - 1}")
     lines += ["#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1",
-              f"#SBATCH --output={Path(plan.out) / 'slurm-%A_%a.out'}"]
+              escape.slurm_option("output", Path(plan.out) / "slurm-%A_%a.out")]
     if plan.nproc_per_node > 1 or plan.device == "cuda":
         lines.append(f"#SBATCH --gpus-per-node={plan.nproc_per_node}")
-    for key, value in plan.slurm.items():
-        lines.append(f"#SBATCH --{key}={value}")
+    lines += [escape.slurm_option(key, value) for key, value in plan.slurm.items()]
     lines += ["set -euo pipefail", "TASKS=("]
     lines += ["  " + shlex.quote(" && ".join(cmds)) for cmds in tasks.values()]
     lines += [")", 'eval "${TASKS[$SLURM_ARRAY_TASK_ID]}"']

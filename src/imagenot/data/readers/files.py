@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from imagenot import safepath
 from imagenot.errors import InputError
 from imagenot.fileio import sha256_file, write_json
 
@@ -228,6 +229,8 @@ def wds_shards(root: Path, split: str, card: dict[str, Any] | None = None, *, al
     if split not in splits:
         raise InputError(f"no split {split!r}; known: {', '.join(splits)}", path=root / "dataset.json")
     listed = [s if isinstance(s, dict) else {"file": str(s)} for s in splits[split].get("shards", [])]
+    for entry in listed:  # a card may list only files inside its own folder
+        safepath.inside(root, str(entry.get("file", "")), f"{split} shard listed in dataset.json")
     problems = _check_shards(root, listed, verify)
     if problems:
         summary = "; ".join(msg for _, msg in problems[:5]) + ("; ..." if len(problems) > 5 else "")

@@ -15,6 +15,7 @@ from imagenot import rundir
 from imagenot.config import to_record
 from imagenot.evaluation.config import EvaluateConfig
 from imagenot.fileio import environment, write_json, write_manifest
+from imagenot.lock import locks_output
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def published_result(cfg: EvaluateConfig) -> dict[str, Any]:
     }
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def write_published_run(cfg: EvaluateConfig) -> dict[str, Any]:
     """Write the run folder (config.json, manifest.json, result.json); an existing other run is refused."""
     out = Path(cfg.out)

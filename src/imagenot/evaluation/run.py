@@ -19,6 +19,7 @@ from imagenot.config import to_record
 from imagenot.errors import ImagenotError
 from imagenot.evaluation.config import EvaluateConfig
 from imagenot.fileio import environment, write_json, write_manifest
+from imagenot.lock import locks_output
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ def _normalization(cfg: EvaluateConfig, info: Any, ds: Any) -> tuple[list[float]
     return list(mean), list(std)
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     """Evaluate `cfg.init` on `cfg.dataset` (split `cfg.split`); write and return the run's result.json.
 

@@ -23,6 +23,7 @@ uninterrupted run (in memory: bitwise mid-epoch; streamed shards: see imagenot.d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ from imagenot.checkpoint import load_checkpoint, rng_state, save_checkpoint, set
 from imagenot.config import ConfigError, to_dict, to_record
 from imagenot.errors import ImagenotError
 from imagenot.fileio import environment, write_json, write_manifest, write_text
+from imagenot.lock import output_lock
 from imagenot.progress import Progress
 from imagenot.training.config import NORMALIZATIONS, ROLES, TrainConfig, dataset_display_name
 from imagenot.training.distributed import (
@@ -159,7 +161,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     # Process-wide torch settings a run changes are put back, so a zoo or a test session is not affected.
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     threads = torch.get_num_threads()
+    held = contextlib.ExitStack()
     try:
+        if state.dist.is_main:  # one writer per run folder; the other ranks write nothing there
+            held.enter_context(output_lock(state.run_dir))
         finished = setup(state)
         if finished is not None:
             return finished
@@ -171,6 +176,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             end_epoch(state, epoch, val)
         return finish(state)
     finally:
+        held.close()
         if state.feed is not None:
             state.feed.close()
         torch.use_deterministic_algorithms(was_deterministic)

@@ -28,6 +28,7 @@ from imagenot import rundir
 from imagenot.config import ConfigError, to_record
 from imagenot.evaluation.config import EvaluateConfig
 from imagenot.fileio import write_json
+from imagenot.lock import locks_output
 from imagenot.progress import Progress
 from imagenot.training.config import TrainConfig
 from imagenot.zoo.plan import ZooDataset, ZooPlan, ZooTransfer, model_init, validate_plan
@@ -142,6 +143,7 @@ def run_job(job: Job) -> dict[str, Any]:
     return train(job.config)  # type: ignore[arg-type]
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def run_zoo(plan: ZooPlan) -> list[dict[str, Any]]:
     """Run every unfinished run of `plan` in order; returns every run's result (with its `run_dir`)."""
     validate_plan(plan)

@@ -14,6 +14,7 @@ overwritten, and an unfinished run is only continued when asked (`--resume`) or 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from imagenot.errors import ImagenotError
-from imagenot.fileio import read_json
+from imagenot.fileio import json_digest, read_json
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ PREDICTIONS = "predictions.parquet"
 # Config keys that do not change what is trained (how often to log, whether to resume, ...).
 NON_IDENTITY_KEYS = frozenset(
     {"out", "resume", "force", "progress", "threads", "log_every_steps", "checkpoint_every_steps", "device",
-     "compile", "eval_batch_size", "eval_every", "workers"}
+     "compile", "eval_batch_size", "eval_every", "workers", "fingerprint"}
 )
 
 
@@ -71,6 +72,57 @@ def identity(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in NON_IDENTITY_KEYS}
 
 
+# Beyond NON_IDENTITY_KEYS, the fingerprint leaves out the seed: runs that differ only in their seed are
+# replicates of one experiment, which the report averages (the seed is in the run's path and result).
+FINGERPRINT_EXCLUDED = NON_IDENTITY_KEYS | {"seed"}
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    """The run's identity as a short digest of its resolved config (config.json, or what a zoo plan would
+    write there): model, data and its options, recipe and its resolved values, epochs, batch, sizes,
+    precision, init weights, roles and names. Not in it: FINGERPRINT_EXCLUDED (where the run lives, how it
+    is run and logged, its seed). A starting run (`init` run:DIR) counts by kind, not path: the path holds
+    the pretraining seed, and the pretraining run has a fingerprint of its own."""
+    ident = {k: v for k, v in config.items() if k not in FINGERPRINT_EXCLUDED}
+    init = ident.get("init")
+    if isinstance(init, str) and init.startswith("run:"):
+        ident["init"] = "run"
+    return json_digest(ident, 16)
+
+
+def recorded_fingerprint(run_dir: str | Path) -> str | None:
+    """The fingerprint of the run in `run_dir`: result.json's for a finished run (None when it was written
+    before fingerprints existed: an unknown identity, which callers say), config.json's for an unfinished one
+    (None when there is none)."""
+    run_dir = Path(run_dir)
+    if is_finished(run_dir):
+        with contextlib.suppress(RunDirError):
+            value = read_result(run_dir).get("fingerprint")
+            return value if isinstance(value, str) and value else None
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        config = read_json(run_dir / CONFIG)
+        if isinstance(config, dict):
+            return fingerprint(config)
+    return None
+
+
+def config_difference(run_dir: str | Path, config: dict[str, Any], limit: int = 6) -> str | None:
+    """What differs between the run recorded in `run_dir` and `config` ("key: old there, new here"), None
+    when they are the same run or nothing is recorded to compare with."""
+    try:
+        old = read_json(Path(run_dir) / CONFIG)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict):
+        return "its config.json is not a JSON object"
+    old_id, new_id = identity(old), identity(config)
+    diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
+    if not diff:
+        return None
+    return ", ".join(f"{k}: {old_id.get(k)!r} there, {new_id.get(k)!r} here" for k in diff[:limit])
+
+
 def check_existing(run_dir: Path, config: dict[str, Any], *, resume: bool, force: bool) -> str:
     """Decide what to do with `run_dir`: 'fresh', 'resume' or 'finished'; raise if it holds another run.
 
@@ -86,13 +138,11 @@ def check_existing(run_dir: Path, config: dict[str, Any], *, resume: bool, force
         return "fresh"
     if cfg_path.is_file():
         try:
-            old = read_json(cfg_path)
+            read_json(cfg_path)
         except (OSError, json.JSONDecodeError) as exc:
             raise RunDirError(f"{cfg_path}: unreadable run config ({exc}); use --force to start over") from exc
-        old_id, new_id = identity(old), identity(config)
-        if old_id != new_id:
-            diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
-            shown = ", ".join(f"{k}: {old_id.get(k)!r} there, {new_id.get(k)!r} here" for k in diff[:6])
+        shown = config_difference(run_dir, config)
+        if shown:
             raise RunDirError(
                 f"{run_dir} holds another run ({shown}); choose another --out, or --force to replace it"
             )

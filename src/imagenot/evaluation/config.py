@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from imagenot.config import ConfigError, option
+from imagenot.config import ConfigError, option, to_record
 
 
 @dataclass(frozen=True)
@@ -40,3 +40,9 @@ class EvaluateConfig:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be at least 1, got {self.limit}")
+
+
+def evaluation_record(cfg: EvaluateConfig) -> dict[str, Any]:
+    """The config.json an evaluation (or a published record) writes: paths absolute, `force` off, so a rerun
+    with --force is the same run (and a zoo can compare it with `imagenot.rundir.fingerprint`)."""
+    return {**to_record(cfg), "force": False}

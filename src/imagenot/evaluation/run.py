@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from imagenot import rundir
-from imagenot.config import to_record
 from imagenot.errors import ImagenotError
-from imagenot.evaluation.config import EvaluateConfig
+from imagenot.evaluation.config import EvaluateConfig, evaluation_record
 from imagenot.fileio import environment, write_json, write_manifest
 from imagenot.lock import locks_output
 
@@ -153,7 +152,7 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     minfo = model_info(cfg.model)
     check_init(cfg.model, cfg.init)
     out = Path(cfg.out)
-    record = {**to_record(cfg), "force": False}
+    record = evaluation_record(cfg)
     decision = rundir.check_existing(out, record, resume=False, force=cfg.force)
     if decision == "finished":
         log.info("%s already holds this evaluation", out)
@@ -184,7 +183,8 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     result = {
         "model": cfg.model, "family": minfo.family, "year": minfo.year, "dataset": name,
         "dataset_spec": cfg.dataset, "split": cfg.split, "role": cfg.role, "source": "evaluated",
-        "init": cfg.init, "weights": info.to_dict(), "seed": None, "top1": res.top1, "top5": res.top5,
+        "init": cfg.init, "weights": info.to_dict(), "seed": None, "fingerprint": rundir.fingerprint(record),
+        "top1": res.top1, "top5": res.top5,
         "val_loss": res.loss, "epochs": None, "wall_time_s": time.perf_counter() - t0, "params": int(params),
         "flops": int(flops), "image_size": crop, "num_classes": int(ds.num_classes), "val_images": res.count,
         "train_images": None,

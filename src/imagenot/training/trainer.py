@@ -185,6 +185,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         destroy(state.dist)
 
 
+def run_record(cfg: TrainConfig) -> dict[str, Any]:
+    """The config.json `cfg` writes (resolved recipe and input plan included), without running anything:
+    what a zoo compares a finished run with (`imagenot.rundir.fingerprint`)."""
+    return _plan(cfg).config_dict
+
+
 def _plan(cfg: TrainConfig) -> RunState:
     """Names, recipe and input plan, checked before any process group, file or dataset is touched."""
     from imagenot.models import model_info
@@ -468,6 +474,7 @@ def finish(state: RunState) -> dict[str, Any]:
         "pretrain_top1": state.transfer_meta.get("pretrain_top1"),
         "finetune_mode": None if cfg.from_scratch else cfg.finetune_mode,
         "seed": cfg.seed,
+        "fingerprint": rundir.fingerprint(state.config_dict),
         "top1": last.get("top1"),
         "top5": last.get("top5"),
         "val_loss": last.get("val_loss"),

@@ -109,6 +109,8 @@ class ZooPlan:
                              "which is always evaluated)")
     checkpoint_every_steps: int = option(0, flag="--checkpoint-every", help="also checkpoint every N steps")
     progress: bool = option(True, cli=False, help="progress bars (the global --no-progress switches them off)")
+    force: bool = option(False, help="rerun the runs whose folders hold a run with other settings than the plan's "
+                         "(without it the zoo refuses to start and lists them)")
     nproc_per_node: int = option(1, help="processes (GPUs) per node in printed torchrun/Slurm commands")
     slurm: dict[str, Any] = option(default_factory=dict, flag="--slurm-opt",
                                    help="extra #SBATCH options of printed Slurm scripts, e.g. partition=gpu")

@@ -26,7 +26,7 @@ from typing import Any
 
 from imagenot import rundir
 from imagenot.config import ConfigError, to_record
-from imagenot.evaluation.config import EvaluateConfig
+from imagenot.evaluation.config import EvaluateConfig, evaluation_record
 from imagenot.fileio import write_json
 from imagenot.lock import locks_output
 from imagenot.progress import Progress
@@ -125,9 +125,55 @@ def jobs(plan: ZooPlan) -> list[Job]:
     return out
 
 
-def run_job(job: Job) -> dict[str, Any]:
-    """Run one job (or read its result when it is finished)."""
-    if rundir.is_finished(job.run_dir):
+def job_record(job: Job) -> dict[str, Any]:
+    """The config.json the job's run writes (resolved, as the run itself would): its identity."""
+    if isinstance(job.config, EvaluateConfig):
+        return evaluation_record(job.config)
+    from imagenot.training.trainer import run_record
+
+    return run_record(job.config)
+
+
+def changed_runs(all_jobs: list[Job]) -> list[tuple[Job, str]]:
+    """Jobs whose folder holds a run (finished or not) made with other settings than the plan's, with what
+    differs. A finished run is compared by fingerprint; one written before fingerprints existed has an unknown
+    identity: it is reused, with a warning that says so."""
+    changed = []
+    for job in all_jobs:
+        if not rundir.is_finished(job.run_dir) and not (job.run_dir / rundir.CONFIG).is_file():
+            continue
+        record = job_record(job)
+        stored = rundir.recorded_fingerprint(job.run_dir)
+        if stored is None:
+            log.warning("zoo: %s has no run fingerprint (written by an older imagenot): its settings cannot be "
+                        "compared with the plan's; reusing it as it is", job.run_dir)
+            continue
+        if stored != rundir.fingerprint(record):
+            changed.append((job, rundir.config_difference(job.run_dir, record) or "its recorded fingerprint "
+                            f"{stored} is not the plan's {rundir.fingerprint(record)}"))
+    return changed
+
+
+def _refuse_changed(changed: list[tuple[Job, str]], remedy: str) -> None:
+    if not changed:
+        return
+    shown = "; ".join(f"{job.run_dir} ({what})" for job, what in changed[:5])
+    more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+    raise ZooError(f"{len(changed)} run folder(s) of this plan hold runs made with other settings, which the "
+                   f"zoo would otherwise report as this plan's: {shown}{more}. {remedy}")
+
+
+class ZooError(ConfigError):
+    """A plan that does not fit the runs already in its output folder."""
+
+
+def run_job(job: Job, rerun: bool = False) -> dict[str, Any]:
+    """Run one job (or read its result when it is finished); `rerun` replaces a run made with other
+    settings."""
+    if rerun:
+        job = dataclasses.replace(job, config=dataclasses.replace(job.config, force=True, resume=False))
+        log.info("zoo: %s holds a run with other settings; rerunning it (--force)", job.run_dir)
+    elif rundir.is_finished(job.run_dir):
         return rundir.read_result(job.run_dir)
     log.info("zoo: %s %s -> %s", job.kind, job.config.model, job.run_dir)
     if job.kind == "published":
@@ -148,14 +194,18 @@ def run_zoo(plan: ZooPlan) -> list[dict[str, Any]]:
     """Run every unfinished run of `plan` in order; returns every run's result (with its `run_dir`)."""
     validate_plan(plan)
     all_jobs = jobs(plan)
+    changed = changed_runs(all_jobs)
+    if not plan.force:
+        _refuse_changed(changed, "Use another out for the new settings, or --force to rerun those runs.")
+    rerun = {job.run_dir for job, _ in changed}
     Path(plan.out).mkdir(parents=True, exist_ok=True)
     write_json(Path(plan.out) / "zoo.json", to_record(plan))
-    done = sum(rundir.is_finished(j.run_dir) for j in all_jobs)
+    done = sum(rundir.is_finished(j.run_dir) and j.run_dir not in rerun for j in all_jobs)
     log.info("zoo: %d runs, %d finished, %d to run", len(all_jobs), done, len(all_jobs) - done)
     results = []
     with Progress(len(all_jobs), desc="zoo", unit="run", enabled=plan.progress, interval=0.0, logger=log) as bar:
         for job in all_jobs:
-            results.append({**run_job(job), "run_dir": str(job.run_dir)})
+            results.append({**run_job(job, rerun=job.run_dir in rerun), "run_dir": str(job.run_dir)})
             bar.update()
     return results
 
@@ -186,6 +236,8 @@ def commands(plan: ZooPlan, style: str) -> str:
     """The unfinished runs as torchrun command lines or a Slurm array script (text to print)."""
     validate_plan(plan)
     all_jobs = jobs(plan)
+    _refuse_changed(changed_runs(all_jobs), "A printed command would fail on them: remove those folders, use "
+                    "another out, or rerun them here with `imagenot zoo --force`.")
     left = [j for j in all_jobs if not rundir.is_finished(j.run_dir)]
     header = f"# imagenot zoo: {len(all_jobs)} runs, {len(all_jobs) - len(left)} finished, {len(left)} left"
     if style == "torchrun":

@@ -209,6 +209,51 @@ def _clean(rows: Iterable[Mapping[str, Any]], duplicates: str, notes: list[str])
     return clean
 
 
+def _check_same_experiment(rows: Sequence[Row], notes: list[str]) -> None:
+    """Refuse rows that one dataset name or one model's seeds would wrongly put together.
+
+    A dataset name with runs of different class counts holds different tasks (chance differs, so do the
+    accuracies); the seeds of one model on one dataset are averaged as replicates, which they are only when
+    their run fingerprints (imagenot.rundir.fingerprint) agree. Rows without a fingerprint (CSV tables, runs
+    of older versions) cannot be checked: that is said when such rows are averaged.
+    """
+    by_dataset: dict[str, dict[int, list[Row]]] = {}
+    for row in rows:
+        if row.get("chance"):
+            by_dataset.setdefault(row["dataset"], {}).setdefault(round(100.0 / row["chance"]), []).append(row)
+    for name, counts in by_dataset.items():
+        if len(counts) > 1:
+            shown = "; ".join(f"{k} classes: {_runs_text(group)}" for k, group in sorted(counts.items()))
+            raise InputError(f"dataset {name} holds runs with different class counts ({shown}): they are "
+                             "different tasks under one name and cannot be ranked together. Give them distinct "
+                             "dataset names (--dataset-name / the plan's name), or leave one out.")
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["model"], row["role"], row["pretrain_dataset"]), []).append(row)
+    unchecked = []
+    for (dataset, model, _, _), group in groups.items():
+        prints: dict[str, list[Row]] = {}
+        for row in group:
+            if row.get("fingerprint"):
+                prints.setdefault(row["fingerprint"], []).append(row)
+        if len(prints) > 1:
+            shown = "; ".join(f"{fp}: {_runs_text(runs)}" for fp, runs in prints.items())
+            raise InputError(f"{model} on {dataset}: its runs were made with different settings (run fingerprints "
+                             f"{shown}), so they are not seeds of one experiment and are not averaged or ranked "
+                             "together. Report them under distinct dataset names, or leave the others out "
+                             "(imagenot runs shows each run's settings in its config.json).")
+        if len(group) > 1 and any(not row.get("fingerprint") for row in group):
+            unchecked.append(f"{model} on {dataset}")
+    if unchecked:
+        notes.append(f"Runs without a run fingerprint (tables, or runs of an older imagenot) were averaged over "
+                     f"seeds without checking that their settings agree: {', '.join(unchecked)}.")
+
+
+def _runs_text(rows: Sequence[Row]) -> str:
+    seeds = ", ".join("-" if r["seed"] is None else str(r["seed"]) for r in rows[:6])
+    return f"{rows[0]['model']} seed(s) {seeds} ({_fmt_origin(rows[0])}{' ...' if len(rows) > 1 else ''})"
+
+
 def _pick_dataset(role: str, name: str | None, datasets: Sequence[str], by_role: dict[str, list[str]]) -> str:
     if name is not None:
         if name not in datasets:
@@ -519,6 +564,7 @@ def analyze(
     clean = _clean(rows, duplicates, notes)
     if not clean:
         raise InputError("no usable results (every row lacks a top-1 accuracy)")
+    _check_same_experiment(clean, notes)
     scales = dict(scales or {})
     trained = [r for r in clean if r["role"] != "transfer"]
     datasets = list(dict.fromkeys(r["dataset"] for r in trained))

@@ -68,6 +68,16 @@ def read_result(run_dir: str | Path) -> dict[str, Any]:
         raise RunDirError(f"{path}: cannot read run result: {exc}") from exc
 
 
+def diverged_note(result: dict[str, Any]) -> str | None:
+    """A sentence on a run that diverged (result.json status 'diverged'), None for any other run."""
+    if result.get("status") != "diverged":
+        return None
+    where = result.get("diverged") or {}
+    return (f"{result.get('model')} on {result.get('dataset')} diverged ({where.get('which', '?')} loss "
+            f"{where.get('loss', '?')} at epoch {where.get('epoch', '?')}, step {where.get('step', '?')}): it has "
+            "no accuracy and is left out of reports; lower the learning rate (--set lr=...) and rerun with --force")
+
+
 def identity(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in NON_IDENTITY_KEYS}
 

@@ -197,12 +197,18 @@ def _clean(rows: Iterable[Mapping[str, Any]], duplicates: str, notes: list[str])
         notes.append(f"{len(conflicts)} conflicting duplicate run(s); kept the {duplicates} of each: {desc}.")
     clean: list[Row] = []
     nan_runs: list[str] = []
+    diverged: list[str] = []
     for row in kept.values():
-        if math.isnan(row["top1"]):
-            seed = "" if row["seed"] is None else f" seed {row['seed']}"
+        seed = "" if row["seed"] is None else f" seed {row['seed']}"
+        if row.get("status") == "diverged":
+            diverged.append(f"{row['model']} on {row['dataset']}{seed}")
+        elif math.isnan(row["top1"]):
             nan_runs.append(f"{row['model']} on {row['dataset']}{seed}")
         else:
             clean.append(row)
+    if diverged:
+        notes.append(f"{len(diverged)} run(s) diverged (their loss became NaN or infinite) and were left out of "
+                     f"the ranking: {', '.join(diverged)}.")
     if nan_runs:
         notes.append(f"{len(nan_runs)} run(s) without a top-1 accuracy (NaN: diverged or unfinished) were left "
                      f"out: {', '.join(nan_runs)}.")

@@ -120,6 +120,8 @@ def normalize_row(mapping: Mapping[str, Any], origin: str | None = None) -> Row:
         raise InputError(f"unknown source {row['source']!r}; known: {', '.join(SOURCES)} (or empty)", path=origin)
     row["source"] = source
     row["origin"] = origin
+    if mapping.get("status") == "diverged":  # result.json of a run that diverged (no accuracy)
+        row["status"] = "diverged"
     return row
 
 

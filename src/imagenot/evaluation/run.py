@@ -98,12 +98,29 @@ def _align_to_weights(cfg: EvaluateConfig, spec: Any, ds: Any) -> int:
         if classes != list(names):
             log.info("%s: %d classes mapped to the weights' %d-class order", cfg.dataset, len(classes), len(names))
         return len(names)
+    if names is not None and k == len(classes):
+        # Same count, other classes: taken in order, every output would be scored against another class.
+        foreign = [c for c in classes if c not in names]
+        hint = "name the class folders by wnid (n01440764, ...), or " if k == 1000 else ""
+        raise ImagenotError(
+            f"{cfg.init} predicts the classes {_preview(names)}, but {cfg.dataset} has the classes "
+            f"{_preview(classes)}: {len(foreign)} of its {len(classes)} classes (e.g. {', '.join(foreign[:3])}) "
+            "are not among the weights' classes, so the same number of classes does not make the outputs "
+            f"mean them; {hint}fine-tune the weights on these classes (imagenot finetune)")
+    if k is not None and k == len(classes):
+        log.warning("%s records no class list: its %d outputs are taken to be %s's classes in their order",
+                    cfg.init, k, cfg.dataset)
     if k is not None and k != len(classes):
         what = "not ImageNet-1K wnids" if k == 1000 else "not the weights' classes"
         raise ImagenotError(f"{cfg.init} predicts {k} classes, but {cfg.dataset} has {len(classes)} classes that "
                             f"are {what}; name the class folders by wnid (n01440764, ...) or fine-tune the "
                             "weights on these classes (imagenot finetune)")
     return len(classes)
+
+
+def _preview(names: Any, n: int = 4) -> str:
+    names = [str(c) for c in names]
+    return f"[{', '.join(names[:n])}{', ...' if len(names) > n else ''}] ({len(names)})"
 
 
 def _normalization(cfg: EvaluateConfig, info: Any, ds: Any) -> tuple[list[float], list[float]]:
@@ -144,7 +161,7 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     from imagenot.models import model_info, params_and_flops
     from imagenot.models.weights import build_model, check_init, parse_init
     from imagenot.training.config import dataset_display_name
-    from imagenot.training.evaluation import evaluate
+    from imagenot.training.evaluation import check_finite_weights, evaluate
 
     t0 = time.perf_counter()
     if not cfg.dataset:
@@ -175,6 +192,7 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
         from imagenot.training.inputs import default_workers
 
         workers = default_workers(DistInfo()) if transform is not None else 0
+    check_finite_weights(model, cfg.init)
     res = evaluate(model, ds, device, transform=transform, mean=mean, std=std, batch_size=cfg.batch_size,
                    precision=precision, channels_last=device.type == "cuda", workers=workers)
     crop = transform.crop if transform is not None else int(ds.image_size)

@@ -204,8 +204,18 @@ def run_zoo(plan: ZooPlan) -> list[dict[str, Any]]:
     log.info("zoo: %d runs, %d finished, %d to run", len(all_jobs), done, len(all_jobs) - done)
     results = []
     with Progress(len(all_jobs), desc="zoo", unit="run", enabled=plan.progress, interval=0.0, logger=log) as bar:
+        diverged: set[Path] = set()
         for job in all_jobs:
-            results.append({**run_job(job, rerun=job.run_dir in rerun), "run_dir": str(job.run_dir)})
+            if job.after is not None and job.after in diverged:
+                log.warning("zoo: not fine-tuning %s: its pretraining run %s diverged", job.run_dir, job.after)
+                bar.update()
+                continue
+            result = run_job(job, rerun=job.run_dir in rerun)
+            note = rundir.diverged_note(result)
+            if note:
+                log.warning("zoo: %s (%s)", note, job.run_dir)
+                diverged.add(job.run_dir)
+            results.append({**result, "run_dir": str(job.run_dir)})
             bar.update()
     return results
 

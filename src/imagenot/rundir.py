@@ -60,6 +60,22 @@ def is_finished(run_dir: str | Path) -> bool:
     return result_path(run_dir).is_file()
 
 
+def is_run_dir(path: str | Path) -> bool:
+    """Whether `path` is a run directory (train, finetune, evaluate, published), finished or not.
+
+    Other stages' folders also hold a config.json (a dataset, a mine, an audit, a report): a run is told by
+    its own files, a result.json (even an unreadable one: that run failed), a checkpoint, or a config.json
+    of a run config (a model, and the data or weights it runs on; an audit's names a model but neither)."""
+    path = Path(path)
+    if result_path(path).is_file() or checkpoint_path(path).is_file():
+        return True
+    try:
+        config = read_json(path / CONFIG)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "model" in config and ("init" in config or "dataset" in config)
+
+
 def read_result(run_dir: str | Path) -> dict[str, Any]:
     path = result_path(run_dir)
     try:

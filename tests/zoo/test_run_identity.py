@@ -82,3 +82,34 @@ def test_cli_zoo_names_the_changed_run_with_exit_2(finished, tmp_path, capsys):
     assert main(["zoo", "--config", str(plan)]) == 2
     err = capsys.readouterr().err
     assert "epochs" in err and "seed0" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("models: [alexnet_s32]\ndatasets: [synthetic]\nepochs: 1\nseeds: [0]\nepochs: 3\n",
+     r"plan.yaml: line 5: key 'epochs' is given twice \(first on line 3\)"),
+    ("models: [alexnet_s32]\ndatasets:\n  - spec: synthetic\n    role: reference\n    role: contrast\n",
+     r"plan.yaml: line 5: key 'role' is given twice \(first on line 4\)"),
+    ("models: [alexnet_s32]\ndatasets: [synthetic]\nseeds: [0, 1, 0]\n", r"seeds list 0 more than once"),
+    ("models: [alexnet_s32, alexnet_s32]\ndatasets: [synthetic]\n", r"models list alexnet_s32 more than once"),
+    ("models: [alexnet_s32]\ndatasets:\n  - {spec: synthetic, seeds: [2, 2]}\n",
+     r"seeds of dataset synthetic list 2 more than once"),
+])
+def test_plan_repeats_are_errors_naming_key_and_line(tmp_path, capsys, text, message):
+    from imagenot.config import ConfigError
+    from imagenot.zoo import load_plan
+
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_plan(path)
+    assert main(["zoo", "--config", str(path), "--print", "torchrun"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_json_config_with_a_repeated_key_is_an_error(tmp_path):
+    from imagenot.config import ConfigError, load_mapping
+
+    path = tmp_path / "config.json"
+    path.write_text('{"model": "alexnet_s32", "epochs": 1, "epochs": 5}')
+    with pytest.raises(ConfigError, match="key 'epochs' is given twice"):
+        load_mapping(path)

@@ -150,13 +150,15 @@ def describe_run(run_dir: Path, root: Path) -> RunInfo:
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """Every folder under `root` (itself included) that holds a config.json or a result.json."""
+    """Every run folder under `root` (itself included): dataset, mine, audit and report folders also hold a
+    config.json, but are not runs (`imagenot.rundir.is_run_dir`)."""
     root = Path(root)
     if not root.is_dir():
         raise InputError("no such folder", path=root)
     found = {p.parent for name in (rundir.CONFIG, rundir.RESULT) for p in root.rglob(name)}
     # a report folder also holds a config.json; it is not a run
-    return sorted(d for d in found if not (d / "report.md").exists() and not (d / "stats.json").exists())
+    return sorted(d for d in found if rundir.is_run_dir(d) and not (d / "report.md").exists()
+                  and not (d / "stats.json").exists())
 
 
 def list_runs(root: str | Path) -> list[RunInfo]:

@@ -161,6 +161,12 @@ def validate_plan(plan: ZooPlan) -> None:
         raise ConfigError("the zoo plan names no datasets")
     if not plan.seeds:
         raise ConfigError("the zoo plan names no seeds")
+    _no_repeats(plan.models, "models")
+    _no_repeats(plan.seeds, "seeds")
+    for d in plan.datasets:
+        _no_repeats(d.seeds, f"seeds of dataset {d.display_name}")
+    for t in plan.transfer:
+        _no_repeats(t.modes, f"modes of transfer target {t.display_name}")
     for d in plan.datasets:
         if d.kind not in SOURCES:
             raise ConfigError(f"dataset {d.display_name}: source {d.kind!r} not one of {', '.join(SOURCES)}")
@@ -188,6 +194,17 @@ def validate_plan(plan: ZooPlan) -> None:
     for t in plan.transfer:
         if not t.spec:
             raise ConfigError("a transfer entry needs a spec")
+    targets = [t.display_name for t in plan.transfer]
+    if len(set(targets)) != len(targets):
+        raise ConfigError(f"two transfer targets share a name ({targets}); give them distinct 'name's")
+
+
+def _no_repeats(values: tuple[Any, ...], what: str) -> None:
+    """A value listed twice would run (or count) twice: two runs of one seed averaged as two replicates."""
+    repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+    if repeated:
+        raise ConfigError(f"the plan's {what} list {', '.join(map(str, repeated))} more than once "
+                          f"({', '.join(map(str, values))}); list each once")
 
 
 def model_init(model: str, init: str | None) -> str:

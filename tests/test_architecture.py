@@ -13,7 +13,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "imagenot"
 
-FOUNDATIONS = {"config", "errors", "fileio", "registry", "rundir", "checkpoint", "predictions", "progress",
+FOUNDATIONS = {"config", "errors", "fileio", "registry", "rundir", "checkpoint", "predictions", "progress", "lock",
                "cli_options", "__init__"}
 # stage -> the stages it may import (foundations are always allowed). Keep in sync with docs/architecture.md.
 ALLOWED = {

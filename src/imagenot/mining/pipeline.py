@@ -250,6 +250,7 @@ def mine(cfg: MineConfig) -> MineResult:
     return res
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out or cfg.mine_dir)
 def run_select(cfg: SelectConfig) -> tuple[list[ClassRow], pa.Table, dict[str, Any]]:
     """Redo the selection of a mine folder (other threshold, N, K, cap...) without re-mining."""
     cfg.check()

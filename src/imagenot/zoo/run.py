@@ -9,6 +9,13 @@ Run directories (one per job; `imagenot runs OUT` lists them):
 
 `run_zoo` skips finished runs (result.json present), resumes unfinished ones from their checkpoint, and runs
 the rest in plan order: pretraining, evaluations and published records first, then the fine-tunes.
+A finished run counts as this plan's only when its fingerprint (`imagenot.rundir.fingerprint`) is the one the
+plan's resolved config for that run has. When a run folder holds a run made with other settings (the recipe,
+epochs or data changed since), the zoo refuses before running anything and names what differs, rather than
+rerunning: a researcher who edited a plan by mistake should not lose days of finished runs, and one who meant
+it says so with `--force` (those runs are rerun) or gives the new settings their own `out`. Runs written
+before fingerprints existed are reused with a warning that their settings could not be compared. The fine-tunes
+of a pretraining run that diverged are skipped with a warning.
 `commands(plan, "torchrun"|"slurm")` prints what is left: torchrun command lines, or a Slurm array script with
 one array task per pretraining run followed by its fine-tunes, each rerunnable after preemption (--resume).
 Every printed command carries every setting of its run (generated from the run's config), so the cluster

@@ -106,3 +106,22 @@ def test_cli_stages_refuse_a_locked_folder_with_exit_2(holder, command, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert f"pid {proc.pid}" in err and "being written" in err
+
+
+def test_a_read_only_place_runs_without_the_lock_with_a_warning(tmp_path, monkeypatch, caplog):
+    import errno
+    import logging
+
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if str(path).endswith(".imagenot-lock"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    out = tmp_path / "finished"
+    out.mkdir()
+    with caplog.at_level(logging.WARNING, logger="imagenot.lock"), output_lock(out):
+        pass
+    assert "without the output-folder lock" in caplog.text and "Read-only" in caplog.text

@@ -41,6 +41,8 @@ LOCK_NAME = ".imagenot.lock"
 SUFFIX = ".imagenot-lock"
 
 F = TypeVar("F", bound=Callable[..., Any])
+_NO_LOCK = -1  # where no lock can be taken (read-only place, no flock): the stage runs, with a warning
+_CANNOT_LOCK = {errno.EROFS, errno.EPERM, errno.EACCES, errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 _held: dict[str, tuple[int, int, Path]] = {}  # resolved folder -> (fd, depth, lock file) of this process
 _guard = threading.Lock()
@@ -87,11 +89,16 @@ def _record(fd: int, command: list[str] | None) -> None:
 
 def _acquire(folder: Path, path: Path, command: list[str] | None) -> int:
     """Open and flock the lock file; retry when the file was replaced between the open and the flock."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # a parent that cannot be made fails below, with the lock file's path
+        path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         except OSError as exc:
+            if exc.errno in _CANNOT_LOCK:  # a read-only place: nobody writes there, nothing to guard
+                log.warning("%s: cannot create the lock file %s (%s); going on without the output-folder lock",
+                            folder, path, exc.strerror)
+                return _NO_LOCK
             raise InputError(f"cannot create the lock file ({exc.strerror or exc})", path=path) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -101,6 +108,10 @@ def _acquire(folder: Path, path: Path, command: list[str] | None) -> int:
                 raise FolderLockedError(
                     f"{folder} is being written by {_holder_text(path)}. Wait for it to finish, stop it, or "
                     "choose another output folder") from None
+            if exc.errno in _CANNOT_LOCK:  # a file system without flock (some network mounts)
+                log.warning("%s: the file system cannot lock %s (%s); going on without the output-folder lock",
+                            folder, path, exc.strerror)
+                return _NO_LOCK
             raise InputError(f"cannot lock the output folder ({exc.strerror or exc})", path=path) from exc
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
@@ -116,6 +127,8 @@ def _acquire(folder: Path, path: Path, command: list[str] | None) -> int:
 
 
 def _release(path: Path, fd: int) -> None:
+    if fd == _NO_LOCK:
+        return
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # while still holding it: an opener that raced us retries on a new file
     os.close(fd)

@@ -125,3 +125,23 @@ def test_a_read_only_place_runs_without_the_lock_with_a_warning(tmp_path, monkey
     with caplog.at_level(logging.WARNING, logger="imagenot.lock"), output_lock(out):
         pass
     assert "without the output-folder lock" in caplog.text and "Read-only" in caplog.text
+
+
+@pytest.mark.slow
+def test_two_train_commands_into_one_out(tmp_path):
+    """The reported case end to end: the second `imagenot train` exits 2 naming the first, which finishes."""
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "imagenot", "train", "--model", "alexnet_s32", "--dataset", "synthetic",
+            "--data-opt", "num_classes=4", "--image-size", "16", "--batch-size", "16", "--threads", "1",
+            "--out", str(out), "-q"]
+    env = {**_env(), "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen([*argv, "--epochs", "6"], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not lock_path(out).exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    second = subprocess.run([*argv, "--epochs", "1"], env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 2
+    assert f"pid {first.pid}" in second.stderr and "being written" in second.stderr
+    assert first.wait(timeout=600) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["epochs"] == 6  # the first run's result, not replaced by the second

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -84,14 +85,27 @@ def read_result(run_dir: str | Path) -> dict[str, Any]:
         raise RunDirError(f"{path}: cannot read run result: {exc}") from exc
 
 
+def is_diverged(result: dict[str, Any]) -> bool:
+    """Whether a run's result.json records a divergence: status 'diverged', or (runs written before that
+    status existed) a NaN or infinite final train or validation loss, whose accuracy is chance, not a result."""
+    if result.get("status") == "diverged":
+        return True
+    losses = (result.get("train_loss"), result.get("val_loss"))
+    return any(isinstance(v, float) and not math.isfinite(v) for v in losses)
+
+
 def diverged_note(result: dict[str, Any]) -> str | None:
-    """A sentence on a run that diverged (result.json status 'diverged'), None for any other run."""
-    if result.get("status") != "diverged":
+    """A sentence on a run that diverged (`is_diverged`), None for any other run."""
+    if not is_diverged(result):
         return None
     where = result.get("diverged") or {}
-    return (f"{result.get('model')} on {result.get('dataset')} diverged ({where.get('which', '?')} loss "
-            f"{where.get('loss', '?')} at epoch {where.get('epoch', '?')}, step {where.get('step', '?')}): it has "
-            "no accuracy and is left out of reports; lower the learning rate (--set lr=...) and rerun with --force")
+    if where:
+        how = (f"{where.get('which', '?')} loss {where.get('loss', '?')} at epoch {where.get('epoch', '?')}, "
+               f"step {where.get('step', '?')}")
+    else:
+        how = f"final train loss {result.get('train_loss')}, validation loss {result.get('val_loss')}"
+    return (f"{result.get('model')} on {result.get('dataset')} diverged ({how}): it has no accuracy and is left "
+            "out of reports; lower the learning rate (--set lr=...) and rerun with --force")
 
 
 def identity(config: dict[str, Any]) -> dict[str, Any]:

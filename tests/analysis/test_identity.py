@@ -68,3 +68,19 @@ def test_a_csv_naming_top1_twice_is_refused(tmp_path: Path, capsys: pytest.Captu
     assert main(["report", "--results", str(table), "--out", str(tmp_path / "rep")]) == 2
     assert "more than once" in capsys.readouterr().err
     assert not (tmp_path / "rep").exists()
+
+
+def test_an_old_diverged_run_at_chance_is_not_ranked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs written before result.json had a status: a NaN loss with a chance-level top-1 is a divergence."""
+    root = write_zoo(tmp_path / "runs", seeds=(0,), transfer=False)
+    assert "vgg_s" in analyze(collect_results([root])).main.models
+    run = root / "train" / "vgg_s-clipart-0"
+    data = json.loads((run / "result.json").read_text())
+    data.update(top1=10.0, train_loss=float("nan"), val_loss=float("nan"), num_classes=10)
+    (run / "result.json").write_text(json.dumps(data))  # json writes NaN as the trainer did
+    analysis = analyze(collect_results([root]))
+    assert any("diverged" in n and "vgg_s on clipart" in n for n in analysis.notes)
+    assert "vgg_s" not in analysis.main.models
+    assert main(["runs", str(root)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "vgg_s-clipart-0" in x)
+    assert "diverged" in line and "left out of reports" in line

@@ -61,6 +61,7 @@ def test_diverged_run_is_named_by_the_cli_runs_and_the_report(diverged, tmp_path
                                                          "seed": 0, "year": 2012 + i}))
     analysis = analyze(collect_results([root]))
     assert any("diverged" in n and "alexnet_s32 on con" in n for n in analysis.notes)
+    assert {"vgg_s32", "resnet_s32"} <= set(analysis.main.models)
     assert "alexnet_s32" not in analysis.main.models
 
 

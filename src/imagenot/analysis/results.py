@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from imagenot import rundir
 from imagenot.errors import InputError
 from imagenot.fileio import atomic_open
 
@@ -120,7 +121,7 @@ def normalize_row(mapping: Mapping[str, Any], origin: str | None = None) -> Row:
         raise InputError(f"unknown source {row['source']!r}; known: {', '.join(SOURCES)} (or empty)", path=origin)
     row["source"] = source
     row["origin"] = origin
-    if mapping.get("status") == "diverged":  # result.json of a run that diverged (no accuracy)
+    if rundir.is_diverged(dict(mapping)):  # a run whose loss became NaN: its accuracy is chance, not a result
         row["status"] = "diverged"
     return row
 

@@ -106,7 +106,7 @@ def describe_run(run_dir: Path, root: Path) -> RunInfo:
     done = max((int(r["epoch"]) for r in history if isinstance(r.get("epoch"), int)), default=None)
     notes = [n for n in (result_err, config_err) if n]
     if result is not None:
-        status = "diverged" if result.get("status") == "diverged" else "finished"
+        status = "diverged" if rundir.is_diverged(result) else "finished"
         top1 = _number(result.get("top1"))
         wall = _number(result.get("wall_time_s"))
         if done is None and result.get("epochs") is not None:
@@ -114,9 +114,7 @@ def describe_run(run_dir: Path, root: Path) -> RunInfo:
         if top1 is not None and math.isnan(top1):
             notes.append("top-1 is NaN (diverged)")
         if status == "diverged":
-            where = result.get("diverged") or {}
-            notes.append(f"{where.get('which', '')} loss {where.get('loss')} at epoch {where.get('epoch')}; "
-                         "no accuracy, left out of reports")
+            notes.append("no accuracy, left out of reports")
     else:
         status = "partial" if rundir.checkpoint_path(run_dir).is_file() else "failed"
         top1 = None

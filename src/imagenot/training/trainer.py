@@ -131,6 +131,7 @@ class RunState:
     final_eval: EvalResult | None = None
     train_time: float = 0.0
     trained_images: int = 0
+    lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # the run folder's, on rank 0
 
     @property
     def rank_batch(self) -> int:
@@ -161,10 +162,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     # Process-wide torch settings a run changes are put back, so a zoo or a test session is not affected.
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     threads = torch.get_num_threads()
-    held = contextlib.ExitStack()
     try:
-        if state.dist.is_main:  # one writer per run folder; the other ranks write nothing there
-            held.enter_context(output_lock(state.run_dir))
         finished = setup(state)
         if finished is not None:
             return finished
@@ -179,7 +177,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             return finish_diverged(state, div)
         return finish(state)
     finally:
-        held.close()
+        state.lock.close()
         if state.feed is not None:
             state.feed.close()
         torch.use_deterministic_algorithms(was_deterministic)
@@ -218,10 +216,12 @@ def setup(state: RunState) -> dict[str, Any] | None:
     Returns the result of an already finished run instead (nothing is retrained).
     """
     cfg, dist = state.cfg, state.dist
-    # Rank 0 decides about the run directory (it may clear it with --force); the others follow.
+    # Rank 0 decides about the run directory (it may clear it with --force); the others follow. It first takes
+    # the folder's lock (one writer per run folder): a refusal reaches every rank, so none waits for it.
     decision: Any = None
     if dist.is_main:
         try:
+            state.lock.enter_context(output_lock(state.run_dir))
             decision = rundir.check_existing(state.run_dir, state.config_dict, resume=cfg.resume, force=cfg.force)
         except ImagenotError as exc:
             decision = exc

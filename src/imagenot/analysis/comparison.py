@@ -247,7 +247,7 @@ def _check_same_experiment(rows: Sequence[Row], notes: list[str]) -> None:
             raise InputError(f"{model} on {dataset}: its runs were made with different settings (run fingerprints "
                              f"{shown}), so they are not seeds of one experiment and are not averaged or ranked "
                              "together. Report them under distinct dataset names, or leave the others out "
-                             "(imagenot runs shows each run's settings in its config.json).")
+                             "(each run's config.json holds its settings).")
         if len(group) > 1 and any(not row.get("fingerprint") for row in group):
             unchecked.append(f"{model} on {dataset}")
     if unchecked:

@@ -37,6 +37,12 @@ def test_seeds_with_different_fingerprints_are_not_averaged(tmp_path: Path) -> N
     message = str(err.value)
     assert "vgg_s on clipart" in message and "0123456789abcdef" in message and "f" * 16 in message
     assert "vgg_s-clipart-2" in message and "not averaged" in message
+    (root / "train" / "vgg_s-clipart-0" / "config.json").write_text(json.dumps({"model": "vgg_s", "epochs": 3,
+                                                                             "seed": 0, "threads": 1}))
+    (root / "train" / "vgg_s-clipart-2" / "config.json").write_text(json.dumps({"model": "vgg_s", "epochs": 5,
+                                                                             "seed": 2, "threads": 4}))
+    with pytest.raises(InputError, match=r"settings that differ: epochs 3 vs 5\)"):
+        analyze(collect_results([root]))  # the seed and the thread count are not the difference
 
 
 def test_runs_without_fingerprints_are_averaged_with_a_note(tmp_path: Path) -> None:

@@ -16,10 +16,12 @@ import logging
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from imagenot import rundir
 from imagenot.analysis import paired, stats
 from imagenot.analysis.results import Row, normalize_row
 from imagenot.analysis.uncertainty import (
@@ -32,6 +34,7 @@ from imagenot.analysis.uncertainty import (
     side_evidence,
 )
 from imagenot.errors import InputError
+from imagenot.fileio import read_json
 
 log = logging.getLogger(__name__)
 
@@ -245,14 +248,33 @@ def _check_same_experiment(rows: Sequence[Row], notes: list[str]) -> None:
         if len(prints) > 1:
             shown = "; ".join(f"{fp}: {_runs_text(runs)}" for fp, runs in prints.items())
             raise InputError(f"{model} on {dataset}: its runs were made with different settings (run fingerprints "
-                             f"{shown}), so they are not seeds of one experiment and are not averaged or ranked "
-                             "together. Report them under distinct dataset names, or leave the others out "
-                             "(each run's config.json holds its settings).")
+                             f"{shown}{_settings_diff(list(prints.values()))}), so they are not seeds of one "
+                             "experiment and are not averaged or ranked together. Report them under distinct "
+                             "dataset names, or leave the others out.")
         if len(group) > 1 and any(not row.get("fingerprint") for row in group):
             unchecked.append(f"{model} on {dataset}")
     if unchecked:
         notes.append(f"Runs without a run fingerprint (tables, or runs of an older imagenot) were averaged over "
                      f"seeds without checking that their settings agree: {', '.join(unchecked)}.")
+
+
+def _settings_diff(groups: list[list[Row]]) -> str:
+    """The settings that differ between the first two groups' first runs (from their config.json; '' when
+    either is not readable)."""
+    configs = []
+    for group in groups[:2]:
+        run_dir = group[0].get("run_dir")
+        try:
+            config = read_json(Path(run_dir) / rundir.CONFIG) if run_dir else None
+        except (OSError, ValueError):
+            config = None
+        if not isinstance(config, dict):
+            return ""
+        configs.append({k: v for k, v in config.items() if k not in rundir.FINGERPRINT_EXCLUDED})
+    a, b = configs
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return ("; settings that differ: " + ", ".join(f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in keys[:4])
+            if keys else "")
 
 
 def _runs_text(rows: Sequence[Row]) -> str:

@@ -156,11 +156,24 @@ def config_difference(run_dir: str | Path, config: dict[str, Any], limit: int = 
         return None
     if not isinstance(old, dict):
         return "its config.json is not a JSON object"
-    old_id, new_id = identity(old), identity(config)
-    diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
+    diff = _differences(identity(old), identity(config))
     if not diff:
         return None
-    return ", ".join(f"{k}: {old_id.get(k)!r} there, {new_id.get(k)!r} here" for k in diff[:limit])
+    return ", ".join(f"{k}: {a!r} there, {b!r} here" for k, a, b in diff[:limit])
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(key, old, new) of every differing key; nested mappings (the resolved recipe) by their inner keys."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", a, b))
+    return out
 
 
 def check_existing(run_dir: Path, config: dict[str, Any], *, resume: bool, force: bool) -> str:

@@ -113,3 +113,25 @@ def test_json_config_with_a_repeated_key_is_an_error(tmp_path):
     path.write_text('{"model": "alexnet_s32", "epochs": 1, "epochs": 5}')
     with pytest.raises(ConfigError, match="key 'epochs' is given twice"):
         load_mapping(path)
+
+
+def test_fine_tunes_of_a_rerun_pretraining_run_are_rerun_too(tmp_path):
+    import dataclasses
+
+    transfer = [{"spec": "synthetic", "name": "target", "options": {"num_classes": 2, "seed": 5},
+                 "modes": ["linear"], "epochs": 1, "limit": 32, "batch_size": 16}]
+    first = run_zoo(plan_from_mapping({**PLAN, "out": str(tmp_path / "zoo"), "transfer": transfer}))
+    tuned = next(r for r in first if r["role"] == "transfer")
+    pre = next(r for r in first if r["role"] != "transfer")
+    run = tmp_path / "zoo" / "transfer" / "target" / "linear" / "from-ref" / "alexnet_s32" / "seed0"
+    assert json.loads((run / "config.json").read_text())["resolved"]["init_fingerprint"] == pre["fingerprint"]
+    changed = plan_from_mapping({**PLAN, "out": str(tmp_path / "zoo"), "transfer": transfer, "epochs": 2})
+    with pytest.raises(ZooError, match="2 run folder") as err:
+        run_zoo(changed)
+    assert "fine-tuned from" in str(err.value) and str(run) in str(err.value)
+    again = run_zoo(dataclasses.replace(changed, force=True))
+    retuned = next(r for r in again if r["role"] == "transfer")
+    repre = next(r for r in again if r["role"] != "transfer")
+    assert repre["epochs"] == 2 and repre["fingerprint"] != pre["fingerprint"]
+    assert retuned["fingerprint"] != tuned["fingerprint"]  # trained from the new weights, not reused
+    assert json.loads((run / "config.json").read_text())["resolved"]["init_fingerprint"] == repre["fingerprint"]

@@ -205,6 +205,9 @@ def _plan(cfg: TrainConfig) -> RunState:
     # the thread count changes CPU results: record the one this run uses, so a replay uses it too
     config_dict.update(resume=False, force=False, threads=cfg.threads or torch.get_num_threads())
     resolved = {"input": plan.to_dict(), "recipe": to_dict(recipe), "epochs": epochs, "batch_size": global_batch}
+    if (cfg.init or "").startswith("run:"):
+        # a run started from another run is another experiment when that run was retrained with other settings
+        resolved["init_fingerprint"] = rundir.recorded_fingerprint(cfg.init.partition(":")[2])
     config_dict["resolved"] = json.loads(json.dumps(resolved))
     return RunState(cfg=cfg, dist=DistInfo(), run_dir=Path(cfg.out), recipe=recipe, plan=plan, epochs=epochs,
                     global_batch=global_batch, family=info.family, year=info.year, config_dict=config_dict)

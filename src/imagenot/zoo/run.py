@@ -158,6 +158,8 @@ def changed_runs(all_jobs: list[Job]) -> list[tuple[Job, str]]:
         if stored != rundir.fingerprint(record):
             changed.append((job, rundir.config_difference(job.run_dir, record) or "its recorded fingerprint "
                             f"{stored} is not the plan's {rundir.fingerprint(record)}"))
+        elif job.after is not None and job.after in {j.run_dir for j, _ in changed}:
+            changed.append((job, f"fine-tuned from {job.after}, which is rerun"))
     return changed
 
 

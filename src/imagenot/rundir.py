@@ -121,8 +121,9 @@ def fingerprint(config: dict[str, Any]) -> str:
     """The run's identity as a short digest of its resolved config (config.json, or what a zoo plan would
     write there): model, data and its options, recipe and its resolved values, epochs, batch, sizes,
     precision, init weights, roles and names. Not in it: FINGERPRINT_EXCLUDED (where the run lives, how it
-    is run and logged, its seed). A starting run (`init` run:DIR) counts by kind, not path: the path holds
-    the pretraining seed, and the pretraining run has a fingerprint of its own."""
+    is run and logged, its seed). A starting run (`init` run:DIR) counts by its own fingerprint (the trainer
+    records it as `resolved.init_fingerprint`), not its path: the path holds the pretraining seed, so the
+    fine-tunes of every pretraining seed share a fingerprint, and one retrained with other settings does not."""
     ident = {k: v for k, v in config.items() if k not in FINGERPRINT_EXCLUDED}
     init = ident.get("init")
     if isinstance(init, str) and init.startswith("run:"):

@@ -95,3 +95,19 @@ def test_weights_for_other_classes_of_the_same_count_are_refused(tmp_path, capsy
     err = capsys.readouterr().err
     assert "[c0, c1, c2] (3)" in err and "[d0, d1, d2] (3)" in err and "not among the weights' classes" in err
     assert not (tmp_path / "ev").exists()
+
+
+def test_evaluating_a_retrained_run_again_is_not_the_old_evaluation(tmp_path, capsys):
+    run, ev = tmp_path / "run", tmp_path / "eval"
+    train(quick_config(run, epochs=1))
+    argv = ["evaluate", "--model", "alexnet_s32", "--init", f"run:{run}", "--dataset", "synthetic", "--data-opt",
+            "num_classes=4", "--limit", "32", "--out", str(ev), "-q"]
+    assert main(argv) == 0
+    first = json.loads((ev / "result.json").read_text())
+    assert main(argv) == 0 and json.loads((ev / "result.json").read_text()) == first  # same weights: reused
+    train(quick_config(run, epochs=2, force=True))  # the run is retrained with other settings
+    assert main(argv) == 2
+    assert "init_fingerprint" in capsys.readouterr().err  # not the old evaluation reported as this one's
+    assert main([*argv, "--force"]) == 0
+    assert json.loads((ev / "result.json").read_text())["fingerprint"] != first["fingerprint"]
+    assert main(["evaluate", "--config", str(ev / "config.json"), "--out", str(ev), "-q"]) == 0  # replays

@@ -44,5 +44,14 @@ class EvaluateConfig:
 
 def evaluation_record(cfg: EvaluateConfig) -> dict[str, Any]:
     """The config.json an evaluation (or a published record) writes: paths absolute, `force` off, so a rerun
-    with --force is the same run (and a zoo can compare it with `imagenot.rundir.fingerprint`)."""
-    return {**to_record(cfg), "force": False}
+    with --force is the same run (and a zoo can compare it with `imagenot.rundir.fingerprint`).
+
+    Weights from a run (`run:DIR`) are recorded by that run's fingerprint too (under `_meta`, which a replay
+    with --config skips), so an evaluation of a run retrained since is another evaluation, not a finished one.
+    """
+    from imagenot import rundir
+
+    record = {**to_record(cfg), "force": False}
+    if (cfg.init or "").startswith("run:"):
+        record["_meta"] = {"init_fingerprint": rundir.recorded_fingerprint(cfg.init.partition(":")[2])}
+    return record

@@ -7,6 +7,7 @@ reject unknown keys, and are written resolved next to every output, so a run can
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -147,7 +148,30 @@ def _load_yaml(text: str) -> Any:
                                   "allowed in imagenot configs; write the values out")
             return super().compose_node(parent, index)
 
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            # YAML lets the last of two equal keys win without a word; in a plan that silently drops settings
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                with contextlib.suppress(TypeError):  # unhashable keys fail in the base class, as before
+                    if key in first:
+                        raise ConfigError(f"line {line}: key {key!r} is given twice (first on line {first[key]}); "
+                                          "YAML would keep only the last: remove one")
+                    first[key] = line
+            return super().construct_mapping(node, deep)
+
     return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json object hook: a key given twice in one object is an error (json keeps the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ConfigError(f"key {key!r} is given twice in one object; JSON would keep only the last: remove one")
+        out[key] = value
+    return out
 
 
 def load_mapping(path: str | Path) -> dict[str, Any]:
@@ -166,7 +190,7 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
         if path.suffix in (".yaml", ".yml"):
             data = _load_yaml(text)
         else:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_pairs)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - both parsers raise their own types

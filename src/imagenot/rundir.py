@@ -14,15 +14,17 @@ overwritten, and an unfinished run is only continued when asked (`--resume`) or 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any
 
 from imagenot import safepath
 from imagenot.errors import ImagenotError
-from imagenot.fileio import read_json
+from imagenot.fileio import json_digest, read_json
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ PREDICTIONS = "predictions.parquet"
 # Config keys that do not change what is trained (how often to log, whether to resume, ...).
 NON_IDENTITY_KEYS = frozenset(
     {"out", "resume", "force", "progress", "threads", "log_every_steps", "checkpoint_every_steps", "device",
-     "compile", "eval_batch_size", "eval_every", "workers"}
+     "compile", "eval_batch_size", "eval_every", "workers", "fingerprint"}
 )
 
 
@@ -60,6 +62,22 @@ def is_finished(run_dir: str | Path) -> bool:
     return result_path(run_dir).is_file()
 
 
+def is_run_dir(path: str | Path) -> bool:
+    """Whether `path` is a run directory (train, finetune, evaluate, published), finished or not.
+
+    Other stages' folders also hold a config.json (a dataset, a mine, an audit, a report): a run is told by
+    its own files, a result.json (even an unreadable one: that run failed), a checkpoint, or a config.json
+    of a run config (a model, and the data or weights it runs on; an audit's names a model but neither)."""
+    path = Path(path)
+    if result_path(path).is_file() or checkpoint_path(path).is_file():
+        return True
+    try:
+        config = read_json(path / CONFIG)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "model" in config and ("init" in config or "dataset" in config)
+
+
 def read_result(run_dir: str | Path) -> dict[str, Any]:
     path = result_path(run_dir)
     try:
@@ -68,8 +86,96 @@ def read_result(run_dir: str | Path) -> dict[str, Any]:
         raise RunDirError(f"{path}: cannot read run result: {exc}") from exc
 
 
+def is_diverged(result: dict[str, Any]) -> bool:
+    """Whether a run's result.json records a divergence: status 'diverged', or (runs written before that
+    status existed) a NaN or infinite final train or validation loss, whose accuracy is chance, not a result."""
+    if result.get("status") == "diverged":
+        return True
+    losses = (result.get("train_loss"), result.get("val_loss"))
+    return any(isinstance(v, float) and not math.isfinite(v) for v in losses)
+
+
+def diverged_note(result: dict[str, Any]) -> str | None:
+    """A sentence on a run that diverged (`is_diverged`), None for any other run."""
+    if not is_diverged(result):
+        return None
+    where = result.get("diverged") or {}
+    if where:
+        how = (f"{where.get('which', '?')} loss {where.get('loss', '?')} at epoch {where.get('epoch', '?')}, "
+               f"step {where.get('step', '?')}")
+    else:
+        how = f"final train loss {result.get('train_loss')}, validation loss {result.get('val_loss')}"
+    return (f"{result.get('model')} on {result.get('dataset')} diverged ({how}): it has no accuracy and is left "
+            "out of reports; lower the learning rate (--set lr=...) and rerun with --force")
+
+
 def identity(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in NON_IDENTITY_KEYS}
+
+
+# Beyond NON_IDENTITY_KEYS, the fingerprint leaves out the seed: runs that differ only in their seed are
+# replicates of one experiment, which the report averages (the seed is in the run's path and result).
+FINGERPRINT_EXCLUDED = NON_IDENTITY_KEYS | {"seed"}
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    """The run's identity as a short digest of its resolved config (config.json, or what a zoo plan would
+    write there): model, data and its options, recipe and its resolved values, epochs, batch, sizes,
+    precision, init weights, roles and names. Not in it: FINGERPRINT_EXCLUDED (where the run lives, how it
+    is run and logged, its seed). A starting run (`init` run:DIR) counts by its own fingerprint (the trainer
+    records it as `resolved.init_fingerprint`), not its path: the path holds the pretraining seed, so the
+    fine-tunes of every pretraining seed share a fingerprint, and one retrained with other settings does not."""
+    ident = {k: v for k, v in config.items() if k not in FINGERPRINT_EXCLUDED}
+    init = ident.get("init")
+    if isinstance(init, str) and init.startswith("run:"):
+        ident["init"] = "run"
+    return json_digest(ident, 16)
+
+
+def recorded_fingerprint(run_dir: str | Path) -> str | None:
+    """The fingerprint of the run in `run_dir`: result.json's for a finished run (None when it was written
+    before fingerprints existed: an unknown identity, which callers say), config.json's for an unfinished one
+    (None when there is none)."""
+    run_dir = Path(run_dir)
+    if is_finished(run_dir):
+        with contextlib.suppress(RunDirError):
+            value = read_result(run_dir).get("fingerprint")
+            return value if isinstance(value, str) and value else None
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        config = read_json(run_dir / CONFIG)
+        if isinstance(config, dict):
+            return fingerprint(config)
+    return None
+
+
+def config_difference(run_dir: str | Path, config: dict[str, Any], limit: int = 6) -> str | None:
+    """What differs between the run recorded in `run_dir` and `config` ("key: old there, new here"), None
+    when they are the same run or nothing is recorded to compare with."""
+    try:
+        old = read_json(Path(run_dir) / CONFIG)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict):
+        return "its config.json is not a JSON object"
+    diff = _differences(identity(old), identity(config))
+    if not diff:
+        return None
+    return ", ".join(f"{k}: {a!r} there, {b!r} here" for k, a, b in diff[:limit])
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(key, old, new) of every differing key; nested mappings (the resolved recipe) by their inner keys."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", a, b))
+    return out
 
 
 def check_existing(run_dir: Path, config: dict[str, Any], *, resume: bool, force: bool) -> str:
@@ -91,13 +197,11 @@ def check_existing(run_dir: Path, config: dict[str, Any], *, resume: bool, force
         return "fresh"
     if cfg_path.is_file():
         try:
-            old = read_json(cfg_path)
+            read_json(cfg_path)
         except (OSError, json.JSONDecodeError) as exc:
             raise RunDirError(f"{cfg_path}: unreadable run config ({exc}); use --force to start over") from exc
-        old_id, new_id = identity(old), identity(config)
-        if old_id != new_id:
-            diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
-            shown = ", ".join(f"{k}: {old_id.get(k)!r} there, {new_id.get(k)!r} here" for k in diff[:6])
+        shown = config_difference(run_dir, config)
+        if shown:
             raise RunDirError(
                 f"{run_dir} holds another run ({shown}); choose another --out, or --force to replace it"
             )

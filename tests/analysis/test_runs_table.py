@@ -89,3 +89,18 @@ def test_runs_bad_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "nowhere: no such folder" in capsys.readouterr().err
     assert main(["runs", str(tmp_path)]) == 0
     assert "no runs under" in capsys.readouterr().out
+
+
+def test_dataset_mine_and_audit_folders_are_not_runs(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Folders of other stages hold a config.json too; `runs` lists only run folders, not them as failed."""
+    _write(runs / "data" / "clipart-not" / "config.json", {"matches": "m.parquet", "classes": "c.tsv",
+                                                            "out": "clipart-not", "seed": 0})
+    _write(runs / "data" / "clipart-not" / "dataset.json", {"name": "clipart-not"})
+    _write(runs / "mine" / "config.json", {"corpus": "laion", "classes": "c.tsv", "encoder": "mini", "out": "mine"})
+    _write(runs / "mine" / "mine_stats.json", {})
+    _write(runs / "audit" / "config.json", {"reference": "wds:a", "contrast": "wds:b", "model": "resnet_s32",
+                                            "epochs": 2, "seed": 0})
+    assert main(["runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "data/clipart-not" not in out and "mine" not in out.split("\n", 1)[1] and "audit" not in out
+    assert out.splitlines()[-1] == "5 run(s): 2 finished, 1 partial, 2 failed"

@@ -238,3 +238,44 @@ def test_transfer_sides_on_the_same_images_are_resampled_together(tmp_path: Path
     assert images["kendall_tau"]["low"] == 1.0 and images["kendall_tau"]["high"] == 1.0
     assert images["fits"]["raw"]["slope"]["low"] == pytest.approx(1.0)
     assert t.evidence_x is not None and len(t.evidence_x.pairs) == 6
+
+
+def _rewrite_rows(run: Path, perm: np.ndarray, index: np.ndarray | None = None) -> None:
+    """The run's predictions file with its rows in another order (and, optionally, other index values), as
+    another tool or a merge of per-process files may write it: same metadata, same images."""
+    table = pq.read_table(run / "predictions.parquet")
+    moved = table.take(perm)
+    if index is not None:
+        import pyarrow as pa
+
+        moved = moved.set_column(0, "index", pa.array(index, type=pa.int64()))
+    pq.write_table(moved.replace_schema_metadata(table.schema.metadata), run / "predictions.parquet")
+
+
+def test_predictions_join_by_image_key_not_row_position(tmp_path: Path) -> None:
+    root = _study(tmp_path / "s", {"a": (0.6, 0.4), "b": (0.7, 0.5), "c": (0.8, 0.6), "d": (0.75, 0.55)}, n=300)
+    before = analyze(collect_results([root]), n_boot=300)
+    rng = np.random.default_rng(3)
+    _rewrite_rows(root / "b-con", rng.permutation(300))
+    _rewrite_rows(root / "c-ref", rng.permutation(300), index=rng.permutation(300))  # index is not the join
+    after = analyze(collect_results([root]), n_boot=300)
+    for side in ("evidence_x", "evidence_y"):
+        b, a = getattr(before.main, side), getattr(after.main, side)
+        assert [(t.model_a, t.model_b, t.only_a, t.only_b) for t in a.pairs] == \
+            [(t.model_a, t.model_b, t.only_a, t.only_b) for t in b.pairs]
+        assert [t.mcnemar_p for t in a.pairs] == [t.mcnemar_p for t in b.pairs]
+        assert [(t.ci_low, t.ci_high) for t in a.pairs] == [(t.ci_low, t.ci_high) for t in b.pairs]
+
+
+def test_runs_covering_other_images_are_refused_with_the_counts(tmp_path: Path) -> None:
+    root = _study(tmp_path / "s", {"a": (0.6, 0.4), "b": (0.7, 0.5), "c": (0.8, 0.6)}, n=200)
+    hits = _hits(root / "c-con")
+    keys = [f"img{i:05d}" for i in range(150)] + [f"new{i}" for i in range(50)]  # 50 images swapped
+    write_predictions_file(root / "c-con", hits, keys=keys)
+    with pytest.raises(InputError, match="different validation sets") as err:
+        analyze(collect_results([root]), n_boot=200)
+    assert "200 images" in str(err.value) and "150 image key(s) are common" in str(err.value)
+    dup = [f"img{i:05d}" for i in range(199)] + ["img00000"]
+    write_predictions_file(root / "c-con", hits, keys=dup)
+    with pytest.raises(InputError, match="more than once"):
+        analyze(collect_results([root]), n_boot=200)

@@ -3,6 +3,8 @@ confident learning on a trained run's validation predictions."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +120,10 @@ def test_a_run_on_another_dataset_is_refused(contrast_wds: Path, contrast_run: P
         load_contrast_run(tmp_path / "r", f"wds:{contrast_wds}", None)
     with pytest.raises(InputError, match="classes"):
         load_contrast_run(contrast_run, f"wds:{contrast_wds}", ["n00000001", "n00000002", "n00000003"])
+    diverged = tmp_path / "diverged"
+    shutil.copytree(contrast_run, diverged)
+    result = read_json(diverged / "result.json")
+    result.update(status="diverged", top1=None, diverged={"epoch": 1, "step": 3, "loss": "nan", "which": "train"})
+    (diverged / "result.json").write_text(json.dumps(result))
+    with pytest.raises(InputError, match="diverged"):  # its predictions would flag every image
+        load_contrast_run(diverged, f"wds:{contrast_wds}", None)

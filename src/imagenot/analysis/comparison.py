@@ -16,10 +16,12 @@ import logging
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from imagenot import rundir
 from imagenot.analysis import paired, stats
 from imagenot.analysis.results import Row, normalize_row
 from imagenot.analysis.uncertainty import (
@@ -32,6 +34,7 @@ from imagenot.analysis.uncertainty import (
     side_evidence,
 )
 from imagenot.errors import InputError
+from imagenot.fileio import read_json
 
 log = logging.getLogger(__name__)
 
@@ -197,16 +200,86 @@ def _clean(rows: Iterable[Mapping[str, Any]], duplicates: str, notes: list[str])
         notes.append(f"{len(conflicts)} conflicting duplicate run(s); kept the {duplicates} of each: {desc}.")
     clean: list[Row] = []
     nan_runs: list[str] = []
+    diverged: list[str] = []
     for row in kept.values():
-        if math.isnan(row["top1"]):
-            seed = "" if row["seed"] is None else f" seed {row['seed']}"
+        seed = "" if row["seed"] is None else f" seed {row['seed']}"
+        if row.get("status") == "diverged":
+            diverged.append(f"{row['model']} on {row['dataset']}{seed}")
+        elif math.isnan(row["top1"]):
             nan_runs.append(f"{row['model']} on {row['dataset']}{seed}")
         else:
             clean.append(row)
+    if diverged:
+        notes.append(f"{len(diverged)} run(s) diverged (their loss became NaN or infinite) and were left out of "
+                     f"the ranking: {', '.join(diverged)}.")
     if nan_runs:
         notes.append(f"{len(nan_runs)} run(s) without a top-1 accuracy (NaN: diverged or unfinished) were left "
                      f"out: {', '.join(nan_runs)}.")
     return clean
+
+
+def _check_same_experiment(rows: Sequence[Row], notes: list[str]) -> None:
+    """Refuse rows that one dataset name or one model's seeds would wrongly put together.
+
+    A dataset name with runs of different class counts holds different tasks (chance differs, so do the
+    accuracies); the seeds of one model on one dataset are averaged as replicates, which they are only when
+    their run fingerprints (imagenot.rundir.fingerprint) agree. Rows without a fingerprint (CSV tables, runs
+    of older versions) cannot be checked: that is said when such rows are averaged.
+    """
+    by_dataset: dict[str, dict[int, list[Row]]] = {}
+    for row in rows:
+        if row.get("chance"):
+            by_dataset.setdefault(row["dataset"], {}).setdefault(round(100.0 / row["chance"]), []).append(row)
+    for name, counts in by_dataset.items():
+        if len(counts) > 1:
+            shown = "; ".join(f"{k} classes: {_runs_text(group)}" for k, group in sorted(counts.items()))
+            raise InputError(f"dataset {name} holds runs with different class counts ({shown}): they are "
+                             "different tasks under one name and cannot be ranked together. Give them distinct "
+                             "dataset names (--dataset-name / the plan's name), or leave one out.")
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["model"], row["role"], row["pretrain_dataset"]), []).append(row)
+    unchecked = []
+    for (dataset, model, _, _), group in groups.items():
+        prints: dict[str, list[Row]] = {}
+        for row in group:
+            if row.get("fingerprint"):
+                prints.setdefault(row["fingerprint"], []).append(row)
+        if len(prints) > 1:
+            shown = "; ".join(f"{fp}: {_runs_text(runs)}" for fp, runs in prints.items())
+            raise InputError(f"{model} on {dataset}: its runs were made with different settings (run fingerprints "
+                             f"{shown}{_settings_diff(list(prints.values()))}), so they are not seeds of one "
+                             "experiment and are not averaged or ranked together. Report them under distinct "
+                             "dataset names, or leave the others out.")
+        if len(group) > 1 and any(not row.get("fingerprint") for row in group):
+            unchecked.append(f"{model} on {dataset}")
+    if unchecked:
+        notes.append(f"Runs without a run fingerprint (tables, or runs of an older imagenot) were averaged over "
+                     f"seeds without checking that their settings agree: {', '.join(unchecked)}.")
+
+
+def _settings_diff(groups: list[list[Row]]) -> str:
+    """The settings that differ between the first two groups' first runs (from their config.json; '' when
+    either is not readable)."""
+    configs = []
+    for group in groups[:2]:
+        run_dir = group[0].get("run_dir")
+        try:
+            config = read_json(Path(run_dir) / rundir.CONFIG) if run_dir else None
+        except (OSError, ValueError):
+            config = None
+        if not isinstance(config, dict):
+            return ""
+        configs.append({k: v for k, v in config.items() if k not in rundir.FINGERPRINT_EXCLUDED})
+    a, b = configs
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return ("; settings that differ: " + ", ".join(f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in keys[:4])
+            if keys else "")
+
+
+def _runs_text(rows: Sequence[Row]) -> str:
+    seeds = ", ".join("-" if r["seed"] is None else str(r["seed"]) for r in rows[:6])
+    return f"{rows[0]['model']} seed(s) {seeds} ({_fmt_origin(rows[0])}{' ...' if len(rows) > 1 else ''})"
 
 
 def _pick_dataset(role: str, name: str | None, datasets: Sequence[str], by_role: dict[str, list[str]]) -> str:
@@ -519,6 +592,7 @@ def analyze(
     clean = _clean(rows, duplicates, notes)
     if not clean:
         raise InputError("no usable results (every row lacks a top-1 accuracy)")
+    _check_same_experiment(clean, notes)
     scales = dict(scales or {})
     trained = [r for r in clean if r["role"] != "transfer"]
     datasets = list(dict.fromkeys(r["dataset"] for r in trained))

@@ -14,6 +14,7 @@ from imagenot.analysis.report import write_report
 from imagenot.analysis.results import Row, collect_results, read_results_csv, read_wide_csv
 from imagenot.config import ConfigError, to_record
 from imagenot.fileio import sha256_file
+from imagenot.lock import locks_output
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def load_rows(cfg: ReportConfig) -> tuple[list[Row], dict[str, str]]:
     return rows, {str(r["origin"]): sha256_file(r["origin"]) for r in rows}
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def run_report(cfg: ReportConfig) -> dict[str, Path]:
     """Read the results, analyse them and write the report folder; returns the written paths.
 

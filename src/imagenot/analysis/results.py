@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from imagenot import escape
+from imagenot import rundir
 from imagenot.errors import InputError
 from imagenot.fileio import atomic_open
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 RESULT_COLUMNS: tuple[str, ...] = (
     "model", "family", "year", "dataset", "role", "pretrain_dataset", "seed",
     "top1", "top5", "epochs", "params", "flops", "run_dir",
-    "n_val", "chance", "train_images", "source", "weights", "dataset_spec",
+    "n_val", "chance", "train_images", "source", "weights", "dataset_spec", "fingerprint",
 )
 REQUIRED_COLUMNS: tuple[str, ...] = ("model", "dataset", "top1")
 ROLES: tuple[str, ...] = ("reference", "contrast", "transfer")
@@ -38,7 +39,7 @@ SOURCES: tuple[str, ...] = ("trained", "published")
 _INT_COLUMNS = ("year", "seed", "epochs", "params", "n_val", "train_images")
 _FLOAT_COLUMNS = ("top1", "top5", "flops", "chance")
 _STR_COLUMNS = ("model", "family", "dataset", "role", "pretrain_dataset", "run_dir", "source", "weights",
-                "dataset_spec")
+                "dataset_spec", "fingerprint")
 _MISSING = {"", "none", "null", "na", "n/a"}
 # result.json names for the same facts (the trainer's keys); the CSV uses the column names
 _ALIASES = {"n_val": "val_images"}
@@ -121,6 +122,8 @@ def normalize_row(mapping: Mapping[str, Any], origin: str | None = None) -> Row:
         raise InputError(f"unknown source {row['source']!r}; known: {', '.join(SOURCES)} (or empty)", path=origin)
     row["source"] = source
     row["origin"] = origin
+    if rundir.is_diverged(dict(mapping)):  # a run whose loss became NaN: its accuracy is chance, not a result
+        row["status"] = "diverged"
     return row
 
 
@@ -155,6 +158,12 @@ def _read_csv(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str, st
             raise InputError(f"not a readable CSV: {exc}", path=path, line=reader.line_num) from exc
     if not header:
         raise InputError("empty file (no header)", path=path)
+    repeated = [h for h in dict.fromkeys(header) if h and header.count(h) > 1]
+    if repeated:
+        where = "; ".join(f"{h!r} in columns {', '.join(str(i + 1) for i, x in enumerate(header) if x == h)}"
+                          for h in repeated)
+        raise InputError(f"the header names a column more than once ({where}): which one holds the values is "
+                         "ambiguous; rename or remove the extra column", path=path, line=1)
     for line, rec in records:
         if any(str(v).strip() for v in rec.get(None) or []):  # type: ignore[call-overload]
             raise InputError(f"{len(header)} columns in the header but more values on this line", path=path,

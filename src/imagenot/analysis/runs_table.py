@@ -36,7 +36,7 @@ class RunInfo:
     dataset: str | None
     role: str | None
     seed: int | None
-    status: str  # finished, partial or failed
+    status: str  # finished, diverged, partial or failed
     epochs_done: int | None
     epochs_total: int | None
     top1: float | None
@@ -106,13 +106,15 @@ def describe_run(run_dir: Path, root: Path) -> RunInfo:
     done = max((int(r["epoch"]) for r in history if isinstance(r.get("epoch"), int)), default=None)
     notes = [n for n in (result_err, config_err) if n]
     if result is not None:
-        status = "finished"
+        status = "diverged" if rundir.is_diverged(result) else "finished"
         top1 = _number(result.get("top1"))
         wall = _number(result.get("wall_time_s"))
         if done is None and result.get("epochs") is not None:
             done = int(result["epochs"])
         if top1 is not None and math.isnan(top1):
             notes.append("top-1 is NaN (diverged)")
+        if status == "diverged":
+            notes.append("no accuracy, left out of reports")
     else:
         status = "partial" if rundir.checkpoint_path(run_dir).is_file() else "failed"
         top1 = None
@@ -146,13 +148,15 @@ def describe_run(run_dir: Path, root: Path) -> RunInfo:
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """Every folder under `root` (itself included) that holds a config.json or a result.json."""
+    """Every run folder under `root` (itself included): dataset, mine, audit and report folders also hold a
+    config.json, but are not runs (`imagenot.rundir.is_run_dir`)."""
     root = Path(root)
     if not root.is_dir():
         raise InputError("no such folder", path=root)
     found = {p.parent for name in (rundir.CONFIG, rundir.RESULT) for p in root.rglob(name)}
     # a report folder also holds a config.json; it is not a run
-    return sorted(d for d in found if not (d / "report.md").exists() and not (d / "stats.json").exists())
+    return sorted(d for d in found if rundir.is_run_dir(d) and not (d / "report.md").exists()
+                  and not (d / "stats.json").exists())
 
 
 def list_runs(root: str | Path) -> list[RunInfo]:
@@ -193,7 +197,9 @@ def format_table(runs: list[RunInfo]) -> str:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    counts = {s: sum(r.status == s for r in runs) for s in ("finished", "partial", "failed")}
+    counts = {s: sum(r.status == s for r in runs) for s in ("finished", "diverged", "partial", "failed")}
+    if not counts["diverged"]:
+        del counts["diverged"]
     lines.append(f"{len(runs)} run(s): " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return "\n".join(lines)
 

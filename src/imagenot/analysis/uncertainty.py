@@ -15,6 +15,7 @@ paired and are refused by name.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 from collections.abc import Sequence
@@ -138,10 +139,32 @@ def _model_means(run_acc: np.ndarray, column_models: Sequence[str], models: Sequ
 
 @dataclasses.dataclass
 class _RunPredictions:
+    """One run's per-image correctness, ordered by image key (not by row): runs are joined image by image."""
+
     run: str
     path: str
     correct: np.ndarray
-    digest: str
+    digest: str  # which images (keys) under which labels: equal digests mean the same images, joinable
+    keys: np.ndarray
+
+
+def _by_key(table: Any, path: Path) -> tuple[np.ndarray, np.ndarray, str]:
+    """(correct, keys) sorted by image key, and a digest of the (key, label) pairs: the join of two runs is
+    by image, never by row position, so a file written in another row order pairs the same images."""
+    keys = np.asarray(table.column("key").to_pylist(), dtype=object)
+    labels = np.asarray(table.column("label").to_numpy(zero_copy_only=False), dtype=np.int64)
+    correct = np.asarray(table.column("correct").to_numpy(zero_copy_only=False), dtype=bool)
+    order = np.argsort(keys.astype(str), kind="stable")
+    keys, labels, correct = keys[order], labels[order], correct[order]
+    repeated = keys[1:][keys[1:] == keys[:-1]]
+    if repeated.size:
+        raise InputError(f"predictions file lists {repeated.size} image key(s) more than once (e.g. "
+                         f"{str(repeated[0])!r}): its rows cannot be matched to images", path=path)
+    h = hashlib.sha256()
+    h.update(labels.tobytes())
+    for key in keys:
+        h.update(str(key).encode("utf-8", "surrogatepass") + b"\0")
+    return correct, keys, h.hexdigest()
 
 
 def _run_label(row: Row) -> str:
@@ -167,8 +190,8 @@ class PredictionStore:
         if not path.is_file():
             self._cache[key] = None
             return None
-        table, meta = predictions_file.read_predictions(path)
-        correct = np.asarray(table.column("correct").to_numpy(zero_copy_only=False), dtype=bool)
+        table, _ = predictions_file.read_predictions(path)
+        correct, keys, digest = _by_key(table, path)
         n = correct.size
         top1 = row["top1"]
         if n == 0:
@@ -177,7 +200,7 @@ class PredictionStore:
             raise InputError(f"the predictions give top-1 {100.0 * correct.mean():.3f}% on {n} images but the "
                              f"run's result says {top1:.3f}%: the file belongs to another evaluation. "
                              "Re-evaluate the run, or pass --predictions off", path=path)
-        run = _RunPredictions(run=_run_label(row), path=key, correct=correct, digest=str(meta["split_digest"]))
+        run = _RunPredictions(run=_run_label(row), path=key, correct=correct, digest=digest, keys=keys)
         self._cache[key] = run
         return run
 
@@ -193,9 +216,12 @@ def _check_same_split(name: str, runs: Sequence[_RunPredictions]) -> None:
         f"({group[0].correct.size} images, split {digest[:10]})"
         for digest, group in digests.items()
     )
+    first = [group[0] for group in digests.values()]
+    common = set(first[0].keys.tolist()).intersection(*(r.keys.tolist() for r in first[1:]))
     raise InputError(f"runs on {name} were evaluated on different validation sets, so they cannot be compared "
-                     f"image by image: {groups}. Evaluate them on the same split, or pass --predictions off "
-                     "to report without paired statistics.")
+                     f"image by image: {groups}; {len(common)} image key(s) are common to all of them (the same "
+                     "key with another label counts as another image). Evaluate them on the same split, or "
+                     "pass --predictions off to report without paired statistics.")
 
 
 def _interval_from_n(top1: float, n: int | None, confidence: float) -> tuple[float, float]:

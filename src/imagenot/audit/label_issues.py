@@ -58,6 +58,9 @@ def load_contrast_run(run_dir: str | Path, contrast: str, contrast_classes: list
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"unreadable run config: {exc}", cfg_path) from exc
     result = rundir.read_result(path)
+    diverged = rundir.diverged_note(result)
+    if diverged:  # its predictions would be chance, and every image a "label issue"
+        raise InputError(f"contrast run: {diverged}", path)
     spec = config.get("dataset") or result.get("dataset_spec") or ""
     if not _same_spec(spec, contrast):
         raise InputError(f"contrast run trained on {spec!r}, not on the contrast dataset {contrast!r}", path)

@@ -28,6 +28,7 @@ from imagenot.audit.dataset_meta import SampleTable, folder_fingerprint, is_down
 from imagenot.config import to_dict, to_record
 from imagenot.errors import InputError
 from imagenot.fileio import json_digest, read_json, sha256_file, write_json, write_manifest
+from imagenot.lock import locks_output
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +312,7 @@ def _issue_tile(image: Any, e: dict[str, Any], caption: str | None) -> Any:
 
 
 # -- the whole audit -----------------------------------------------------------------------------------------
+@locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     """Run the audit described by `cfg`; returns the content of audit.json."""
     from imagenot.audit.image_level import clear_cache

@@ -22,6 +22,7 @@ from imagenot.config import to_dict, to_record
 from imagenot.demo.config import DemoConfig
 from imagenot.demo.stages import StageRunner
 from imagenot.fileio import read_json, write_json, write_manifest
+from imagenot.lock import locks_output
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def _headline(stats: dict[str, Any]) -> str:
     return f"Kendall tau {tau:.2f} over {n} models"
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def run_demo(cfg: DemoConfig, echo: Any = print) -> Path:
     """Run (or resume) every stage; returns the report folder."""
     from imagenot.zoo.plan import validate_plan

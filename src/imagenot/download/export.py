@@ -25,6 +25,7 @@ from imagenot.download.config import EXPORT_FORMATS, ExportConfig
 from imagenot.download.disk import disk_full_is_an_error
 from imagenot.errors import ImagenotError, InputError
 from imagenot.fileio import write_json, write_text
+from imagenot.lock import locks_output
 from imagenot.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def _extension(data: bytes, default: str) -> str:
     return default
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def run_export(cfg: ExportConfig) -> dict[str, Any]:
     from imagenot.data.readers.files import wds_card, wds_classes, wds_shards
 

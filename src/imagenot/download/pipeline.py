@@ -44,6 +44,7 @@ from imagenot.download.inputs import Selection, check_urls, read_selection
 from imagenot.download.outputs import write_outputs
 from imagenot.errors import ImagenotError, InputError
 from imagenot.fileio import atomic_path, json_digest, read_json, sha256_file, write_json, write_manifest
+from imagenot.lock import locks_output
 from imagenot.progress import pool_map
 from imagenot.wordnet.classes import write_classes
 
@@ -347,6 +348,7 @@ def _finish(lay: _Layout, cfg: DownloadConfig) -> None:
         shutil.rmtree(lay.work, ignore_errors=True)
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def run_download(cfg: DownloadConfig, command: str | None = None) -> dict[str, Any]:
     """Build (or finish, or confirm) the dataset folder `cfg.out`; return its card."""
     _check_config(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from imagenot.config import ConfigError, option
+from imagenot.config import ConfigError, option, to_record
 
 
 @dataclass(frozen=True)
@@ -40,3 +40,18 @@ class EvaluateConfig:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be at least 1, got {self.limit}")
+
+
+def evaluation_record(cfg: EvaluateConfig) -> dict[str, Any]:
+    """The config.json an evaluation (or a published record) writes: paths absolute, `force` off, so a rerun
+    with --force is the same run (and a zoo can compare it with `imagenot.rundir.fingerprint`).
+
+    Weights from a run (`run:DIR`) are recorded by that run's fingerprint too (under `_meta`, which a replay
+    with --config skips), so an evaluation of a run retrained since is another evaluation, not a finished one.
+    """
+    from imagenot import rundir
+
+    record = {**to_record(cfg), "force": False}
+    if (cfg.init or "").startswith("run:"):
+        record["_meta"] = {"init_fingerprint": rundir.recorded_fingerprint(cfg.init.partition(":")[2])}
+    return record

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from imagenot import rundir
-from imagenot.config import to_record
-from imagenot.evaluation.config import EvaluateConfig
+from imagenot.evaluation.config import EvaluateConfig, evaluation_record
 from imagenot.fileio import environment, write_json, write_manifest
+from imagenot.lock import locks_output
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,13 @@ def published_result(cfg: EvaluateConfig) -> dict[str, Any]:
     }
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def write_published_run(cfg: EvaluateConfig) -> dict[str, Any]:
     """Write the run folder (config.json, manifest.json, result.json); an existing other run is refused."""
     out = Path(cfg.out)
     result = published_result(cfg)  # every error happens before anything is written
-    record = to_record(cfg)
-    record.update(force=False)
+    record = evaluation_record(cfg)
+    result["fingerprint"] = rundir.fingerprint(record)
     decision = rundir.check_existing(out, record, resume=False, force=cfg.force)
     if decision == "finished":
         log.info("%s already holds this published result", out)

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from imagenot import rundir
-from imagenot.config import to_record
 from imagenot.errors import ImagenotError
-from imagenot.evaluation.config import EvaluateConfig
+from imagenot.evaluation.config import EvaluateConfig, evaluation_record
 from imagenot.fileio import environment, write_json, write_manifest
+from imagenot.lock import locks_output
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,29 @@ def _align_to_weights(cfg: EvaluateConfig, spec: Any, ds: Any) -> int:
         if classes != list(names):
             log.info("%s: %d classes mapped to the weights' %d-class order", cfg.dataset, len(classes), len(names))
         return len(names)
+    if names is not None and k == len(classes):
+        # Same count, other classes: taken in order, every output would be scored against another class.
+        foreign = [c for c in classes if c not in names]
+        hint = "name the class folders by wnid (n01440764, ...), or " if k == 1000 else ""
+        raise ImagenotError(
+            f"{cfg.init} predicts the classes {_preview(names)}, but {cfg.dataset} has the classes "
+            f"{_preview(classes)}: {len(foreign)} of its {len(classes)} classes (e.g. {', '.join(foreign[:3])}) "
+            "are not among the weights' classes, so the same number of classes does not make the outputs "
+            f"mean them; {hint}fine-tune the weights on these classes (imagenot finetune)")
+    if k is not None and k == len(classes):
+        log.warning("%s records no class list: its %d outputs are taken to be %s's classes in their order",
+                    cfg.init, k, cfg.dataset)
     if k is not None and k != len(classes):
         what = "not ImageNet-1K wnids" if k == 1000 else "not the weights' classes"
         raise ImagenotError(f"{cfg.init} predicts {k} classes, but {cfg.dataset} has {len(classes)} classes that "
                             f"are {what}; name the class folders by wnid (n01440764, ...) or fine-tune the "
                             "weights on these classes (imagenot finetune)")
     return len(classes)
+
+
+def _preview(names: Any, n: int = 4) -> str:
+    names = [str(c) for c in names]
+    return f"[{', '.join(names[:n])}{', ...' if len(names) > n else ''}] ({len(names)})"
 
 
 def _normalization(cfg: EvaluateConfig, info: Any, ds: Any) -> tuple[list[float], list[float]]:
@@ -123,6 +140,7 @@ def _normalization(cfg: EvaluateConfig, info: Any, ds: Any) -> tuple[list[float]
     return list(mean), list(std)
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     """Evaluate `cfg.init` on `cfg.dataset` (split `cfg.split`); write and return the run's result.json.
 
@@ -143,7 +161,7 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     from imagenot.models import model_info, params_and_flops
     from imagenot.models.weights import build_model, check_init, parse_init
     from imagenot.training.config import dataset_display_name
-    from imagenot.training.evaluation import evaluate
+    from imagenot.training.evaluation import check_finite_weights, evaluate
 
     t0 = time.perf_counter()
     if not cfg.dataset:
@@ -151,7 +169,7 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     minfo = model_info(cfg.model)
     check_init(cfg.model, cfg.init)
     out = Path(cfg.out)
-    record = {**to_record(cfg), "force": False}
+    record = evaluation_record(cfg)
     decision = rundir.check_existing(out, record, resume=False, force=cfg.force)
     if decision == "finished":
         log.info("%s already holds this evaluation", out)
@@ -174,6 +192,7 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
         from imagenot.training.inputs import default_workers
 
         workers = default_workers(DistInfo()) if transform is not None else 0
+    check_finite_weights(model, cfg.init)
     res = evaluate(model, ds, device, transform=transform, mean=mean, std=std, batch_size=cfg.batch_size,
                    precision=precision, channels_last=device.type == "cuda", workers=workers)
     crop = transform.crop if transform is not None else int(ds.image_size)
@@ -182,7 +201,8 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     result = {
         "model": cfg.model, "family": minfo.family, "year": minfo.year, "dataset": name,
         "dataset_spec": cfg.dataset, "split": cfg.split, "role": cfg.role, "source": "evaluated",
-        "init": cfg.init, "weights": info.to_dict(), "seed": None, "top1": res.top1, "top5": res.top5,
+        "init": cfg.init, "weights": info.to_dict(), "seed": None, "fingerprint": rundir.fingerprint(record),
+        "top1": res.top1, "top5": res.top5,
         "val_loss": res.loss, "epochs": None, "wall_time_s": time.perf_counter() - t0, "params": int(params),
         "flops": int(flops), "image_size": crop, "num_classes": int(ds.num_classes), "val_images": res.count,
         "train_images": None,

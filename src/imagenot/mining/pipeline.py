@@ -29,6 +29,7 @@ from imagenot.fileio import (
     write_json,
     write_manifest,
 )
+from imagenot.lock import locks_output
 from imagenot.mining.embed import EncoderSpec
 from imagenot.mining.encoders import default_threshold, threshold_note
 from imagenot.mining.histograms import plot_histograms, similarity_quantiles
@@ -146,6 +147,7 @@ def _threshold(cfg: MineConfig, out: Path) -> float | None:
     return threshold
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def mine(cfg: MineConfig) -> MineResult:
     """Run the mining stage (and the selection unless `cfg.select` is false).
 
@@ -248,6 +250,7 @@ def mine(cfg: MineConfig) -> MineResult:
     return res
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out or cfg.mine_dir)
 def run_select(cfg: SelectConfig) -> tuple[list[ClassRow], pa.Table, dict[str, Any]]:
     """Redo the selection of a mine folder (other threshold, N, K, cap...) without re-mining."""
     cfg.check()

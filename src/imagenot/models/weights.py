@@ -454,7 +454,11 @@ def run_summary(run: str | Path) -> dict[str, Any]:
         raise WeightsError(f"run {run}: no such directory")
     if not rundir.is_finished(run):
         raise WeightsError(f"run {run} is not finished (no result.json); finish or resume it first")
-    return rundir.read_result(run)
+    summary = rundir.read_result(run)
+    note = rundir.diverged_note(summary)
+    if note:
+        raise WeightsError(f"run {run}: {note}; its weights are not a starting point")
+    return summary
 
 
 def _run_model(model: str, run: str, input_size: int | None) -> tuple[nn.Module, WeightsInfo]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
+from imagenot import rundir
 from imagenot.cli_options import add_stage_parser, config_from_args
 from imagenot.training.config import TrainConfig
 
@@ -37,6 +39,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(TrainConfig, args)
     result = train(cfg)
+    note = rundir.diverged_note(result)
+    if note:
+        print(f"{note} -> {cfg.out}", file=sys.stderr)
+        return 1
     print(f"{result['model']} on {result['dataset']}: top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}% "
           f"({result['epochs']} epochs, {result['wall_time_s']:.0f} s) -> {cfg.out}")
     return 0

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from imagenot.errors import ImagenotError
 from imagenot.training.distributed import DistInfo, all_reduce_sum, gather_to_main
 
 log = logging.getLogger(__name__)
@@ -169,15 +170,30 @@ def _concat(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
     )
 
 
+def check_finite_weights(model: nn.Module, what: str = "the model") -> None:
+    """Raise ImagenotError naming the tensors of `model` (parameters and buffers) that are not finite."""
+    bad = [name for name, t in (*model.named_parameters(), *model.named_buffers())
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        total = sum(1 for _ in model.parameters()) + sum(1 for _ in model.buffers())
+        raise ImagenotError(f"{what}: {len(bad)} of {total} weight tensors hold NaN or infinite values (e.g. "
+                            f"{', '.join(bad[:3])}): a diverged or corrupted model, which would score at chance. "
+                            "Retrain it (a lower learning rate) or load other weights")
+
+
 def evaluate(
     model: nn.Module, dataset: Any, device: str | torch.device = "cpu", *, transform: Any = None,
     mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
     batch_size: int = 256, dist: DistInfo | None = None, precision: str = "fp32", channels_last: bool = False,
     workers: int = 0, gpu_decode: bool = False, predictions: bool = True,
 ) -> EvalResult:
-    """Loss, top-1/top-5 and per-image predictions of `model` on `dataset` (see the module docstring)."""
+    """Loss, top-1/top-5 and per-image predictions of `model` on `dataset` (see the module docstring).
+
+    Weights holding NaN or infinite values (a diverged or corrupt model) are refused: they score chance, and
+    a chance-level number in a ranking is a wrong answer, not a result."""
     from imagenot.training.inputs import eval_batches
 
+    check_finite_weights(model)
     device = torch.device(device)
     dist = dist or DistInfo()
     model = model.to(device)

@@ -23,6 +23,7 @@ uninterrupted run (in memory: bitwise mid-epoch; streamed shards: see imagenot.d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ from imagenot.checkpoint import load_checkpoint, rng_state, save_checkpoint, set
 from imagenot.config import ConfigError, to_dict, to_record
 from imagenot.errors import ImagenotError
 from imagenot.fileio import environment, write_json, write_manifest, write_text
+from imagenot.lock import output_lock
 from imagenot.progress import Progress
 from imagenot.training.config import NORMALIZATIONS, ROLES, TrainConfig, dataset_display_name
 from imagenot.training.distributed import (
@@ -129,6 +131,7 @@ class RunState:
     final_eval: EvalResult | None = None
     train_time: float = 0.0
     trained_images: int = 0
+    lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # the run folder's, on rank 0
 
     @property
     def rank_batch(self) -> int:
@@ -163,20 +166,30 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         finished = setup(state)
         if finished is not None:
             return finished
-        for epoch in range(state.epoch, state.epochs):
-            train_one_epoch(state, epoch)
-            last = epoch + 1 == state.epochs
-            due = last or (cfg.eval_every > 0 and (epoch + 1) % cfg.eval_every == 0)
-            val = evaluate_epoch(state, final=last) if due else None
-            end_epoch(state, epoch, val)
+        try:
+            for epoch in range(state.epoch, state.epochs):
+                train_one_epoch(state, epoch)
+                last = epoch + 1 == state.epochs
+                due = last or (cfg.eval_every > 0 and (epoch + 1) % cfg.eval_every == 0)
+                val = evaluate_epoch(state, final=last) if due else None
+                end_epoch(state, epoch, val)
+        except Diverged as div:
+            return finish_diverged(state, div)
         return finish(state)
     finally:
+        state.lock.close()
         if state.feed is not None:
             state.feed.close()
         torch.use_deterministic_algorithms(was_deterministic)
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         destroy(state.dist)
+
+
+def run_record(cfg: TrainConfig) -> dict[str, Any]:
+    """The config.json `cfg` writes (resolved recipe and input plan included), without running anything:
+    what a zoo compares a finished run with (`imagenot.rundir.fingerprint`)."""
+    return _plan(cfg).config_dict
 
 
 def _plan(cfg: TrainConfig) -> RunState:
@@ -192,6 +205,9 @@ def _plan(cfg: TrainConfig) -> RunState:
     # the thread count changes CPU results: record the one this run uses, so a replay uses it too
     config_dict.update(resume=False, force=False, threads=cfg.threads or torch.get_num_threads())
     resolved = {"input": plan.to_dict(), "recipe": to_dict(recipe), "epochs": epochs, "batch_size": global_batch}
+    if (cfg.init or "").startswith("run:"):
+        # a run started from another run is another experiment when that run was retrained with other settings
+        resolved["init_fingerprint"] = rundir.recorded_fingerprint(cfg.init.partition(":")[2])
     config_dict["resolved"] = json.loads(json.dumps(resolved))
     return RunState(cfg=cfg, dist=DistInfo(), run_dir=Path(cfg.out), recipe=recipe, plan=plan, epochs=epochs,
                     global_batch=global_batch, family=info.family, year=info.year, config_dict=config_dict)
@@ -203,10 +219,12 @@ def setup(state: RunState) -> dict[str, Any] | None:
     Returns the result of an already finished run instead (nothing is retrained).
     """
     cfg, dist = state.cfg, state.dist
-    # Rank 0 decides about the run directory (it may clear it with --force); the others follow.
+    # Rank 0 decides about the run directory (it may clear it with --force); the others follow. It first takes
+    # the folder's lock (one writer per run folder): a refusal reaches every rank, so none waits for it.
     decision: Any = None
     if dist.is_main:
         try:
+            state.lock.enter_context(output_lock(state.run_dir))
             decision = rundir.check_existing(state.run_dir, state.config_dict, resume=cfg.resume, force=cfg.force)
         except ImagenotError as exc:
             decision = exc
@@ -357,9 +375,10 @@ def train_one_epoch(state: RunState, epoch: int) -> None:
         state.seen += state.rank_batch
         state.step_in_epoch = step + 1
         if (step + 1) % cfg.log_every_steps == 0 or step + 1 == spe:
+            running = float(loss_acc + state.loss_sum) / max(state.seen, 1)
+            check_finite(state, running, epoch, step + 1, "train")
             bar.update(step + 1 - bar.n)
-            bar.set_postfix(f"loss {float(loss_acc + state.loss_sum) / max(state.seen, 1):.4f}, "
-                            f"lr {state.scheduler.get_last_lr()[0]:.2e}")
+            bar.set_postfix(f"loss {running:.4f}, lr {state.scheduler.get_last_lr()[0]:.2e}")
         if cfg.checkpoint_every_steps and global_step % cfg.checkpoint_every_steps == 0 and step + 1 < spe:
             state.loss_sum += float(loss_acc)
             loss_acc.zero_()
@@ -403,9 +422,9 @@ def end_epoch(state: RunState, epoch: int, val: EvalResult | None) -> None:
         "images_per_s": state.trained_images / train_time if train_time > 0 else None,
         "time_s": train_time,
     }
-    if not all(math.isfinite(v) for v in (train_loss, val.loss if val else 0.0)):
-        log.warning("%s epoch %d: non-finite loss (train %s, val %s)", state.cfg.model, epoch + 1, train_loss,
-                    val.loss if val else None)
+    check_finite(state, train_loss, epoch, state.steps_per_epoch, "train")
+    if val is not None:
+        check_finite(state, val.loss, epoch, state.steps_per_epoch, "validation")
     state.history.append(row)
     scores = f"val_loss {val.loss:.4f} top1 {val.top1:.2f} top5 {val.top5:.2f}" if val else "(not evaluated)"
     log.info("%s %s epoch %d/%d: train_loss %.4f %s (%.0f img/s)", state.cfg.model,
@@ -445,8 +464,54 @@ def finish(state: RunState) -> dict[str, Any]:
     """result.json (and predictions.parquet if a resumed run had already finished its last epoch)."""
     if state.final_eval is None and not rundir.predictions_path(state.run_dir).is_file():
         evaluate_epoch(state, final=True)  # killed between the last checkpoint and result.json
+    result = _result(state, state.history[-1] if state.history else {})
+    if state.dist.is_main:
+        write_json(rundir.result_path(state.run_dir), result)
+    barrier(state.dist)
+    return result
+
+
+class Diverged(Exception):  # noqa: N818 - an event the loop stops on, not an error the user made
+    """The loss became NaN or infinite: the run stops and is recorded as diverged."""
+
+    def __init__(self, epoch: int, step: int, loss: float, which: str) -> None:
+        super().__init__(f"{which} loss {loss} at epoch {epoch}, step {step}")
+        self.epoch, self.step, self.loss, self.which = epoch, step, loss, which
+
+
+def check_finite(state: RunState, loss: float, epoch: int, step: int, which: str) -> None:
+    """Stop the run when `loss` is NaN or infinite on any process (every rank stops at the same step).
+
+    Checked where the loss is read back anyway (log points, epoch ends), so it costs no extra device sync; a
+    diverged run's weights are NaN, and evaluating them would put a model at chance into the ranking."""
+    bad = 0.0 if math.isfinite(loss) else 1.0
+    if state.dist.enabled:
+        bad = float(all_reduce_sum(torch.tensor([bad], dtype=torch.float64, device=state.device), state.dist)[0])
+    if bad:
+        raise Diverged(epoch + 1, step, loss, which)
+
+
+def finish_diverged(state: RunState, div: Diverged) -> dict[str, Any]:
+    """result.json of a run that diverged: status 'diverged', no accuracies, where and how it diverged.
+
+    It counts as finished (a rerun or a zoo does not train it again; --force does), the report leaves it out
+    with a word, and its weights are refused as a starting point."""
+    log.error("%s on %s diverged (%s): stopped; recorded in %s as diverged, without accuracies (lower the "
+              "learning rate, or check the data)", state.cfg.model, dataset_display_name(state.cfg.dataset), div,
+              rundir.result_path(state.run_dir))
+    result = _result(state, {"train_loss": div.loss if div.which == "train" else None})
+    result.update(status="diverged", top1=None, top5=None, val_loss=None, predictions=None,
+                  diverged={"epoch": div.epoch, "step": div.step, "loss": str(div.loss), "which": div.which})
+    if state.dist.is_main:
+        rundir.predictions_path(state.run_dir).unlink(missing_ok=True)
+        write_json(rundir.result_path(state.run_dir), result)
+    barrier(state.dist)
+    return result
+
+
+def _result(state: RunState, last: dict[str, Any]) -> dict[str, Any]:
+    """The result.json record of the run's current state (`last`: the metrics row it reports)."""
     cfg, data = state.cfg, state.data
-    last = state.history[-1] if state.history else {}
     result = {
         "model": cfg.model,
         "family": state.family,
@@ -462,6 +527,8 @@ def finish(state: RunState) -> dict[str, Any]:
         "pretrain_top1": state.transfer_meta.get("pretrain_top1"),
         "finetune_mode": None if cfg.from_scratch else cfg.finetune_mode,
         "seed": cfg.seed,
+        "fingerprint": rundir.fingerprint(state.config_dict),
+        "status": "finished",
         "top1": last.get("top1"),
         "top5": last.get("top5"),
         "val_loss": last.get("val_loss"),
@@ -487,9 +554,6 @@ def finish(state: RunState) -> dict[str, Any]:
         "precision": state.precision,
         "environment": environment(device=str(state.device)),
     }
-    if state.dist.is_main:
-        write_json(rundir.result_path(state.run_dir), result)
-    barrier(state.dist)
     return result
 
 

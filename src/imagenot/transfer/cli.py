@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
+from imagenot import rundir
 from imagenot.cli_options import add_stage_parser, config_from_args, overrides_from_args
 from imagenot.config import load_mapping
 from imagenot.training.config import TrainConfig
@@ -42,6 +44,10 @@ def run_finetune(args: argparse.Namespace) -> int:
     if getattr(args, "config", None):
         given |= set(load_mapping(args.config))
     result = finetune(cfg, given)
+    note = rundir.diverged_note(result)
+    if note:
+        print(f"{note} -> {cfg.out}", file=sys.stderr)
+        return 1
     pre = result.get("pretrain_top1")
     source = f"{result['pretrain_dataset']} (top-1 {pre:.2f}%)" if pre is not None else str(cfg.init)
     print(f"{result['model']} from {source} on {result['dataset']}: top-1 {result['top1']:.2f}% "

@@ -109,6 +109,8 @@ class ZooPlan:
                              "which is always evaluated)")
     checkpoint_every_steps: int = option(0, flag="--checkpoint-every", help="also checkpoint every N steps")
     progress: bool = option(True, cli=False, help="progress bars (the global --no-progress switches them off)")
+    force: bool = option(False, help="rerun the runs whose folders hold a run with other settings than the plan's "
+                         "(without it the zoo refuses to start and lists them)")
     nproc_per_node: int = option(1, help="processes (GPUs) per node in printed torchrun/Slurm commands")
     slurm: dict[str, Any] = option(default_factory=dict, flag="--slurm-opt",
                                    help="extra #SBATCH options of printed Slurm scripts, e.g. partition=gpu")
@@ -160,6 +162,12 @@ def validate_plan(plan: ZooPlan) -> None:
     if not plan.seeds:
         raise ConfigError("the zoo plan names no seeds")
     _check_names(plan)
+    _no_repeats(plan.models, "models")
+    _no_repeats(plan.seeds, "seeds")
+    for d in plan.datasets:
+        _no_repeats(d.seeds, f"seeds of dataset {d.display_name}")
+    for t in plan.transfer:
+        _no_repeats(t.modes, f"modes of transfer target {t.display_name}")
     for d in plan.datasets:
         if d.kind not in SOURCES:
             raise ConfigError(f"dataset {d.display_name}: source {d.kind!r} not one of {', '.join(SOURCES)}")
@@ -187,6 +195,17 @@ def validate_plan(plan: ZooPlan) -> None:
     for t in plan.transfer:
         if not t.spec:
             raise ConfigError("a transfer entry needs a spec")
+    targets = [t.display_name for t in plan.transfer]
+    if len(set(targets)) != len(targets):
+        raise ConfigError(f"two transfer targets share a name ({targets}); give them distinct 'name's")
+
+
+def _no_repeats(values: tuple[Any, ...], what: str) -> None:
+    """A value listed twice would run (or count) twice: two runs of one seed averaged as two replicates."""
+    repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+    if repeated:
+        raise ConfigError(f"the plan's {what} list {', '.join(map(str, repeated))} more than once "
+                          f"({', '.join(map(str, values))}); list each once")
 
 
 def _check_names(plan: ZooPlan) -> None:

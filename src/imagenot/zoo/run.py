@@ -9,6 +9,13 @@ Run directories (one per job; `imagenot runs OUT` lists them):
 
 `run_zoo` skips finished runs (result.json present), resumes unfinished ones from their checkpoint, and runs
 the rest in plan order: pretraining, evaluations and published records first, then the fine-tunes.
+A finished run counts as this plan's only when its fingerprint (`imagenot.rundir.fingerprint`) is the one the
+plan's resolved config for that run has. When a run folder holds a run made with other settings (the recipe,
+epochs or data changed since), the zoo refuses before running anything and names what differs, rather than
+rerunning: a researcher who edited a plan by mistake should not lose days of finished runs, and one who meant
+it says so with `--force` (those runs are rerun) or gives the new settings their own `out`. Runs written
+before fingerprints existed are reused with a warning that their settings could not be compared. The fine-tunes
+of a pretraining run that diverged are skipped with a warning.
 `commands(plan, "torchrun"|"slurm")` prints what is left: torchrun command lines, or a Slurm array script with
 one array task per pretraining run followed by its fine-tunes, each rerunnable after preemption (--resume).
 Every printed command carries every setting of its run (generated from the run's config), so the cluster
@@ -26,8 +33,9 @@ from typing import Any
 
 from imagenot import escape, rundir, safepath
 from imagenot.config import ConfigError, to_record
-from imagenot.evaluation.config import EvaluateConfig
+from imagenot.evaluation.config import EvaluateConfig, evaluation_record
 from imagenot.fileio import write_json
+from imagenot.lock import locks_output
 from imagenot.progress import Progress
 from imagenot.training.config import TrainConfig
 from imagenot.zoo.plan import ZooDataset, ZooPlan, ZooTransfer, model_init, validate_plan
@@ -129,9 +137,57 @@ def jobs(plan: ZooPlan) -> list[Job]:
     return out
 
 
-def run_job(job: Job) -> dict[str, Any]:
-    """Run one job (or read its result when it is finished)."""
-    if rundir.is_finished(job.run_dir):
+def job_record(job: Job) -> dict[str, Any]:
+    """The config.json the job's run writes (resolved, as the run itself would): its identity."""
+    if isinstance(job.config, EvaluateConfig):
+        return evaluation_record(job.config)
+    from imagenot.training.trainer import run_record
+
+    return run_record(job.config)
+
+
+def changed_runs(all_jobs: list[Job]) -> list[tuple[Job, str]]:
+    """Jobs whose folder holds a run (finished or not) made with other settings than the plan's, with what
+    differs. A finished run is compared by fingerprint; one written before fingerprints existed has an unknown
+    identity: it is reused, with a warning that says so."""
+    changed = []
+    for job in all_jobs:
+        if not rundir.is_finished(job.run_dir) and not (job.run_dir / rundir.CONFIG).is_file():
+            continue
+        record = job_record(job)
+        stored = rundir.recorded_fingerprint(job.run_dir)
+        if stored is None:
+            log.warning("zoo: %s has no run fingerprint (written by an older imagenot): its settings cannot be "
+                        "compared with the plan's; reusing it as it is", job.run_dir)
+            continue
+        if stored != rundir.fingerprint(record):
+            changed.append((job, rundir.config_difference(job.run_dir, record) or "its recorded fingerprint "
+                            f"{stored} is not the plan's {rundir.fingerprint(record)}"))
+        elif job.after is not None and job.after in {j.run_dir for j, _ in changed}:
+            changed.append((job, f"fine-tuned from {job.after}, which is rerun"))
+    return changed
+
+
+def _refuse_changed(changed: list[tuple[Job, str]], remedy: str) -> None:
+    if not changed:
+        return
+    shown = "; ".join(f"{job.run_dir} ({what})" for job, what in changed[:5])
+    more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+    raise ZooError(f"{len(changed)} run folder(s) of this plan hold runs made with other settings, which the "
+                   f"zoo would otherwise report as this plan's: {shown}{more}. {remedy}")
+
+
+class ZooError(ConfigError):
+    """A plan that does not fit the runs already in its output folder."""
+
+
+def run_job(job: Job, rerun: bool = False) -> dict[str, Any]:
+    """Run one job (or read its result when it is finished); `rerun` replaces a run made with other
+    settings."""
+    if rerun:
+        job = dataclasses.replace(job, config=dataclasses.replace(job.config, force=True, resume=False))
+        log.info("zoo: %s holds a run with other settings; rerunning it (--force)", job.run_dir)
+    elif rundir.is_finished(job.run_dir):
         return rundir.read_result(job.run_dir)
     log.info("zoo: %s %s -> %s", job.kind, job.config.model, job.run_dir)
     if job.kind == "published":
@@ -147,18 +203,33 @@ def run_job(job: Job) -> dict[str, Any]:
     return train(job.config)  # type: ignore[arg-type]
 
 
+@locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def run_zoo(plan: ZooPlan) -> list[dict[str, Any]]:
     """Run every unfinished run of `plan` in order; returns every run's result (with its `run_dir`)."""
     validate_plan(plan)
     all_jobs = jobs(plan)
+    changed = changed_runs(all_jobs)
+    if not plan.force:
+        _refuse_changed(changed, "Use another out for the new settings, or --force to rerun those runs.")
+    rerun = {job.run_dir for job, _ in changed}
     Path(plan.out).mkdir(parents=True, exist_ok=True)
     write_json(Path(plan.out) / "zoo.json", to_record(plan))
-    done = sum(rundir.is_finished(j.run_dir) for j in all_jobs)
+    done = sum(rundir.is_finished(j.run_dir) and j.run_dir not in rerun for j in all_jobs)
     log.info("zoo: %d runs, %d finished, %d to run", len(all_jobs), done, len(all_jobs) - done)
     results = []
     with Progress(len(all_jobs), desc="zoo", unit="run", enabled=plan.progress, interval=0.0, logger=log) as bar:
+        diverged: set[Path] = set()
         for job in all_jobs:
-            results.append({**run_job(job), "run_dir": str(job.run_dir)})
+            if job.after is not None and job.after in diverged:
+                log.warning("zoo: not fine-tuning %s: its pretraining run %s diverged", job.run_dir, job.after)
+                bar.update()
+                continue
+            result = run_job(job, rerun=job.run_dir in rerun)
+            note = rundir.diverged_note(result)
+            if note:
+                log.warning("zoo: %s (%s)", note, job.run_dir)
+                diverged.add(job.run_dir)
+            results.append({**result, "run_dir": str(job.run_dir)})
             bar.update()
     return results
 
@@ -189,6 +260,8 @@ def commands(plan: ZooPlan, style: str) -> str:
     """The unfinished runs as torchrun command lines or a Slurm array script (text to print)."""
     validate_plan(plan)
     all_jobs = jobs(plan)
+    _refuse_changed(changed_runs(all_jobs), "A printed command would fail on them: remove those folders, use "
+                    "another out, or rerun them here with `imagenot zoo --force`.")
     left = [j for j in all_jobs if not rundir.is_finished(j.run_dir)]
     header = f"# imagenot zoo: {len(all_jobs)} runs, {len(all_jobs) - len(left)} finished, {len(left)} left"
     if style == "torchrun":

@@ -20,8 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from imagenot import escape
-from imagenot import rundir
+from imagenot import escape, rundir
 from imagenot.errors import InputError
 from imagenot.fileio import atomic_open
 

@@ -61,6 +61,7 @@ from imagenot.training.evaluation import (
 )
 from imagenot.training.inputs import InputPlan, TrainFeed, default_workers, eval_batches, resolve_plan
 from imagenot.training.optim import build_ema, build_optimizer, build_scheduler, set_dropout
+from imagenot.training.precision import Numerics, numerics_record, prepare_model, resolve_numerics
 from imagenot.training.recipes import Recipe, get_recipe
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ class RunState:
     config_dict: dict[str, Any]
     device: torch.device = torch.device("cpu")
     precision: str = "fp32"
+    numerics: Numerics | None = None
+    fp32_modules: int = 0
     mem_format: torch.memory_format = torch.contiguous_format
     data: _Data | None = None
     model: nn.Module | None = None
@@ -203,6 +206,7 @@ def setup(state: RunState) -> dict[str, Any] | None:
     Returns the result of an already finished run instead (nothing is retrained).
     """
     cfg, dist = state.cfg, state.dist
+    resolve_run_numerics(state)
     # Rank 0 decides about the run directory (it may clear it with --force); the others follow.
     decision: Any = None
     if dist.is_main:
@@ -222,7 +226,6 @@ def setup(state: RunState) -> dict[str, Any] | None:
                             "processes; --batch-size is the global batch over all processes")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    state.device = _resolve_device(cfg.device, dist.local_rank)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=state.device.type == "cuda")
         torch.backends.cudnn.benchmark = False
@@ -230,10 +233,6 @@ def setup(state: RunState) -> dict[str, Any] | None:
         torch.backends.cudnn.benchmark = True
     if state.plan.gpu_decode and state.device.type != "cuda":
         log.warning("gpu_decode on %s: images are decoded by the CPU decoder in the main process", state.device)
-    state.precision = cfg.precision if cfg.precision != "auto" else (
-        "bf16" if state.device.type == "cuda" else "fp32")
-    channels_last = cfg.channels_last if cfg.channels_last is not None else state.device.type == "cuda"
-    state.mem_format = torch.channels_last if channels_last else torch.contiguous_format
     state.workers = cfg.workers if cfg.workers is not None else default_workers(dist)
 
     state.data = _load_data(cfg, state.plan)
@@ -252,8 +251,7 @@ def setup(state: RunState) -> dict[str, Any] | None:
     state.mean, state.std = _normalization(cfg, state.plan, state.data.train, state.transfer_meta)
     state.prep = Normalize(state.mean, state.std, model_channels(model)).to(state.device)
     model.to(state.device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    state.fp32_modules = prepare_model(model, state.numerics)
     state.model = model
     from imagenot.models import count_params
 
@@ -290,6 +288,19 @@ def setup(state: RunState) -> dict[str, Any] | None:
         _write_start_files(state)
     state.session_start = time.perf_counter()
     return None
+
+
+def resolve_run_numerics(state: RunState) -> None:
+    """Device, precision, memory format and fp32 layers of the run, written into its config record before the
+    run directory is checked: config.json then replays them (`--config`), as it does the thread count."""
+    cfg = state.cfg
+    state.device = _resolve_device(cfg.device, state.dist.local_rank)
+    numerics = resolve_numerics(state.device, cfg.precision, cfg.channels_last, cfg.fp32_grouped_convs)
+    state.numerics, state.precision, state.mem_format = numerics, numerics.precision, numerics.memory_format
+    state.config_dict.update(precision=numerics.precision, channels_last=numerics.channels_last,
+                             fp32_grouped_convs=numerics.fp32_grouped_convs)
+    log.info("%s: %s%s%s (%s)", cfg.model, numerics.precision, ", channels_last" if numerics.channels_last else "",
+             ", grouped convolutions in fp32" if numerics.fp32_grouped_convs else "", numerics.why)
 
 
 def restore(state: RunState, ckpt: dict[str, Any]) -> None:
@@ -485,6 +496,7 @@ def finish(state: RunState) -> dict[str, Any]:
         "world_size": state.dist.world_size,
         "device": str(state.device.type),
         "precision": state.precision,
+        "numerics": numerics_record(state.numerics, state.fp32_modules),
         "environment": environment(device=str(state.device)),
     }
     if state.dist.is_main:

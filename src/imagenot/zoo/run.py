@@ -67,7 +67,7 @@ def _pretraining_job(plan: ZooPlan, ds: ZooDataset, model: str, seed: int) -> Jo
         cfg = EvaluateConfig(model=model, init=model_init(model, ds.init), dataset=ds.spec, out=str(run),
                              role=ds.role, dataset_name=ds.display_name, limit=plan.limit,
                              dataset_options=dict(ds.options), device=plan.device, workers=plan.workers,
-                             threads=plan.threads)
+                             threads=plan.threads, precision=plan.precision)
         return Job("evaluate", run, cfg)
     cfg = TrainConfig(
         model=model, dataset=ds.spec or "", out=str(run), recipe=plan.recipe,
@@ -75,7 +75,7 @@ def _pretraining_job(plan: ZooPlan, ds: ZooDataset, model: str, seed: int) -> Jo
         seed=seed, image_size=plan.image_size, limit=plan.limit, dataset_options=dict(ds.options), role=ds.role,
         dataset_name=ds.display_name, device=plan.device, deterministic=plan.deterministic,
         checkpoint_every_steps=plan.checkpoint_every_steps, threads=plan.threads, progress=plan.progress,
-        resume=True, pipeline=plan.pipeline, normalization=plan.normalization, workers=plan.workers,
+        resume=True, precision=plan.precision, pipeline=plan.pipeline, normalization=plan.normalization, workers=plan.workers,
         gpu_decode=plan.gpu_decode, eval_every=plan.eval_every,
     )
     return Job("train", run, cfg)
@@ -93,7 +93,7 @@ def _finetune_job(plan: ZooPlan, t: ZooTransfer, mode: str, ds: ZooDataset, mode
         role="transfer", dataset_name=t.display_name, pretrain_name=ds.display_name, device=plan.device,
         deterministic=plan.deterministic, checkpoint_every_steps=plan.checkpoint_every_steps, threads=plan.threads,
         progress=plan.progress, resume=True, workers=plan.workers, gpu_decode=plan.gpu_decode,
-        eval_every=plan.eval_every,
+        eval_every=plan.eval_every, precision=plan.precision,
     )
     return Job("finetune", dest, cfg, after=source.run_dir if source.kind == "train" else None)
 
@@ -143,13 +143,25 @@ def run_job(job: Job) -> dict[str, Any]:
 
 
 def run_zoo(plan: ZooPlan) -> list[dict[str, Any]]:
-    """Run every unfinished run of `plan` in order; returns every run's result (with its `run_dir`)."""
+    """Run every unfinished run of `plan` (side by side where `parallel` says so, else in plan order);
+    returns every run's result (with its `run_dir`), in plan order."""
+    from imagenot.zoo.parallel import resolve_parallel, run_side_by_side
+
     validate_plan(plan)
     all_jobs = jobs(plan)
-    Path(plan.out).mkdir(parents=True, exist_ok=True)
-    write_json(Path(plan.out) / "zoo.json", to_record(plan))
     done = sum(rundir.is_finished(j.run_dir) for j in all_jobs)
-    log.info("zoo: %d runs, %d finished, %d to run", len(all_jobs), done, len(all_jobs) - done)
+    left = [j for j in all_jobs if j.kind != "published" and not rundir.is_finished(j.run_dir)]
+    par = resolve_parallel(plan, runnable=len(left))
+    if par.processes > 1:
+        plan = dataclasses.replace(plan, threads=par.threads)
+        all_jobs = jobs(plan)
+    Path(plan.out).mkdir(parents=True, exist_ok=True)
+    write_json(Path(plan.out) / "zoo.json", {**to_record(plan), "_meta": {"parallel": par.to_dict()}})
+    log.info("zoo: %d runs, %d finished, %d to run; %d at a time (%s)", len(all_jobs), done,
+             len(all_jobs) - done, par.processes, par.why)
+    if par.processes > 1:
+        finished = run_side_by_side(all_jobs, par)
+        return [{**finished[j.run_dir], "run_dir": str(j.run_dir)} for j in all_jobs]
     results = []
     with Progress(len(all_jobs), desc="zoo", unit="run", enabled=plan.progress, interval=0.0, logger=log) as bar:
         for job in all_jobs:

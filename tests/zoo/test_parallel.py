@@ -41,10 +41,12 @@ def test_longest_first_and_a_fine_tune_after_its_pretraining():
 def test_parallel_resolves_from_cores_runs_and_the_plan():
     plan = plan_from_mapping({**PLAN, "device": "cpu"})
     two = resolve_parallel(plan, runnable=4, cores=2)
-    assert (two.processes, two.threads) == (2, 1) and two.why.startswith("auto")
-    assert resolve_parallel(plan, runnable=1, cores=2).processes == 1
+    assert (two.processes, two.threads) == (2, 1) and two.why.startswith("parallel auto")
+    last = resolve_parallel(plan, runnable=1, cores=2)  # one run left: alone, still on one thread
+    assert (last.processes, last.threads) == (1, 1)
     assert resolve_parallel(plan, runnable=4, cores=1).processes == 1
-    assert resolve_parallel(plan_from_mapping({**PLAN, "device": "cpu", "parallel": 1}), 4, cores=2).processes == 1
+    serial = resolve_parallel(plan_from_mapping({**PLAN, "device": "cpu", "parallel": 1}), 4, cores=2)
+    assert (serial.processes, serial.threads) == (1, None)  # one after another as before: torch's threads
     threads2 = resolve_parallel(plan_from_mapping({**PLAN, "device": "cpu", "threads": 2}), 4, cores=4)
     assert (threads2.processes, threads2.threads) == (2, 2)
     assert resolve_parallel(plan_from_mapping({**PLAN, "device": "cpu", "parallel": "3"}), 2, cores=8).processes == 2
@@ -90,3 +92,33 @@ def test_a_failing_run_stops_the_zoo_naming_it(tmp_path):
                               "datasets": [{"spec": f"imagefolder:{tmp_path / 'missing'}", "name": "gone"}]})
     with pytest.raises(ImagenotError, match="zoo: run .*gone.* failed"):
         run_zoo(plan)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_child_and_the_zoo_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    from tests.training.training_helpers import imagenot_cmd, subprocess_env
+
+    out = tmp_path / "zoo"
+    cmd = [*imagenot_cmd(), "zoo", "--models", "alexnet_s32,resnet_s32", "--datasets", "synthetic", "--epochs", "3",
+           "--batch-size", "16", "--image-size", "16", "--limit", "64", "--device", "cpu", "--parallel", "2",
+           "--no-progress", "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=subprocess_env(), stderr=subprocess.PIPE, text=True)
+    pids = []
+    for line in proc.stderr:
+        if "zoo: started" in line:
+            pids.append(int(line.split("(pid ")[1].split(")")[0]))
+            if len(pids) == 2:
+                break
+    proc.send_signal(signal.SIGINT)
+    proc.stderr.read()
+    assert proc.wait(timeout=60) == 130 and len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    done = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(list(out.rglob("result.json"))) == 2

@@ -3,8 +3,10 @@
 `train(cfg)` is four steps over one `RunState` (torchvision's references/classification/train.py and
 nanoGPT are the models):
 
-* `setup` resolves and checks everything it can before the first step (names, recipe, input plan, run
-  directory, dataset, image sizes, checkpoint), then builds the model, optimizer, schedule, EMA and feeds;
+* `setup` resolves and checks everything it can before the first step (names, recipe, input plan, numerics,
+  run directory, dataset, image sizes, checkpoint), then builds the model, optimizer, schedule, EMA and feeds;
+  the numerics (precision, channels_last, grouped convolutions in fp32: imagenot.training.precision) are
+  written into config.json as resolved, like the thread count, so `--config` replays them;
 * `restore` puts a checkpoint's state back (weights, optimizer, schedule, scaler, EMA, loader position, RNGs);
 * `train_one_epoch` runs the optimizer steps of one epoch (from a mid-epoch position after a resume),
   checkpointing every N steps;

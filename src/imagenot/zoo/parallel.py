@@ -2,9 +2,10 @@
 
 On this kind of machine (issue 23: 2 cores, AVX512-BF16) two single-threaded processes give about 1.9x one
 thread, one process on two threads about 1.5x, and under load two threads fall far below one (OpenMP
-barriers) while two processes do not. So on CPU, with at least two cores and two runs left, `parallel: auto`
-runs `cores // threads` processes (each run on `threads`, 1 unless the plan says otherwise; the number is in
-each run's config.json either way, so a run alone with the same thread count gives the same result). On a
+barriers) while two processes do not. So on CPU with at least two cores, `parallel: auto` runs up to
+`cores // threads` processes (each run on `threads`, 1 unless the plan says otherwise, also when one run is
+left; the number is in each run's config.json, so a run alone with the same thread count, or resumed, gives
+the same result). On a
 GPU the zoo runs one run at a time as before (torchrun, `--print torchrun`, for more).
 
 Each run is a spawned process (a fork of a process that has started OpenMP threads can hang) that calls
@@ -71,16 +72,15 @@ def resolve_parallel(plan: ZooPlan, runnable: int, cores: int | None = None) -> 
             log.warning("zoo: parallel %s ignored on a GPU: one run at a time (--print torchrun for more)",
                         plan.parallel)
         return Parallelism(1, plan.threads, "GPU: one run at a time")
+    if plan.parallel == "1" or (plan.parallel == "auto" and cores < 2):
+        return Parallelism(1, plan.threads, f"parallel {plan.parallel}, {cores} core(s): one run at a time")
+    # The thread count is fixed whatever number of runs is left, so that a run's result (CPU results depend
+    # on it) does not depend on how many other runs it happened to share the machine with, or on a resume.
     per_run = plan.threads or 1
-    if plan.parallel == "auto":
-        n = min(cores // per_run, runnable)
-        if n < 2:
-            return Parallelism(1, plan.threads, f"auto: {cores} core(s), {runnable} run(s) left: one at a time")
-        return Parallelism(n, per_run, f"auto: {cores} cores, {runnable} runs left, {per_run} thread(s) per run")
-    n = min(int(plan.parallel), max(runnable, 1))
-    if n < 2:
-        return Parallelism(1, plan.threads, f"parallel {plan.parallel}: one run at a time")
-    return Parallelism(n, per_run, f"parallel {plan.parallel} requested, {per_run} thread(s) per run")
+    wanted = max(cores // per_run, 1) if plan.parallel == "auto" else int(plan.parallel)
+    n = max(min(wanted, runnable), 1)
+    return Parallelism(n, per_run, f"parallel {plan.parallel}: {cores} cores, {runnable} run(s) left, "
+                       f"{per_run} thread(s) per run")
 
 
 def task_for(job: Any) -> Task:

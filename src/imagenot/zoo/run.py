@@ -8,7 +8,9 @@ Run directories (one per job; `imagenot runs OUT` lists them):
     <out>/transfer/<target>/<mode>/from-<dataset>/<model>/seed<k>   fine-tune (role transfer)
 
 `run_zoo` skips finished runs (result.json present), resumes unfinished ones from their checkpoint, and runs
-the rest in plan order: pretraining, evaluations and published records first, then the fine-tunes.
+the rest in plan order: pretraining, evaluations and published records first, then the fine-tunes; or, where
+`parallel` says so (on CPU by default), side by side in single-threaded processes, longest first, each
+fine-tune after its pretraining run (imagenot.zoo.parallel).
 `commands(plan, "torchrun"|"slurm")` prints what is left: torchrun command lines, or a Slurm array script with
 one array task per pretraining run followed by its fine-tunes, each rerunnable after preemption (--resume).
 Every printed command carries every setting of its run (generated from the run's config), so the cluster
@@ -152,7 +154,7 @@ def run_zoo(plan: ZooPlan) -> list[dict[str, Any]]:
     done = sum(rundir.is_finished(j.run_dir) for j in all_jobs)
     left = [j for j in all_jobs if j.kind != "published" and not rundir.is_finished(j.run_dir)]
     par = resolve_parallel(plan, runnable=len(left))
-    if par.processes > 1:
+    if par.threads != plan.threads:
         plan = dataclasses.replace(plan, threads=par.threads)
         all_jobs = jobs(plan)
     Path(plan.out).mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,10 @@ left; the number is in each run's config.json, so a run alone with the same thre
 the same result). On a
 GPU the zoo runs one run at a time as before (torchrun, `--print torchrun`, for more).
 
-Each run is a spawned process (a fork of a process that has started OpenMP threads can hang) that calls
-`run_job`; finished runs are skipped and unfinished ones resume from their checkpoint as in the serial zoo.
+Each run is a process of its own, `python -m imagenot train|finetune|evaluate` with every setting of its config
+as flags (the command `--print torchrun` shows; a fresh interpreter, not a fork of one running OpenMP threads
+and not multiprocessing's spawn, which would re-import the caller's script); finished runs are skipped and
+unfinished ones resume from their checkpoint (`--resume`) as in the serial zoo.
 The order is `imagenot.zoo.schedule`'s; a fine-tune starts once its pretraining run has finished. Ctrl-C (or
 any failure) stops every child; a failed run stops the zoo with its error once the others are stopped.
 """
@@ -18,10 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
 import os
+import subprocess
 import sys
-from multiprocessing.connection import Connection, wait
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from imagenot.zoo.schedule import Scheduler, Task, job_cost
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 10.0
+POLL_S = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,21 +109,19 @@ def run_side_by_side(all_jobs: list[Any], par: Parallelism) -> dict[Path, dict[s
     sched = Scheduler([task_for(j) for j in todo])
     log.info("zoo: %d runs side by side in %d processes (%s); start order by estimated cost: %s", len(todo),
              par.processes, par.why, ", ".join(_short(k) for k in sched.ready()[:8]))
-    ctx = multiprocessing.get_context("spawn")
-    running: dict[Any, tuple[Any, Connection, Path]] = {}
+    running: dict[Path, subprocess.Popen] = {}
     try:
         while sched.unstarted or running:
             while len(running) < par.processes and (key := sched.take()) is not None:
-                proc, conn = _start(ctx, by_dir[key])  # type: ignore[index]
-                running[proc.sentinel] = (proc, conn, key)  # type: ignore[assignment]
+                running[key] = _start(by_dir[key], par)  # type: ignore[index]
             if not running:
                 raise ImagenotError("zoo: runs are waiting for a run that is not in the plan")
-            for sentinel in wait(list(running)):
-                proc, conn, key = running.pop(sentinel)
-                _collect(proc, conn, key)
+            for key in [k for k, proc in running.items() if proc.poll() is not None]:
+                _collect(running.pop(key), key)
                 sched.done(key)
+            time.sleep(POLL_S)
     finally:
-        _stop(running.values())
+        _stop(running)
     return {j.run_dir: rundir.read_result(j.run_dir) for j in all_jobs if rundir.is_finished(j.run_dir)}
 
 
@@ -128,63 +129,42 @@ def _short(run_dir: Path) -> str:
     return "/".join(Path(run_dir).parts[-3:])
 
 
-def _start(ctx: Any, job: Any) -> tuple[Any, Connection]:
-    job = dataclasses.replace(job, config=dataclasses.replace(job.config, progress=False))
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=child_main, args=(job, send, logging.getLogger().getEffectiveLevel()),
-                       name=f"zoo-{_short(job.run_dir)}", daemon=True)
-    proc.start()
-    send.close()
+def child_argv(job: Any) -> list[str]:
+    """The command of one run: `imagenot <stage> ...`, every setting of its config as flags (as printed for
+    torchrun), at this process's logging level and without progress bars (several runs share the terminal)."""
+    from imagenot.zoo.run import job_argv
+
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+    return [sys.executable, "-m", "imagenot", "--log-level", level, "--no-progress", *job_argv(job)]
+
+
+def _start(job: Any, par: Parallelism) -> subprocess.Popen:
+    env = dict(os.environ)
+    if par.threads:
+        env["OMP_NUM_THREADS"] = str(par.threads)  # the run sets torch's threads; this covers the rest
+    proc = subprocess.Popen(child_argv(job), env=env)
     log.info("zoo: started %s %s (pid %s) -> %s", job.kind, job.config.model, proc.pid, job.run_dir)
-    return proc, recv
+    return proc
 
 
-def _collect(proc: Any, conn: Connection, key: Path) -> None:
-    """Join a finished child; raise its error (or its exit status) if it failed."""
-    proc.join()
-    message = conn.recv() if conn.poll() else None
-    conn.close()
-    if proc.exitcode == 0 and message == "ok":
+def _collect(proc: subprocess.Popen, key: Path) -> None:
+    """A finished child: its run is done, or the zoo stops with its exit status (its error is in the log)."""
+    if proc.returncode == 0 and rundir.is_finished(key):
         log.info("zoo: finished %s", key)
         return
-    detail = message if isinstance(message, str) and message != "ok" else f"exit status {proc.exitcode}"
-    raise ImagenotError(f"zoo: run {key} failed: {detail}; finished runs are kept, rerun the zoo to resume")
+    raise ImagenotError(f"zoo: run {key} failed (exit status {proc.returncode}; its error is logged above); "
+                        "finished runs are kept, rerun the zoo to resume")
 
 
-def _stop(children: Any) -> None:
+def _stop(running: dict[Path, subprocess.Popen]) -> None:
     """Stop every child still running (Ctrl-C, or another run failed): SIGTERM, then SIGKILL."""
-    children = list(children)
-    for proc, _, key in children:
-        if proc.is_alive():
+    for key, proc in running.items():
+        if proc.poll() is None:
             log.warning("zoo: stopping %s (pid %s); it resumes from its checkpoint next time", key, proc.pid)
             proc.terminate()
-    for proc, conn, _ in children:
-        proc.join(STOP_TIMEOUT_S)
-        if proc.is_alive():
+    for proc in running.values():
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            proc.join()
-        conn.close()
-
-
-def child_main(job: Any, conn: Connection, level: int) -> None:
-    """One run in its own process: log with the run's name, report "ok" or the error to the zoo."""
-    from imagenot.zoo.run import run_job
-
-    logging.basicConfig(level=level, stream=sys.stderr, datefmt="%H:%M:%S",
-                        format=f"%(asctime)s %(levelname)s [{job.config.model}] %(name)s: %(message)s")
-    try:
-        run_job(job)
-    except KeyboardInterrupt:
-        conn.close()
-        sys.exit(130)
-    except ImagenotError as exc:
-        conn.send(str(exc))
-        conn.close()
-        sys.exit(2)
-    except BaseException as exc:
-        log.exception("run %s failed", job.run_dir)
-        conn.send(f"{type(exc).__name__}: {exc}")
-        conn.close()
-        raise
-    conn.send("ok")
-    conn.close()
+            proc.wait()

@@ -9,7 +9,8 @@ ratio bf16 / fp32 per model, and overall (total images / total CPU-seconds over 
 
 Part 2, the zoo: a tiny plan (4 models on synthetic data) run one after another (`parallel: 1`, one thread
 per run) and side by side (`parallel: auto`: one single-threaded process per core); wall time of each and the
-ratio. The side-by-side zoo starts its processes (spawn) inside the timed span.
+ratio. Both include what each mode pays to start: the side-by-side zoo starts one `python -m imagenot` process
+per run (interpreter, torch import, data) inside the timed span, the serial zoo imports once.
 
     python benchmarks/cpu_bench.py                  # both parts (about 3-4 minutes on 2 cores)
     python benchmarks/cpu_bench.py --steps 3 --no-zoo

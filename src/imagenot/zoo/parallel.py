@@ -142,7 +142,8 @@ def _start(job: Any, par: Parallelism) -> subprocess.Popen:
     env = dict(os.environ)
     if par.threads:
         env["OMP_NUM_THREADS"] = str(par.threads)  # the run sets torch's threads; this covers the rest
-    proc = subprocess.Popen(child_argv(job), env=env)
+    # stdout (the run's one-line summary) stays quiet: the zoo's own output is its table; logs go to stderr
+    proc = subprocess.Popen(child_argv(job), env=env, stdout=subprocess.DEVNULL)
     log.info("zoo: started %s %s (pid %s) -> %s", job.kind, job.config.model, proc.pid, job.run_dir)
     return proc
 
@@ -150,7 +151,8 @@ def _start(job: Any, par: Parallelism) -> subprocess.Popen:
 def _collect(proc: subprocess.Popen, key: Path) -> None:
     """A finished child: its run is done, or the zoo stops with its exit status (its error is in the log)."""
     if proc.returncode == 0 and rundir.is_finished(key):
-        log.info("zoo: finished %s", key)
+        top1 = rundir.read_result(key).get("top1")
+        log.info("zoo: finished %s (top-1 %s)", key, "-" if top1 is None else f"{top1:.2f}")
         return
     raise ImagenotError(f"zoo: run {key} failed (exit status {proc.returncode}; its error is logged above); "
                         "finished runs are kept, rerun the zoo to resume")

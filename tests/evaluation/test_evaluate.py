@@ -67,7 +67,7 @@ def _expected(model: torch.nn.Module, root: Path) -> dict[str, tuple[int, list[i
 def test_torchvision_and_file_weights_evaluate_like_the_model(cached_resnet18, imagenet_folder, tmp_path):
     model, path = cached_resnet18
     common = ["--model", "resnet18", "--dataset", f"imagefolder:{imagenet_folder}", "--workers", "0",
-              "--threads", "1", "-q"]
+              "--threads", "1", "--precision", "fp32", "-q"]  # compared with an fp32 computation
     assert main(["evaluate", "--init", "torchvision:resnet18.IMAGENET1K_V1", "--out", str(tmp_path / "tv"),
                  *common]) == 0
     assert main(["evaluate", "--init", f"file:{path}", "--out", str(tmp_path / "file"), *common]) == 0

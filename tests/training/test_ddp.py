@@ -28,11 +28,13 @@ OPTIONS = {"num_classes": 4, "n": 201}
 
 def test_torchrun_two_processes_match_one(tmp_path):
     single = tmp_path / "single"
-    ref = train(quick_config(single, model="convnext_s32", batch_size=32, dataset_options=OPTIONS))
+    # fp32: the tolerances below are fp32's (the bf16 path is tested in test_precision)
+    ref = train(quick_config(single, model="convnext_s32", batch_size=32, dataset_options=OPTIONS, precision="fp32"))
 
     ddp = tmp_path / "ddp"
     cfg = dict(model="convnext_s32", dataset="synthetic", dataset_options=OPTIONS, out=str(ddp), epochs=2,
-               batch_size=32, image_size=16, seed=0, threads=1, progress=False, deterministic=True)
+               batch_size=32, image_size=16, seed=0, threads=1, progress=False, deterministic=True,
+               precision="fp32")
     config_file = tmp_path / "ddp.json"
     config_file.write_text(json.dumps(cfg))
     cmd = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", "-m", "imagenot", "train",

@@ -162,6 +162,7 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     from imagenot.models.weights import build_model, check_init, parse_init
     from imagenot.training.config import dataset_display_name
     from imagenot.training.evaluation import check_finite_weights, evaluate
+    from imagenot.training.precision import resolve_numerics
 
     t0 = time.perf_counter()
     if not cfg.dataset:
@@ -177,7 +178,8 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg.device)
-    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    numerics = resolve_numerics(device, cfg.precision)
+    precision = numerics.precision
     transform = _eval_transform(cfg)
     spec = parse_init(cfg.init)
     size = _run_input_size(spec)  # a run's weights are evaluated at the size they were trained at
@@ -194,7 +196,8 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
         workers = default_workers(DistInfo()) if transform is not None else 0
     check_finite_weights(model, cfg.init)
     res = evaluate(model, ds, device, transform=transform, mean=mean, std=std, batch_size=cfg.batch_size,
-                   precision=precision, channels_last=device.type == "cuda", workers=workers)
+                   precision=precision, channels_last=numerics.channels_last, workers=workers,
+                   fp32_grouped_convs=numerics.fp32_grouped_convs)
     crop = transform.crop if transform is not None else int(ds.image_size)
     name = cfg.dataset_name or dataset_display_name(cfg.dataset)
     params, flops = params_and_flops(cfg.model, crop, int(ds.num_classes))
@@ -210,7 +213,7 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
                   "eval": None if transform is None else {"resize": transform.resize, "crop": transform.crop,
                                                           "interpolation": transform.interpolation}},
         "normalization": {"mean": mean, "std": std}, "predictions": rundir.PREDICTIONS, "device": device.type,
-        "precision": precision, "environment": environment(device=str(device)),
+        "precision": precision, "numerics": numerics.to_dict(), "environment": environment(device=str(device)),
     }
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / rundir.CONFIG, record)

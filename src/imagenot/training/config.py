@@ -78,9 +78,14 @@ class TrainConfig:
                    "pipeline)", group="input pipeline")
     device: str = option("auto", help="auto (CUDA if available), cpu, cuda", group="hardware")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
-        "auto", help="auto: bf16 autocast on CUDA, fp32 on CPU", group="hardware")
-    channels_last: bool | None = option(None, help="channels_last memory format (default: on CUDA)",
-                                        group="hardware")
+        "auto", help="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), else fp32; "
+                     "config.json records the precision used", group="hardware")
+    channels_last: bool | None = option(None, help="channels_last memory format (default: on CUDA, and on CPU "
+                                        "under bf16/fp16)", group="hardware")
+    fp32_grouped_convs: bool | None = option(
+        None, help="under bf16/fp16 autocast, run convolutions with groups > 1 (depthwise included) in fp32: "
+                   "oneDNN's bf16 grouped-convolution backward is slower than fp32 (default: on CPU, off on "
+                   "CUDA)", group="hardware")
     compile: bool = option(False, help="torch.compile the model", group="hardware")
     deterministic: bool = option(False, help="deterministic algorithms (bitwise-reproducible resume on CPU)",
                                  group="hardware")

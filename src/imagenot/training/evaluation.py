@@ -35,6 +35,9 @@ from torch import nn
 
 from imagenot.errors import ImagenotError
 from imagenot.training.distributed import DistInfo, all_reduce_sum, gather_to_main
+from imagenot.training.precision import Numerics, autocast_for, prepare_model
+
+__all__ = ["EvalResult", "Normalize", "autocast_for", "evaluate", "evaluate_batches", "logits_of", "model_channels"]
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +111,6 @@ def model_channels(model: nn.Module) -> int:
     return 3
 
 
-def autocast_for(device: torch.device, precision: str) -> Any:
-    if precision in ("bf16", "fp16"):
-        return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-    return contextlib.nullcontext()
-
-
 @torch.no_grad()
 def evaluate_batches(
     model: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], prep: nn.Module,
@@ -185,21 +182,25 @@ def evaluate(
     model: nn.Module, dataset: Any, device: str | torch.device = "cpu", *, transform: Any = None,
     mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
     batch_size: int = 256, dist: DistInfo | None = None, precision: str = "fp32", channels_last: bool = False,
-    workers: int = 0, gpu_decode: bool = False, predictions: bool = True,
+    workers: int = 0, gpu_decode: bool = False, predictions: bool = True, fp32_grouped_convs: bool = False,
 ) -> EvalResult:
     """Loss, top-1/top-5 and per-image predictions of `model` on `dataset` (see the module docstring).
 
     Weights holding NaN or infinite values (a diverged or corrupt model) are refused: they score chance, and
-    a chance-level number in a ranking is a wrong answer, not a result."""
+    a chance-level number in a ranking is a wrong answer, not a result.
+
+    `precision`, `channels_last` and `fp32_grouped_convs` are applied as given (imagenot.training.precision's
+    `resolve_numerics` decides them for a device); the model is moved and prepared in place.
+    """
     from imagenot.training.inputs import eval_batches
 
     check_finite_weights(model)
     device = torch.device(device)
     dist = dist or DistInfo()
     model = model.to(device)
-    mem_format = torch.channels_last if channels_last else torch.contiguous_format
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    numerics = Numerics(precision, channels_last, fp32_grouped_convs and precision in ("bf16", "fp16"))
+    prepare_model(model, numerics)
+    mem_format = numerics.memory_format
     prep = Normalize(mean, std, model_channels(model)).to(device)
     batches = eval_batches(dataset, transform, batch_size=batch_size, dist=dist, device=device, workers=workers,
                            gpu_decode=gpu_decode)

@@ -3,8 +3,10 @@
 `train(cfg)` is four steps over one `RunState` (torchvision's references/classification/train.py and
 nanoGPT are the models):
 
-* `setup` resolves and checks everything it can before the first step (names, recipe, input plan, run
-  directory, dataset, image sizes, checkpoint), then builds the model, optimizer, schedule, EMA and feeds;
+* `setup` resolves and checks everything it can before the first step (names, recipe, input plan, numerics,
+  run directory, dataset, image sizes, checkpoint), then builds the model, optimizer, schedule, EMA and feeds;
+  the numerics (precision, channels_last, grouped convolutions in fp32: imagenot.training.precision) are
+  written into config.json as resolved, like the thread count, so `--config` replays them;
 * `restore` puts a checkpoint's state back (weights, optimizer, schedule, scaler, EMA, loader position, RNGs);
 * `train_one_epoch` runs the optimizer steps of one epoch (from a mid-epoch position after a resume),
   checkpointing every N steps;
@@ -63,6 +65,7 @@ from imagenot.training.evaluation import (
 )
 from imagenot.training.inputs import InputPlan, TrainFeed, default_workers, eval_batches, resolve_plan
 from imagenot.training.optim import build_ema, build_optimizer, build_scheduler, set_dropout
+from imagenot.training.precision import Numerics, numerics_record, prepare_model, resolve_numerics
 from imagenot.training.recipes import Recipe, get_recipe
 
 if TYPE_CHECKING:
@@ -100,6 +103,8 @@ class RunState:
     config_dict: dict[str, Any]
     device: torch.device = torch.device("cpu")
     precision: str = "fp32"
+    numerics: Numerics | None = None
+    fp32_modules: int = 0
     mem_format: torch.memory_format = torch.contiguous_format
     data: _Data | None = None
     model: nn.Module | None = None
@@ -209,6 +214,12 @@ def _plan(cfg: TrainConfig) -> RunState:
         # a run started from another run is another experiment when that run was retrained with other settings
         resolved["init_fingerprint"] = rundir.recorded_fingerprint(cfg.init.partition(":")[2])
     config_dict["resolved"] = json.loads(json.dumps(resolved))
+    # precision and memory format as the run will resolve them on this machine's device type: part of the
+    # record a zoo compares (rundir.fingerprint), so a finished run matches the plan that made it
+    numerics = resolve_numerics(_resolve_device(cfg.device, 0), cfg.precision, cfg.channels_last,
+                                cfg.fp32_grouped_convs)
+    config_dict.update(precision=numerics.precision, channels_last=numerics.channels_last,
+                       fp32_grouped_convs=numerics.fp32_grouped_convs)
     return RunState(cfg=cfg, dist=DistInfo(), run_dir=Path(cfg.out), recipe=recipe, plan=plan, epochs=epochs,
                     global_batch=global_batch, family=info.family, year=info.year, config_dict=config_dict)
 
@@ -219,6 +230,7 @@ def setup(state: RunState) -> dict[str, Any] | None:
     Returns the result of an already finished run instead (nothing is retrained).
     """
     cfg, dist = state.cfg, state.dist
+    resolve_run_numerics(state)
     # Rank 0 decides about the run directory (it may clear it with --force); the others follow. It first takes
     # the folder's lock (one writer per run folder): a refusal reaches every rank, so none waits for it.
     decision: Any = None
@@ -240,7 +252,6 @@ def setup(state: RunState) -> dict[str, Any] | None:
                             "processes; --batch-size is the global batch over all processes")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    state.device = _resolve_device(cfg.device, dist.local_rank)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=state.device.type == "cuda")
         torch.backends.cudnn.benchmark = False
@@ -248,10 +259,6 @@ def setup(state: RunState) -> dict[str, Any] | None:
         torch.backends.cudnn.benchmark = True
     if state.plan.gpu_decode and state.device.type != "cuda":
         log.warning("gpu_decode on %s: images are decoded by the CPU decoder in the main process", state.device)
-    state.precision = cfg.precision if cfg.precision != "auto" else (
-        "bf16" if state.device.type == "cuda" else "fp32")
-    channels_last = cfg.channels_last if cfg.channels_last is not None else state.device.type == "cuda"
-    state.mem_format = torch.channels_last if channels_last else torch.contiguous_format
     state.workers = cfg.workers if cfg.workers is not None else default_workers(dist)
 
     state.data = _load_data(cfg, state.plan)
@@ -270,8 +277,7 @@ def setup(state: RunState) -> dict[str, Any] | None:
     state.mean, state.std = _normalization(cfg, state.plan, state.data.train, state.transfer_meta)
     state.prep = Normalize(state.mean, state.std, model_channels(model)).to(state.device)
     model.to(state.device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    state.fp32_modules = prepare_model(model, state.numerics)
     state.model = model
     from imagenot.models import count_params
 
@@ -308,6 +314,19 @@ def setup(state: RunState) -> dict[str, Any] | None:
         _write_start_files(state)
     state.session_start = time.perf_counter()
     return None
+
+
+def resolve_run_numerics(state: RunState) -> None:
+    """Device, precision, memory format and fp32 layers of the run, written into its config record before the
+    run directory is checked: config.json then replays them (`--config`), as it does the thread count."""
+    cfg = state.cfg
+    state.device = _resolve_device(cfg.device, state.dist.local_rank)
+    numerics = resolve_numerics(state.device, cfg.precision, cfg.channels_last, cfg.fp32_grouped_convs)
+    state.numerics, state.precision, state.mem_format = numerics, numerics.precision, numerics.memory_format
+    state.config_dict.update(precision=numerics.precision, channels_last=numerics.channels_last,
+                             fp32_grouped_convs=numerics.fp32_grouped_convs)
+    log.info("%s: %s%s%s (%s)", cfg.model, numerics.precision, ", channels_last" if numerics.channels_last else "",
+             ", grouped convolutions in fp32" if numerics.fp32_grouped_convs else "", numerics.why)
 
 
 def restore(state: RunState, ckpt: dict[str, Any]) -> None:
@@ -552,6 +571,7 @@ def _result(state: RunState, last: dict[str, Any]) -> dict[str, Any]:
         "world_size": state.dist.world_size,
         "device": str(state.device.type),
         "precision": state.precision,
+        "numerics": numerics_record(state.numerics, state.fp32_modules),
         "environment": environment(device=str(state.device)),
     }
     return result

@@ -97,7 +97,14 @@ class ZooPlan:
                                                "line)")
     transfer_from: tuple[str, ...] = option((), help="plan dataset names whose runs are fine-tuned (default: all)")
     device: str = option("auto", help="auto, cpu or cuda")
-    threads: int | None = option(None, help="torch CPU threads per run (default: torch's choice)")
+    threads: int | None = option(None, help="torch CPU threads per run (default: torch's choice; 1 when runs "
+                                 "go side by side)")
+    parallel: str = option("auto", help="runs side by side, one process each: auto (on CPU with 2 cores or more "
+                           "and 2 runs or more left: one single-threaded process per core, longest run first; on "
+                           "a GPU one run at a time) or a number (1: one after another)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
+        "auto", help="precision of every run (imagenot train --help): auto is bf16 with channels_last where the "
+                     "hardware computes bf16 natively, fp32 elsewhere")
     pipeline: Literal["auto", "batched", "per_sample"] = option("auto", help="input pipeline of every run "
                                                                 "(imagenot train --help)")
     normalization: Literal["auto", "imagenet", "dataset", "0.5"] = option(
@@ -168,6 +175,8 @@ def validate_plan(plan: ZooPlan) -> None:
         _no_repeats(d.seeds, f"seeds of dataset {d.display_name}")
     for t in plan.transfer:
         _no_repeats(t.modes, f"modes of transfer target {t.display_name}")
+    if plan.parallel != "auto" and not (plan.parallel.isdigit() and int(plan.parallel) >= 1):
+        raise ConfigError(f"parallel {plan.parallel!r}: give auto or a number of processes (1 or more)")
     for d in plan.datasets:
         if d.kind not in SOURCES:
             raise ConfigError(f"dataset {d.display_name}: source {d.kind!r} not one of {', '.join(SOURCES)}")

@@ -8,7 +8,9 @@ Run directories (one per job; `imagenot runs OUT` lists them):
     <out>/transfer/<target>/<mode>/from-<dataset>/<model>/seed<k>   fine-tune (role transfer)
 
 `run_zoo` skips finished runs (result.json present), resumes unfinished ones from their checkpoint, and runs
-the rest in plan order: pretraining, evaluations and published records first, then the fine-tunes.
+the rest in plan order: pretraining, evaluations and published records first, then the fine-tunes; or, where
+`parallel` says so (on CPU by default), side by side in single-threaded processes, longest first, each
+fine-tune after its pretraining run (imagenot.zoo.parallel).
 A finished run counts as this plan's only when its fingerprint (`imagenot.rundir.fingerprint`) is the one the
 plan's resolved config for that run has. When a run folder holds a run made with other settings (the recipe,
 epochs or data changed since), the zoo refuses before running anything and names what differs, rather than
@@ -80,7 +82,7 @@ def _pretraining_job(plan: ZooPlan, ds: ZooDataset, model: str, seed: int) -> Jo
         cfg = EvaluateConfig(model=model, init=model_init(model, ds.init), dataset=ds.spec, out=str(run),
                              role=ds.role, dataset_name=ds.display_name, limit=plan.limit,
                              dataset_options=dict(ds.options), device=plan.device, workers=plan.workers,
-                             threads=plan.threads)
+                             threads=plan.threads, precision=plan.precision)
         return Job("evaluate", run, cfg)
     cfg = TrainConfig(
         model=model, dataset=ds.spec or "", out=str(run), recipe=plan.recipe,
@@ -88,7 +90,7 @@ def _pretraining_job(plan: ZooPlan, ds: ZooDataset, model: str, seed: int) -> Jo
         seed=seed, image_size=plan.image_size, limit=plan.limit, dataset_options=dict(ds.options), role=ds.role,
         dataset_name=ds.display_name, device=plan.device, deterministic=plan.deterministic,
         checkpoint_every_steps=plan.checkpoint_every_steps, threads=plan.threads, progress=plan.progress,
-        resume=True, pipeline=plan.pipeline, normalization=plan.normalization, workers=plan.workers,
+        resume=True, precision=plan.precision, pipeline=plan.pipeline, normalization=plan.normalization, workers=plan.workers,
         gpu_decode=plan.gpu_decode, eval_every=plan.eval_every,
     )
     return Job("train", run, cfg)
@@ -106,7 +108,7 @@ def _finetune_job(plan: ZooPlan, t: ZooTransfer, mode: str, ds: ZooDataset, mode
         role="transfer", dataset_name=t.display_name, pretrain_name=ds.display_name, device=plan.device,
         deterministic=plan.deterministic, checkpoint_every_steps=plan.checkpoint_every_steps, threads=plan.threads,
         progress=plan.progress, resume=True, workers=plan.workers, gpu_decode=plan.gpu_decode,
-        eval_every=plan.eval_every,
+        eval_every=plan.eval_every, precision=plan.precision,
     )
     return Job("finetune", dest, cfg, after=source.run_dir if source.kind == "train" else None)
 
@@ -205,17 +207,29 @@ def run_job(job: Job, rerun: bool = False) -> dict[str, Any]:
 
 @locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def run_zoo(plan: ZooPlan) -> list[dict[str, Any]]:
-    """Run every unfinished run of `plan` in order; returns every run's result (with its `run_dir`)."""
+    """Run every unfinished run of `plan` (side by side where `parallel` says so, else in plan order);
+    returns every run's result (with its `run_dir`), in plan order."""
+    from imagenot.zoo.parallel import resolve_parallel, run_side_by_side
+
     validate_plan(plan)
     all_jobs = jobs(plan)
     changed = changed_runs(all_jobs)
     if not plan.force:
         _refuse_changed(changed, "Use another out for the new settings, or --force to rerun those runs.")
     rerun = {job.run_dir for job, _ in changed}
-    Path(plan.out).mkdir(parents=True, exist_ok=True)
-    write_json(Path(plan.out) / "zoo.json", to_record(plan))
     done = sum(rundir.is_finished(j.run_dir) and j.run_dir not in rerun for j in all_jobs)
-    log.info("zoo: %d runs, %d finished, %d to run", len(all_jobs), done, len(all_jobs) - done)
+    left = [j for j in all_jobs if j.kind != "published" and (j.run_dir in rerun or not rundir.is_finished(j.run_dir))]
+    par = resolve_parallel(plan, runnable=len(left))
+    if par.threads != plan.threads:  # threads are not part of a run's fingerprint
+        plan = dataclasses.replace(plan, threads=par.threads)
+        all_jobs = jobs(plan)
+    Path(plan.out).mkdir(parents=True, exist_ok=True)
+    write_json(Path(plan.out) / "zoo.json", {**to_record(plan), "_meta": {"parallel": par.to_dict()}})
+    log.info("zoo: %d runs, %d finished, %d to run; %d at a time (%s)", len(all_jobs), done,
+             len(all_jobs) - done, par.processes, par.why)
+    if par.processes > 1:
+        finished = run_side_by_side(all_jobs, par, rerun=rerun)
+        return [{**finished[j.run_dir], "run_dir": str(j.run_dir)} for j in all_jobs if j.run_dir in finished]
     results = []
     with Progress(len(all_jobs), desc="zoo", unit="run", enabled=plan.progress, interval=0.0, logger=log) as bar:
         diverged: set[Path] = set()
@@ -245,7 +259,8 @@ def job_argv(job: Job) -> list[str]:
     if isinstance(cfg, EvaluateConfig):
         return ["evaluate", *config_argv(cfg)]
     command = "finetune" if job.kind == "finetune" else "train"
-    return [command, *config_argv(dataclasses.replace(cfg, resume=False, progress=True)), "--resume"]
+    resume = [] if cfg.force else ["--resume"]  # a forced job replaces the run in its folder
+    return [command, *config_argv(dataclasses.replace(cfg, resume=False, progress=True)), *resume]
 
 
 def _command(job: Job, plan: ZooPlan) -> str:

@@ -6,10 +6,11 @@ or `a\\b` would otherwise write, read or delete outside the folder it was meant 
 through `component` (one path component, or an `InputError` naming the value) and every path a file lists
 (a card's shards) through `inside` (the resolved path, symlinks followed, must lie in its folder).
 
-`remove_output` is the one way a stage deletes an existing output folder (`--overwrite`, `--force`): it
-refuses when the folder is, contains, or lies inside one of the command's inputs, or is the filesystem root,
-the home folder or a parent of the working folder, so a mistyped `--out` cannot delete the data the command
-reads or a user's other files.
+`check_removable` is the one check before a stage replaces or clears an existing output folder
+(`--overwrite`, `--force`; the stages build the new folder aside and swap it in): it refuses when the folder
+is or contains one of the command's inputs, or is the filesystem root, the home folder or the working folder
+or one of its parents, so a mistyped `--out` cannot delete the data the command reads or a user's other
+files.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import shutil
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
@@ -170,18 +170,3 @@ def check_removable(out: str | Path, inputs: Iterable[str | Path | None] = (), w
             where = "the folder" if real == folder else "a parent of"
             raise InputError(f"{what} {out} is {where} {folder}: refusing to delete it; choose a new output folder")
 
-
-def remove_output(out: str | Path, inputs: Iterable[str | Path | None] = (), what: str = "--out") -> None:
-    """Delete the existing output folder (or file) `out` for an `--overwrite` / `--force` rerun, safely.
-
-    `check_removable` first: nothing is deleted when `out` would take an input or a user's folder with it.
-    """
-    path = Path(out)
-    if not path.exists() and not path.is_symlink():
-        return
-    check_removable(path, inputs, what)
-    log.info("removing the previous output %s", path)
-    if path.is_symlink() or not path.is_dir():
-        path.unlink()
-    else:
-        shutil.rmtree(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -97,3 +98,12 @@ def test_matplotlib_shows_data_text_literally(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         fig.savefig(tmp_path / "bad.png")
     plt.close(fig)
+
+
+def test_tsv_rows_keep_their_columns_or_are_refused() -> None:
+    line = escape.tsv_row(["a b", 3, "<x> | $y$ =z", "'q'"], ["w", "n", "name", "q"], "t.tsv")
+    assert line == "a b\t3\t<x> | $y$ =z\t'q'\n" and line[:-1].split("\t")[2] == "<x> | $y$ =z"
+    for bad, what in (("a\tb", "a tab"), ("a\nb", "a newline"), ("a\rb", "a carriage return"),
+                      ("a\0b", "a NUL byte")):
+        with pytest.raises(InputError, match=re.escape(f"name {bad!r} contains {what}; it cannot be a field of t.tsv")):
+            escape.tsv_row(["ok", bad], ["w", "name"], "t.tsv")

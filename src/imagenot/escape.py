@@ -13,6 +13,10 @@ stray `_` or `^`). One function per output kind, used by every writer:
   are never touched, so `-0.5` stays a number.
 - `shell_arg` / `shell_join` / `slurm_option`: shlex quoting; a value with a newline or NUL is refused.
 - `mpl`: a data string for matplotlib with every `$` escaped, so it is never parsed as mathtext.
+- `tsv_row`: one line of a tab-separated file (classes.tsv, class_folders.tsv, pool_counts.tsv). TSV has no
+  quoting, so a tab, CR, LF or NUL in a value would shift its columns or split its row for every reader
+  (the project's own, pandas, `cut`, a spreadsheet): such a value is refused with an InputError naming it
+  and its column, never rewritten behind the user's back.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from imagenot.errors import InputError
 _NEWLINES = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
 _CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "'")
 _SLURM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_TSV_BREAKERS = {"\t": "a tab", "\r": "a carriage return", "\n": "a newline", "\0": "a NUL byte"}
 
 
 def md(text: Any) -> str:
@@ -149,3 +154,28 @@ def mpl(text: Any) -> str:
 def mpl_all(texts: Iterable[Any]) -> list[str]:
     """`mpl` over tick labels or legend entries."""
     return [mpl(t) for t in texts]
+
+
+def tsv_field(value: Any, column: str = "value", where: str = "a TSV file") -> str:
+    """`value` as one field of a tab-separated line, or an InputError naming the value and its column.
+
+    Refusal rather than escaping: the files are read by tools that know no escape (pandas, `cut`, a
+    spreadsheet), and no name or definition needs a tab or a line break.
+    """
+    text = str(value)
+    for char, name in _TSV_BREAKERS.items():
+        if char in text:
+            raise InputError(f"{column} {text!r} contains {name}; it cannot be a field of {where} (tab-separated, "
+                             "one row per line): remove it from the value")
+    return text
+
+
+def tsv_row(values: Iterable[Any], columns: Iterable[str] | None = None, where: str = "a TSV file") -> str:
+    """One line (newline included) of a tab-separated file; each value through `tsv_field`.
+
+    `columns` (the header, in order) names the column of a refused value in the message.
+    """
+    names = list(columns) if columns is not None else None
+    cells = list(values)
+    return "\t".join(tsv_field(v, names[i] if names and i < len(names) else "value", where)
+                     for i, v in enumerate(cells)) + "\n"

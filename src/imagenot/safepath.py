@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_COMPONENT_BYTES = 255  # NAME_MAX of ext4, xfs, btrfs, APFS and NTFS (in bytes or UTF-16 units)
 _HASH_CHARS = 10
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
 def _problem(value: str) -> str | None:
@@ -91,6 +92,23 @@ def slug(text: object, fallback: str = "x") -> str:
     never `.`/`..`, never over the length limit (shortened with a hash)."""
     safe = _SLUG.sub("_", str(text)).strip("_.-") or fallback
     return shortened(safe)
+
+
+def unique_slug(text: object, limit: int = MAX_COMPONENT_BYTES) -> str:
+    """`text` unchanged when it already is a plain name (letters, digits, `.`, `_`, `-`, not starting with
+    `.` or `-`, at most `limit` bytes); otherwise `slug(text)` cut short and ending in `~` plus a hash of the
+    whole text.
+
+    For names from data that label one file among many (an exported sample's key): unlike `slug`, two names
+    that differ only in characters a file name cannot hold (`a/b` and `a_b`, `a b` and `a:b`) get distinct
+    files, so one cannot silently replace the other; ordinary keys keep their names.
+    """
+    raw = str(text)
+    if _PLAIN.fullmatch(raw) and len(raw.encode("utf-8")) <= limit:
+        return raw
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:_HASH_CHARS]
+    safe = _SLUG.sub("_", raw).strip("_.-") or "x"  # ASCII only: cutting by characters cuts by bytes
+    return f"{safe[:limit - _HASH_CHARS - 1]}~{digest}"
 
 
 def inside(root: str | Path, relative: str | Path, what: str) -> Path:

@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from imagenot import safepath
+from imagenot import escape, safepath
 from imagenot.download.config import EXPORT_FORMATS, ExportConfig
 from imagenot.download.disk import disk_full_is_an_error
 from imagenot.errors import ImagenotError, InputError
@@ -106,6 +106,9 @@ def _write_tree(src: Path, tmp: Path, cfg: ExportConfig, card: dict[str, Any], c
     from imagenot.data.readers.files import wds_records
 
     default_ext = str(card.get("encode_format") or "jpg")
+    columns = ("label", "folder", "wnid", "name")
+    table = [escape.tsv_row(columns)] + [escape.tsv_row((i, f, w, n), columns, "class_folders.tsv")
+                                         for i, (f, w, n) in enumerate(zip(folders, classes, names))]
     counts: dict[str, Counter[str]] = {}
     for split in cfg.splits:
         records = wds_records(src, split, shards[split], classes, card)
@@ -130,17 +133,19 @@ def _write_tree(src: Path, tmp: Path, cfg: ExportConfig, card: dict[str, Any], c
                     if len(data) != int(records.sizes[i]):
                         raise InputError(f"sample {records.keys[i]!r} is cut short", records.files[fid])
                     label = int(records.labels[i])
-                    key = safepath.shortened(records.keys[i].replace("/", "_"), 240)
-                    with open(tmp / split / folders[label] / f"{key}.{_extension(data, default_ext)}", "wb") as out:
-                        out.write(data)
+                    name = f"{safepath.unique_slug(records.keys[i], 240)}.{_extension(data, default_ext)}"
+                    try:
+                        with open(tmp / split / folders[label] / name, "xb") as out:
+                            out.write(data)
+                    except FileExistsError:
+                        raise InputError(f"two {split} samples share the key {records.keys[i]!r}",
+                                         records.files[fid]) from None
                     counts[split][classes[label]] += 1
                     bar.update()
             finally:
                 for h in handles.values():
                     h.close()
-    lines = ["label\tfolder\twnid\tname"] + [
-        f"{i}\t{f}\t{w}\t{n}" for i, (f, w, n) in enumerate(zip(folders, classes, names))]
-    write_text(tmp / "class_folders.tsv", "\n".join(lines) + "\n")
+    write_text(tmp / "class_folders.tsv", "".join(table))
     if (src / "classes.tsv").is_file():
         shutil.copyfile(src / "classes.tsv", tmp / "classes.tsv")
     return counts

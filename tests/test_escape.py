@@ -107,3 +107,8 @@ def test_tsv_rows_keep_their_columns_or_are_refused() -> None:
                       ("a\0b", "a NUL byte")):
         with pytest.raises(InputError, match=re.escape(f"name {bad!r} contains {what}; it cannot be a field of t.tsv")):
             escape.tsv_row(["ok", bad], ["w", "name"], "t.tsv")
+
+
+def test_terminal_text_shows_control_characters_as_escapes() -> None:
+    assert escape.term("a\x1b[2Jb\nc\r\td\x7f\x9b\u2028é 日本") == "a\\x1b[2Jb\\nc\\r\\td\\x7f\\x9b\\u2028é 日本"
+    assert escape.term(3) == "3" and escape.term("plain name-1") == "plain name-1"

@@ -104,3 +104,14 @@ def test_check_removable_refuses_inputs_and_user_folders(tmp_path: Path, monkeyp
             safepath.check_removable(folder)
     safepath.check_removable(old, [data])  # apart from the inputs and the working folder: fine
     safepath.check_removable(data / "report", [data])  # inside an input: replacing it deletes no input
+
+
+def test_unique_slug_keeps_plain_names_and_separates_the_rest() -> None:
+    assert safepath.unique_slug("000000123") == "000000123" and safepath.unique_slug("a_b.c-d") == "a_b.c-d"
+    hostile = ["a/b", "a b", "a:b", "../x", "/etc/passwd", "-rf", ".hidden", "", "..", "x\ny", "é", "x" * 300]
+    names = [safepath.unique_slug(k, 240) for k in hostile]
+    assert len(set(names)) == len(hostile) and "a_b" not in names  # none collides with a plain `a_b`
+    for name in names:
+        assert safepath.component(name, "file") == name and len(name.encode()) <= 240
+        assert not name.startswith((".", "-"))
+    assert safepath.unique_slug("a/b") == safepath.unique_slug("a/b")  # stable across runs

@@ -13,6 +13,8 @@ stray `_` or `^`). One function per output kind, used by every writer:
   are never touched, so `-0.5` stays a number.
 - `shell_arg` / `shell_join` / `slurm_option`: shlex quoting; a value with a newline or NUL is refused.
 - `mpl`: a data string for matplotlib with every `$` escaped, so it is never parsed as mathtext.
+- `term`: a data string for a terminal line (`runs`, `datasets --show`, `models`): control characters shown as
+  escapes, so a name cannot start a line of its own, move the cursor or send the terminal an escape sequence.
 - `tsv_row`: one line of a tab-separated file (classes.tsv, class_folders.tsv, pool_counts.tsv). TSV has no
   quoting, so a tab, CR, LF or NUL in a value would shift its columns or split its row for every reader
   (the project's own, pandas, `cut`, a spreadsheet): such a value is refused with an InputError naming it
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -67,7 +70,8 @@ def md_tree(obj: Any) -> Any:
 
 
 def md_href(href: Any) -> str:
-    """A relative link target for Markdown: percent-encoded, so spaces, parentheses or `|` cannot end it."""
+    """A relative link target for Markdown or HTML: percent-encoded, so spaces, parentheses or `|` cannot end
+    it, and `:` too, so a folder named `javascript:...` stays a relative path instead of a URL scheme."""
     from urllib.parse import quote
 
     return quote(str(href), safe="/#.-_~")
@@ -154,6 +158,20 @@ def mpl(text: Any) -> str:
 def mpl_all(texts: Iterable[Any]) -> list[str]:
     """`mpl` over tick labels or legend entries."""
     return [mpl(t) for t in texts]
+
+
+def term(text: Any) -> str:
+    """`text` for one line of a terminal table: control and line-separator characters as `\\x1b`, `\\n`, ...
+
+    A name from data printed raw could end the line (a forged row), return the cursor over what was printed
+    (`\\r`) or carry an ANSI/OSC escape sequence the terminal obeys (colours, title, clipboard); shown as
+    escapes, it reads as what it is. Everything else, non-ASCII letters included, is printed as it is.
+    """
+    return "".join(ch.encode("unicode_escape").decode("ascii") if _unprintable(ch) else ch for ch in str(text))
+
+
+def _unprintable(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp")  # Cc: C0, DEL and C1 (the 8-bit CSI among them)
 
 
 def tsv_field(value: Any, column: str = "value", where: str = "a TSV file") -> str:

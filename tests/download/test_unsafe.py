@@ -242,3 +242,17 @@ def test_export_refuses_a_card_that_lists_one_shard_twice(ds: Path, tmp_path: Pa
     after.pop("data/ds/.verified.json")  # the reader's cache of checked shards, refreshed by design
     before.pop("data/ds/.verified.json", None)
     assert after == before
+
+
+def test_datasets_show_prints_class_names_with_control_characters_as_escapes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hostile = "evil\x1b]0;pwned\x07\rforged"
+    for split in ("train", "val"):
+        for c, name in enumerate(("plain", hostile)):
+            (tmp_path / "f" / split / name).mkdir(parents=True)
+            for i in range(2):
+                make_image(10 * c + i, (16, 16)).save(tmp_path / "f" / split / name / f"{i}.png")
+    assert main(["datasets", "--show", f"imagefolder:{tmp_path / 'f'}", "--data-opt", "cache=false"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert "evil\\x1b]0;pwned\\x07\\rforged" in out.splitlines()[-1]

@@ -38,6 +38,22 @@ def test_markdown_renders_the_text_literally() -> None:
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
+def test_markdown_data_forms_no_link_or_image() -> None:
+    import html
+
+    markdown = pytest.importorskip("markdown_it")
+    render = markdown.MarkdownIt("commonmark").enable("table").render
+    hostile = ["[click](javascript:alert(1))", "![](https://tracker.example/pixel.png?leak)", "[a][r] [b][]",
+               "[r]: https://evil.example"]
+    for value in hostile:
+        paragraph = render(escape.md(value))
+        assert "<a " not in paragraph and "<img" not in paragraph, value
+        assert html.unescape(paragraph) == f"<p>{value}</p>\n"  # shown as the characters given
+        table = render("| a |\n|---|\n" + escape.md_row([value]) + "\n")
+        assert "<a " not in table and "<img" not in table, value
+    assert escape.md("tau [0.38, 1.00]") == "tau [0.38, 1.00]"  # brackets that form nothing stay readable
+
+
 def test_code_spans_cannot_be_closed_by_the_data() -> None:
     assert escape.md_code("imagenot download --out x") == "`imagenot download --out x`"
     code = escape.md_code("a`b` <img src=x onerror=1>")

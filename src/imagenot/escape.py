@@ -6,7 +6,8 @@ breaks a table, a cell starting with `=` is a formula in a spreadsheet, a newlin
 its own line of the batch script, and a `$` turns a plot title into mathtext (and crashes matplotlib on a
 stray `_` or `^`). One function per output kind, used by every writer:
 
-- `md` / `md_cell`: Markdown text and table cells (HTML escaped, `|` escaped, newlines folded to spaces).
+- `md` / `md_cell`: Markdown text and table cells (HTML escaped, `|` escaped, no link or image syntax,
+  newlines folded to spaces).
 - `csv_cell` / `csv_row` / `csv_unescape`: spreadsheet-injection guidance (OWASP): a text cell starting with
   `= + - @`, tab, CR or LF gets a leading `'`; so does one already starting with `'`, which makes the scheme
   reversible (`csv_unescape` strips exactly one leading `'`) and matches what a spreadsheet shows. Numbers
@@ -34,6 +35,8 @@ from imagenot.errors import InputError
 _NEWLINES = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
 _CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "'")
 _SLURM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_MD_ENTITIES = (("&", "&amp;"), ("<", "&lt;"), ("|", "&#124;"), ("](", "]&#40;"), ("][", "]&#91;"),
+                ("]:", "]&#58;"))  # `&` first, so the entities added after it stay entities
 _TSV_BREAKERS = {"\t": "a tab", "\r": "a carriage return", "\n": "a newline", "\0": "a NUL byte"}
 
 
@@ -43,10 +46,15 @@ def md(text: Any) -> str:
     `<` is what opens an HTML tag (`<img onerror>`, `<script>`) and `&` an entity, so escaping those two as
     HTML entities keeps any markup plain text in every renderer (GitHub, VS Code, pandoc); `>` alone opens
     nothing mid-line, and with line breaks folded data never starts a line (so `p > 0.05` stays readable).
-    `|` becomes `&#124;`, so a value cannot add or shift table columns wherever it lands.
+    `|` becomes `&#124;`, so a value cannot add or shift table columns wherever it lands. A link or image
+    needs `]` right before `(` (inline), `[` (reference) or `:` (definition); that character becomes an
+    entity, so data cannot form one (`[x](javascript:...)`, or `![](https://tracker/pixel)` that a viewer
+    fetches on opening the file) while brackets elsewhere (`[0.38, 1.00]`) stay as they are.
     """
     folded = _NEWLINES.sub(" ", str(text))
-    return folded.replace("&", "&amp;").replace("<", "&lt;").replace("|", "&#124;")
+    for char, entity in _MD_ENTITIES:
+        folded = folded.replace(char, entity)
+    return folded
 
 
 def md_cell(value: Any) -> str:

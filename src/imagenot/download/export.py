@@ -70,6 +70,7 @@ def run_export(cfg: ExportConfig) -> dict[str, Any]:
     for split in cfg.splits:
         if split not in known:
             raise InputError(f"no split {split!r}; known: {', '.join(known)}", src / "dataset.json")
+        safepath.component(split, "split name")  # it names a folder of the export
     shards = {split: wds_shards(src, split, card) for split in cfg.splits}  # refuses an incomplete folder
     out = Path(cfg.out)
     safepath.check_output(out, [src])  # an export into, around or over the dataset would take it with it

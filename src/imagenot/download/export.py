@@ -4,7 +4,9 @@
 sorted order, which is how `torchvision.datasets.ImageFolder` numbers classes, is the dataset's label order
 (a model trained by imagenot and evaluated on the export sees the same labels); the wnid keeps names
 unambiguous when two classes share a display name. `OUT/class_folders.tsv` maps label, folder, wnid and name;
-`OUT/classes.tsv` is the dataset's own.
+`OUT/classes.tsv` is the dataset's own. A sample's file is named by its key; a key that is not a plain file
+name (`a/b`, `../x`, `-rf`) becomes a safe name ending in a hash of the key (`safepath.unique_slug`), so
+two samples never share a file.
 
 The dataset is read through the one reader of dataset folders (`imagenot.data.readers.files`), so an
 incomplete folder (no card, a missing or truncated shard) is refused before anything is written, and the

@@ -201,7 +201,6 @@ def tsv_row(values: Iterable[Any], columns: Iterable[str] | None = None, where: 
 
     `columns` (the header, in order) names the column of a refused value in the message.
     """
-    names = list(columns) if columns is not None else None
-    cells = list(values)
-    return "\t".join(tsv_field(v, names[i] if names and i < len(names) else "value", where)
-                     for i, v in enumerate(cells)) + "\n"
+    names = list(columns or ())
+    return "\t".join(tsv_field(v, names[i] if i < len(names) else "value", where)
+                     for i, v in enumerate(values)) + "\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -35,6 +36,22 @@ def test_markdown_renders_the_text_literally() -> None:
         assert "<img" not in rendered and rendered.count("<td>") == 2, value
     html = markdown.MarkdownIt("commonmark").render(escape.md("<script>alert(1)</script>"))
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_markdown_data_forms_no_link_or_image() -> None:
+    import html
+
+    markdown = pytest.importorskip("markdown_it")
+    render = markdown.MarkdownIt("commonmark").enable("table").render
+    hostile = ["[click](javascript:alert(1))", "![](https://tracker.example/pixel.png?leak)", "[a][r] [b][]",
+               "[r]: https://evil.example"]
+    for value in hostile:
+        paragraph = render(escape.md(value))
+        assert "<a " not in paragraph and "<img" not in paragraph, value
+        assert html.unescape(paragraph) == f"<p>{value}</p>\n"  # shown as the characters given
+        table = render("| a |\n|---|\n" + escape.md_row([value]) + "\n")
+        assert "<a " not in table and "<img" not in table, value
+    assert escape.md("tau [0.38, 1.00]") == "tau [0.38, 1.00]"  # brackets that form nothing stay readable
 
 
 def test_code_spans_cannot_be_closed_by_the_data() -> None:
@@ -97,3 +114,17 @@ def test_matplotlib_shows_data_text_literally(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         fig.savefig(tmp_path / "bad.png")
     plt.close(fig)
+
+
+def test_tsv_rows_keep_their_columns_or_are_refused() -> None:
+    line = escape.tsv_row(["a b", 3, "<x> | $y$ =z", "'q'"], ["w", "n", "name", "q"], "t.tsv")
+    assert line == "a b\t3\t<x> | $y$ =z\t'q'\n" and line[:-1].split("\t")[2] == "<x> | $y$ =z"
+    for bad, what in (("a\tb", "a tab"), ("a\nb", "a newline"), ("a\rb", "a carriage return"),
+                      ("a\0b", "a NUL byte")):
+        with pytest.raises(InputError, match=re.escape(f"name {bad!r} contains {what}; it cannot be a field of t.tsv")):
+            escape.tsv_row(["ok", bad], ["w", "name"], "t.tsv")
+
+
+def test_terminal_text_shows_control_characters_as_escapes() -> None:
+    assert escape.term("a\x1b[2Jb\nc\r\td\x7f\x9b\u2028é 日本") == "a\\x1b[2Jb\\nc\\r\\td\\x7f\\x9b\\u2028é 日本"
+    assert escape.term(3) == "3" and escape.term("plain name-1") == "plain name-1"

@@ -86,25 +86,32 @@ def test_check_output_refuses_inputs_their_parents_and_their_insides(tmp_path: P
     safepath.check_output(tmp_path / "elsewhere", [data, None, ""])  # apart from the inputs: fine
 
 
-def test_remove_output_deletes_only_what_is_safe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_removable_refuses_inputs_and_user_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "ds"
     data.mkdir()
     (data / "keep.txt").write_text("data")
     old = tmp_path / "out"
     (old / "sub").mkdir(parents=True)
-    (old / "sub" / "x").write_text("old output")
-    before = _tree(tmp_path)
     for out in (data, tmp_path):
         with pytest.raises(InputError, match="input"):
-            safepath.remove_output(out, [data])
+            safepath.check_removable(out, [data])
     monkeypatch.chdir(old / "sub")
     with pytest.raises(InputError, match="refusing to delete"):
-        safepath.remove_output(old, [data])  # the working folder lies in it
-    assert _tree(tmp_path) == before
+        safepath.check_removable(old, [data])  # the working folder lies in it
     monkeypatch.chdir(tmp_path / "ds")
-    for folder in (Path("/"), Path.home(), tmp_path / "ds", tmp_path):  # checked, never deleted
+    for folder in (Path("/"), Path.home(), tmp_path / "ds", tmp_path):
         with pytest.raises(InputError, match="refusing to delete"):
             safepath.check_removable(folder)
-    safepath.remove_output(old, [data])
-    assert not old.exists() and (data / "keep.txt").read_text() == "data"
-    safepath.remove_output(tmp_path / "never-there")  # nothing to remove: no error
+    safepath.check_removable(old, [data])  # apart from the inputs and the working folder: fine
+    safepath.check_removable(data / "report", [data])  # inside an input: replacing it deletes no input
+
+
+def test_unique_slug_keeps_plain_names_and_separates_the_rest() -> None:
+    assert safepath.unique_slug("000000123") == "000000123" and safepath.unique_slug("a_b.c-d") == "a_b.c-d"
+    hostile = ["a/b", "a b", "a:b", "../x", "/etc/passwd", "-rf", ".hidden", "", "..", "x\ny", "é", "x" * 300]
+    names = [safepath.unique_slug(k, 240) for k in hostile]
+    assert len(set(names)) == len(hostile) and "a_b" not in names  # none collides with a plain `a_b`
+    for name in names:
+        assert safepath.component(name, "file") == name and len(name.encode()) <= 240
+        assert not name.startswith((".", "-"))
+    assert safepath.unique_slug("a/b") == safepath.unique_slug("a/b")  # stable across runs

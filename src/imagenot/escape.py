@@ -6,19 +6,27 @@ breaks a table, a cell starting with `=` is a formula in a spreadsheet, a newlin
 its own line of the batch script, and a `$` turns a plot title into mathtext (and crashes matplotlib on a
 stray `_` or `^`). One function per output kind, used by every writer:
 
-- `md` / `md_cell`: Markdown text and table cells (HTML escaped, `|` escaped, newlines folded to spaces).
+- `md` / `md_cell`: Markdown text and table cells (HTML escaped, `|` escaped, no link or image syntax,
+  newlines folded to spaces).
 - `csv_cell` / `csv_row` / `csv_unescape`: spreadsheet-injection guidance (OWASP): a text cell starting with
   `= + - @`, tab, CR or LF gets a leading `'`; so does one already starting with `'`, which makes the scheme
   reversible (`csv_unescape` strips exactly one leading `'`) and matches what a spreadsheet shows. Numbers
   are never touched, so `-0.5` stays a number.
 - `shell_arg` / `shell_join` / `slurm_option`: shlex quoting; a value with a newline or NUL is refused.
 - `mpl`: a data string for matplotlib with every `$` escaped, so it is never parsed as mathtext.
+- `term`: a data string for a terminal line (`runs`, `datasets --show`, `models`): control characters shown as
+  escapes, so a name cannot start a line of its own, move the cursor or send the terminal an escape sequence.
+- `tsv_row`: one line of a tab-separated file (classes.tsv, class_folders.tsv, pool_counts.tsv). TSV has no
+  quoting, so a tab, CR, LF or NUL in a value would shift its columns or split its row for every reader
+  (the project's own, pandas, `cut`, a spreadsheet): such a value is refused with an InputError naming it
+  and its column, never rewritten behind the user's back.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +35,9 @@ from imagenot.errors import InputError
 _NEWLINES = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
 _CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "'")
 _SLURM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_MD_ENTITIES = (("&", "&amp;"), ("<", "&lt;"), ("|", "&#124;"), ("](", "]&#40;"), ("][", "]&#91;"),
+                ("]:", "]&#58;"))  # `&` first, so the entities added after it stay entities
+_TSV_BREAKERS = {"\t": "a tab", "\r": "a carriage return", "\n": "a newline", "\0": "a NUL byte"}
 
 
 def md(text: Any) -> str:
@@ -35,10 +46,15 @@ def md(text: Any) -> str:
     `<` is what opens an HTML tag (`<img onerror>`, `<script>`) and `&` an entity, so escaping those two as
     HTML entities keeps any markup plain text in every renderer (GitHub, VS Code, pandoc); `>` alone opens
     nothing mid-line, and with line breaks folded data never starts a line (so `p > 0.05` stays readable).
-    `|` becomes `&#124;`, so a value cannot add or shift table columns wherever it lands.
+    `|` becomes `&#124;`, so a value cannot add or shift table columns wherever it lands. A link or image
+    needs `]` right before `(` (inline), `[` (reference) or `:` (definition); that character becomes an
+    entity, so data cannot form one (`[x](javascript:...)`, or `![](https://tracker/pixel)` that a viewer
+    fetches on opening the file) while brackets elsewhere (`[0.38, 1.00]`) stay as they are.
     """
     folded = _NEWLINES.sub(" ", str(text))
-    return folded.replace("&", "&amp;").replace("<", "&lt;").replace("|", "&#124;")
+    for char, entity in _MD_ENTITIES:
+        folded = folded.replace(char, entity)
+    return folded
 
 
 def md_cell(value: Any) -> str:
@@ -62,7 +78,8 @@ def md_tree(obj: Any) -> Any:
 
 
 def md_href(href: Any) -> str:
-    """A relative link target for Markdown: percent-encoded, so spaces, parentheses or `|` cannot end it."""
+    """A relative link target for Markdown or HTML: percent-encoded, so spaces, parentheses or `|` cannot end
+    it, and `:` too, so a folder named `javascript:...` stays a relative path instead of a URL scheme."""
     from urllib.parse import quote
 
     return quote(str(href), safe="/#.-_~")
@@ -149,3 +166,41 @@ def mpl(text: Any) -> str:
 def mpl_all(texts: Iterable[Any]) -> list[str]:
     """`mpl` over tick labels or legend entries."""
     return [mpl(t) for t in texts]
+
+
+def term(text: Any) -> str:
+    """`text` for one line of a terminal table: control and line-separator characters as `\\x1b`, `\\n`, ...
+
+    A name from data printed raw could end the line (a forged row), return the cursor over what was printed
+    (`\\r`) or carry an ANSI/OSC escape sequence the terminal obeys (colours, title, clipboard); shown as
+    escapes, it reads as what it is. Everything else, non-ASCII letters included, is printed as it is.
+    """
+    return "".join(ch.encode("unicode_escape").decode("ascii") if _unprintable(ch) else ch for ch in str(text))
+
+
+def _unprintable(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp")  # Cc: C0, DEL and C1 (the 8-bit CSI among them)
+
+
+def tsv_field(value: Any, column: str = "value", where: str = "a TSV file") -> str:
+    """`value` as one field of a tab-separated line, or an InputError naming the value and its column.
+
+    Refusal rather than escaping: the files are read by tools that know no escape (pandas, `cut`, a
+    spreadsheet), and no name or definition needs a tab or a line break.
+    """
+    text = str(value)
+    for char, name in _TSV_BREAKERS.items():
+        if char in text:
+            raise InputError(f"{column} {text!r} contains {name}; it cannot be a field of {where} (tab-separated, "
+                             "one row per line): remove it from the value")
+    return text
+
+
+def tsv_row(values: Iterable[Any], columns: Iterable[str] | None = None, where: str = "a TSV file") -> str:
+    """One line (newline included) of a tab-separated file; each value through `tsv_field`.
+
+    `columns` (the header, in order) names the column of a refused value in the message.
+    """
+    names = list(columns or ())
+    return "\t".join(tsv_field(v, names[i] if i < len(names) else "value", where)
+                     for i, v in enumerate(values)) + "\n"

@@ -6,10 +6,11 @@ or `a\\b` would otherwise write, read or delete outside the folder it was meant 
 through `component` (one path component, or an `InputError` naming the value) and every path a file lists
 (a card's shards) through `inside` (the resolved path, symlinks followed, must lie in its folder).
 
-`remove_output` is the one way a stage deletes an existing output folder (`--overwrite`, `--force`): it
-refuses when the folder is, contains, or lies inside one of the command's inputs, or is the filesystem root,
-the home folder or a parent of the working folder, so a mistyped `--out` cannot delete the data the command
-reads or a user's other files.
+`check_removable` is the one check before a stage replaces or clears an existing output folder
+(`--overwrite`, `--force`; the stages build the new folder aside and swap it in): it refuses when the folder
+is or contains one of the command's inputs, or is the filesystem root, the home folder or the working folder
+or one of its parents, so a mistyped `--out` cannot delete the data the command reads or a user's other
+files.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import shutil
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_COMPONENT_BYTES = 255  # NAME_MAX of ext4, xfs, btrfs, APFS and NTFS (in bytes or UTF-16 units)
 _HASH_CHARS = 10
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
 def _problem(value: str) -> str | None:
@@ -91,6 +92,23 @@ def slug(text: object, fallback: str = "x") -> str:
     never `.`/`..`, never over the length limit (shortened with a hash)."""
     safe = _SLUG.sub("_", str(text)).strip("_.-") or fallback
     return shortened(safe)
+
+
+def unique_slug(text: object, limit: int = MAX_COMPONENT_BYTES) -> str:
+    """`text` unchanged when it already is a plain name (letters, digits, `.`, `_`, `-`, not starting with
+    `.` or `-`, at most `limit` bytes); otherwise `slug(text)` cut short and ending in `~` plus a hash of the
+    whole text.
+
+    For names from data that label one file among many (an exported sample's key): unlike `slug`, two names
+    that differ only in characters a file name cannot hold (`a/b` and `a_b`, `a b` and `a:b`) get distinct
+    files, so one cannot silently replace the other; ordinary keys keep their names.
+    """
+    raw = str(text)
+    if _PLAIN.fullmatch(raw) and len(raw.encode("utf-8")) <= limit:
+        return raw
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:_HASH_CHARS]
+    safe = _SLUG.sub("_", raw).strip("_.-") or "x"  # ASCII only: cutting by characters cuts by bytes
+    return f"{safe[:limit - _HASH_CHARS - 1]}~{digest}"
 
 
 def inside(root: str | Path, relative: str | Path, what: str) -> Path:
@@ -170,18 +188,3 @@ def check_removable(out: str | Path, inputs: Iterable[str | Path | None] = (), w
             where = "the folder" if real == folder else "a parent of"
             raise InputError(f"{what} {out} is {where} {folder}: refusing to delete it; choose a new output folder")
 
-
-def remove_output(out: str | Path, inputs: Iterable[str | Path | None] = (), what: str = "--out") -> None:
-    """Delete the existing output folder (or file) `out` for an `--overwrite` / `--force` rerun, safely.
-
-    `check_removable` first: nothing is deleted when `out` would take an input or a user's folder with it.
-    """
-    path = Path(out)
-    if not path.exists() and not path.is_symlink():
-        return
-    check_removable(path, inputs, what)
-    log.info("removing the previous output %s", path)
-    if path.is_symlink() or not path.is_dir():
-        path.unlink()
-    else:
-        shutil.rmtree(path)

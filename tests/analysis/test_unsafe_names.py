@@ -14,8 +14,9 @@ from imagenot.cli import main
 from .conftest import write_run
 
 MODELS = ["=HYPERLINK(\"http://evil\",\"x\")", "<img src=x onerror=alert(1)>", "pipe|name", "$x_1^$",
-          "-1+2", "@cmd", "plain_s"]
-TOP1 = [(80.0, 40.0), (84.0, 44.0), (88.0, 47.0), (89.0, 46.0), (90.0, 50.0), (91.0, 52.0), (86.0, 49.0)]
+          "-1+2", "@cmd", "plain_s", "<script>alert(1)</script>"]
+TOP1 = [(80.0, 40.0), (84.0, 44.0), (88.0, 47.0), (89.0, 46.0), (90.0, 50.0), (91.0, 52.0), (86.0, 49.0),
+        (87.0, 45.0)]
 
 
 def _runs(root: Path) -> Path:
@@ -38,6 +39,7 @@ def test_report_outputs_show_hostile_names_as_text(tmp_path: Path, capsys: pytes
     assert table and all(line.count(" | ") == table[0].count(" | ") for line in table[:2])
     html = (out / "report.html").read_text()
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<script" not in html.lower() and "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # inert text
     for name in ("results.csv", "models.csv", "pairs.csv"):
         with open(out / name, newline="") as fh:
             cells = [c for row in csv.reader(fh) for c in row]
@@ -78,3 +80,27 @@ def test_runs_csv_neutralises_names(tmp_path: Path, capsys: pytest.CaptureFixtur
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert {r["model"] for r in rows} == {m if m[0] not in "=-+@" else "'" + m for m in MODELS}
     assert all(_number(r["top1"]) for r in rows)
+
+
+def test_report_links_cannot_become_script_urls() -> None:
+    from imagenot.analysis.blocks import Link, Links, render_html, render_markdown
+
+    blocks = [Links("see", (Link("card", "javascript:alert(1)/README.md"), Link("x", 'a b"><script>/c.md')))]
+    html = render_html(blocks, "t")
+    assert 'href="javascript:' not in html and "<script" not in html
+    assert 'href="javascript%3Aalert%281%29/README.md"' in html  # a relative path, as the link always meant
+    md = render_markdown(blocks, Path("."))
+    assert "](javascript:" not in md and "<script" not in md
+
+
+def test_runs_table_shows_control_characters_as_escapes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    write_run(runs, "r0", model="evil\x1b]0;pwned\x07\nr9  forged-model", dataset="ds\rX", role="reference",
+              top1=50.0)
+    write_run(runs, "r1", model="plain", dataset="ds", role="reference", top1=40.0)
+    assert main(["runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    lines = out.splitlines()
+    assert len(lines) == 4  # header, two runs, the count: no forged row
+    assert "evil\\x1b]0;pwned\\x07\\nr9  forged-model" in lines[1] and "ds\\rX" in lines[1]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from imagenot.demo.summary import render
+import importlib.util
+import json
+from pathlib import Path
+
+from imagenot.demo.summary import BEGIN, END, render
+
+REPO = Path(__file__).resolve().parents[2]
 
 
-def test_summary_escapes_names_notes_and_flip_sentences() -> None:
-    summary = {
+def _summary() -> dict:
+    return {
         "date": "2026-01-01", "machine": "x86_64, 2 CPUs", "config": {"seeds": [0]}, "total_s": 10.0,
         "stages": {"mine": {"summary": "<img src=x onerror=alert(1)> | matched\nsecond line", "seconds": 2.0}},
         "models": [["<b>model</b>", "1.0", "2.0", "3.0", "4.0", "5.0", "a|b"]],
@@ -14,9 +20,32 @@ def test_summary_escapes_names_notes_and_flip_sentences() -> None:
             "fashion-mnist": {"n_val": 100, "epochs": 1, "train_images": 1000},
             "clipart-not": {"n_val": 30, "epochs": 1, "train_images": 90}}, "audit": {}, "text_filter": None,
     }
-    md = render(summary)
+
+
+def test_summary_escapes_names_notes_and_flip_sentences() -> None:
+    md = render(_summary())
     assert "<img" not in md and "<b>" not in md and "<script" not in md
     assert "&lt;img src=x onerror=alert(1)> &#124; matched second line" in md
     rows = [line for line in md.splitlines() if line.startswith("| ")]
     assert [line.count(" | ") for line in rows] == [2, 2, 6, 6]  # headers and rows keep their columns
     assert "<!-- demo-summary:begin" in md  # the template's own markup is kept
+
+
+def test_update_readme_renders_the_summary_again_instead_of_copying_raw_markdown(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("update_readme", REPO / "scripts" / "update_readme.py")
+    update_readme = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(update_readme)
+    demo = tmp_path / "demo-out"
+    (demo / "report" / "plots").mkdir(parents=True)
+    (demo / "report" / "plots" / "scatter.png").write_bytes(b"\x89PNG fake")
+    (demo / "summary.json").write_text(json.dumps(_summary()))
+    (demo / "summary.md").write_text(f"{BEGIN}\n<script>alert('hand-edited')</script>\n{END}\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n\n{BEGIN}\nold\n{END}\n\nafter\n")
+    assert update_readme.update(demo, readme, tmp_path / "docs") == 0
+    text = readme.read_text()
+    assert "<script" not in text and "<b>" not in text and "&lt;b>model&lt;/b>" in text
+    assert text == "intro\n\n" + render(_summary()).strip() + "\n\nafter\n"
+    (demo / "summary.json").write_text("{not json")
+    assert update_readme.update(demo, readme, tmp_path / "docs") == 2  # refused, README untouched
+    assert readme.read_text() == text

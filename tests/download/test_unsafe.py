@@ -7,6 +7,7 @@ exit status, the message, that nothing was written outside the output folder and
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -180,3 +181,78 @@ def test_audit_md_shows_hostile_names_and_captions_as_text(nasty_ds: Path, tmp_p
     assert "&lt;script>" in md or "&lt;img" in md
     rows = [line for line in md.splitlines() if line.startswith("| ")]
     assert rows and len({line.count(" | ") for line in rows[:1 + len(NASTY)]}) == 1
+
+
+def test_export_refuses_a_card_class_name_that_would_shift_class_folders_tsv(
+        ds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    card = read_json(ds / "dataset.json")
+    card["classes"][1]["name"] = "two\tcolumns"
+    (ds / "dataset.json").write_text(json.dumps(card))
+    before = _tree(tmp_path)
+    rc = main(["export", "--dataset", str(ds), "--out", str(tmp_path / "exp")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "name 'two\\tcolumns' contains a tab; it cannot be a field of class_folders.tsv" in err
+    assert _tree(tmp_path) == before  # no export, no hidden temporary folder left
+
+
+def _rekey_train_shard(ds: Path, keys: list[str], *, list_twice: bool = False) -> None:
+    """Rename the first samples of the train shard to `keys` (a crafted shard), keeping the card consistent."""
+    import tarfile
+
+    card = read_json(ds / "dataset.json")
+    entry = card["splits"]["train"]["shards"][0]
+    path = ds / entry["file"]
+    with tarfile.open(path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar if m.isfile()]
+    old = list(dict.fromkeys(m.name.split(".", 1)[0] for m, _ in members))
+    rename = dict(zip(old, keys))
+    with tarfile.open(path, "w") as tar:
+        for m, data in members:
+            stem, ext = m.name.split(".", 1)
+            m.name = f"{rename.get(stem, stem)}.{ext}"
+            tar.addfile(m, io.BytesIO(data))
+    entry.update(bytes=path.stat().st_size, sha256=sha256_file(path))
+    if list_twice:
+        card["splits"]["train"]["shards"].append(dict(entry))
+    (ds / "dataset.json").write_text(json.dumps(card))
+
+
+def test_export_names_files_from_hostile_sample_keys_inside_their_class_folder(ds: Path, tmp_path: Path) -> None:
+    keys = ["../../../escaped", "a/b", "a_b", "-rf", ".hidden", "x" * 300]
+    _rekey_train_shard(ds, keys)
+    out = tmp_path / "exp"
+    assert main(["export", "--dataset", str(ds), "--out", str(out), "--splits", "train"]) == 0
+    files = [p for p in out.rglob("*") if p.is_file() and p.parent.parent.name == "train"]
+    assert len(files) == sum(read_json(out / "export.json")["splits"]["train"].values())  # none replaced another
+    names = {p.stem for p in files}
+    assert "a_b" in names and any(n.startswith("a_b~") for n in names)  # `a/b` and `a_b` stay two files
+    assert all(not n.startswith((".", "-")) and len(n.encode()) <= 240 for n in names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "exp"]  # nothing escaped the export
+
+
+def test_export_refuses_a_card_that_lists_one_shard_twice(ds: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _rekey_train_shard(ds, [], list_twice=True)
+    before = _tree(tmp_path)
+    rc = main(["export", "--dataset", str(ds), "--out", str(tmp_path / "exp"), "--splits", "train"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and "two train samples share the key" in err
+    after = _tree(tmp_path)
+    after.pop("data/ds/.verified.json")  # the reader's cache of checked shards, refreshed by design
+    before.pop("data/ds/.verified.json", None)
+    assert after == before
+
+
+def test_datasets_show_prints_class_names_with_control_characters_as_escapes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hostile = "evil\x1b]0;pwned\x07\rforged"
+    for split in ("train", "val"):
+        for c, name in enumerate(("plain", hostile)):
+            (tmp_path / "f" / split / name).mkdir(parents=True)
+            for i in range(2):
+                make_image(10 * c + i, (16, 16)).save(tmp_path / "f" / split / name / f"{i}.png")
+    assert main(["datasets", "--show", f"imagefolder:{tmp_path / 'f'}", "--data-opt", "cache=false"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert "evil\\x1b]0;pwned\\x07\\rforged" in out.splitlines()[-1]

@@ -172,3 +172,22 @@ def test_too_small_inputs_get_advice_that_works(name: str, size: int, advice: st
     with pytest.raises(InputSizeError) as err:
         check_input_size(name, size)
     assert re.search(advice, str(err.value)) or advice in str(err.value)
+
+
+def test_models_csv_and_table_keep_hostile_names_inert(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+
+    from imagenot.cli import main
+    from imagenot.models import cli as models_cli
+
+    row = {"name": "=HYPERLINK(\"http://x\")", "family": "fam\x1b[2J\nforged", "year": 2020, "input_size": 32,
+           "min_input_size": 32, "full_size": 224, "params": 1e6, "gflops": None, "weights": None,
+           "published_top1": None}
+    monkeypatch.setattr(models_cli, "model_rows", lambda cfg: [row])
+    assert main(["models", "--format", "csv"]) == 0
+    cells = list(csv.DictReader(capsys.readouterr().out.splitlines()))[0]
+    assert cells["name"] == "'" + row["name"] and cells["params"] == "1000000.0"
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and len(out.splitlines()) == 2 and "fam\\x1b[2J\\nforged" in out

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,44 @@ def test_classes_tsv_round_trip(tmp_path: Path, wordnet):
     write_classes(path, rows)
     assert path.read_text().splitlines()[0] == "index\twnid\tname\tlemmas\tdefinition\tquery\tlexname"
     assert read_classes(path) == rows
+
+
+def test_classes_tsv_round_trips_wordnet_glosses_with_double_spaces(tmp_path: Path, wordnet):
+    # WordNet 3.0's gloss of "exposure" holds two spaces in a row: the row in memory is the row read back
+    synset = next(s for s in wordnet.synsets("exposure", "n") if "  " in s.definition())
+    rows = rows_from_wnids([synset_to_wnid(synset)])
+    assert "  " not in rows[0].definition and "  " not in rows[0].query
+    write_classes(tmp_path / "classes.tsv", rows)
+    assert read_classes(tmp_path / "classes.tsv") == rows
+
+
+def test_classes_tsv_round_trips_hostile_but_tab_free_values(tmp_path: Path):
+    rows = [ClassRow(0, "n01440764", "<img src=x onerror=alert(1)> $x_1$ =SUM(A1)", ("a \"b\"", "c'd", "e\\f"),
+                     "a 'quoted' \"gloss\" with \\ and ; and ,", "=cmd|' /C calc'!A0", "noun.animal")]
+    write_classes(tmp_path / "classes.tsv", rows)
+    assert read_classes(tmp_path / "classes.tsv", check_wordnet=False) == rows
+
+
+@pytest.mark.parametrize(("field", "value", "column", "what"), [
+    ("name", "two\tcolumns", "name", "a tab"),
+    ("definition", "first line\nsecond", "definition", "a newline"),
+    ("query", "old mac\rline", "query", "a carriage return"),
+    ("lexname", "noun\0x", "lexname", "a NUL byte"),
+    ("lemmas", ("ok", "in\ttab"), "lemmas", "a tab"),
+    ("lemmas", ("a|b",), "lemma", "'|'"),
+])
+def test_write_classes_refuses_values_that_would_shift_columns(tmp_path: Path, field, value, column, what):
+    import dataclasses
+
+    row = dataclasses.replace(ClassRow(0, "n01440764", "tench", ("tench",), "a fish", "tench which is a fish",
+                                       "noun.animal"), **{field: value})
+    path = tmp_path / "classes.tsv"
+    with pytest.raises(InputError, match=f"^{column} .*contains {re.escape(what)}") as err:
+        write_classes(path, [row])
+    if isinstance(value, tuple):  # the message names the lemma ('|') or the whole lemmas field (a tab)
+        value = value[0] if column == "lemma" else "|".join(value)
+    assert repr(value) in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # refused before the file (or a temporary one) was written
 
 
 _HEADER = "index\twnid\tname\tlemmas\tdefinition\tquery\tlexname\n"

@@ -141,7 +141,7 @@ def render_markdown(blocks: Sequence[Block], base: Path) -> str:
 
 def _html_cell(cell: Cell) -> str:
     if isinstance(cell, Link):
-        return f'<a href="{html.escape(cell.href)}">{html.escape(cell.text)}</a>'
+        return f'<a href="{html.escape(escape.md_href(cell.href))}">{html.escape(cell.text)}</a>'
     return html.escape(str(cell))
 
 

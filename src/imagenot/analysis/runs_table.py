@@ -192,8 +192,9 @@ def _wall(seconds: float | None) -> str:
 
 def format_table(runs: list[RunInfo]) -> str:
     headers = ["run", "model", "dataset", "role", "seed", "status", "epochs", "top-1", "wall", "note"]
-    rows = [[r.run, r.model or "", r.dataset or "", r.role or "", _cell(r.seed), r.status, _epochs(r),
-             _cell(r.top1), _wall(r.wall_time_s), r.note] for r in runs]
+    rows = [[escape.term(c) for c in (r.run, r.model or "", r.dataset or "", r.role or "", _cell(r.seed),
+                                      r.status, _epochs(r), _cell(r.top1), _wall(r.wall_time_s), r.note)]
+            for r in runs]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]

@@ -59,6 +59,7 @@ def describe(cfg: DatasetsConfig) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from imagenot import escape
     from imagenot.data import list_datasets
 
     cfg = config_from_args(DatasetsConfig, args)
@@ -78,5 +79,5 @@ def run(args: argparse.Namespace) -> int:
     for split, s in info["splits"].items():
         shape = "streaming" if s["streaming"] else "x".join(str(v) for v in s["shape"])
         print(f"{split}: {s['images']} images, {s['classes']} classes, {shape}, per class {s['per_class']}")
-    print("classes: " + ", ".join(info["classes"]))
+    print("classes: " + ", ".join(escape.term(c) for c in info["classes"]))
     return 0

@@ -4,7 +4,9 @@
 sorted order, which is how `torchvision.datasets.ImageFolder` numbers classes, is the dataset's label order
 (a model trained by imagenot and evaluated on the export sees the same labels); the wnid keeps names
 unambiguous when two classes share a display name. `OUT/class_folders.tsv` maps label, folder, wnid and name;
-`OUT/classes.tsv` is the dataset's own.
+`OUT/classes.tsv` is the dataset's own. A sample's file is named by its key; a key that is not a plain file
+name (`a/b`, `../x`, `-rf`) becomes a safe name ending in a hash of the key (`safepath.unique_slug`), so
+two samples never share a file.
 
 The dataset is read through the one reader of dataset folders (`imagenot.data.readers.files`), so an
 incomplete folder (no card, a missing or truncated shard) is refused before anything is written, and the
@@ -20,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from imagenot import safepath
+from imagenot import escape, safepath
 from imagenot.download.config import EXPORT_FORMATS, ExportConfig
 from imagenot.download.disk import disk_full_is_an_error
 from imagenot.errors import ImagenotError, InputError
@@ -72,6 +74,7 @@ def run_export(cfg: ExportConfig) -> dict[str, Any]:
     for split in cfg.splits:
         if split not in known:
             raise InputError(f"no split {split!r}; known: {', '.join(known)}", src / "dataset.json")
+        safepath.component(split, "split name")  # it names a folder of the export
     shards = {split: wds_shards(src, split, card) for split in cfg.splits}  # refuses an incomplete folder
     out = Path(cfg.out)
     safepath.check_output(out, [src])  # an export into, around or over the dataset would take it with it
@@ -108,6 +111,9 @@ def _write_tree(src: Path, tmp: Path, cfg: ExportConfig, card: dict[str, Any], c
     from imagenot.data.readers.files import wds_records
 
     default_ext = str(card.get("encode_format") or "jpg")
+    columns = ("label", "folder", "wnid", "name")
+    table = [escape.tsv_row(columns)] + [escape.tsv_row((i, f, w, n), columns, "class_folders.tsv")
+                                         for i, (f, w, n) in enumerate(zip(folders, classes, names))]
     counts: dict[str, Counter[str]] = {}
     for split in cfg.splits:
         records = wds_records(src, split, shards[split], classes, card)
@@ -132,17 +138,19 @@ def _write_tree(src: Path, tmp: Path, cfg: ExportConfig, card: dict[str, Any], c
                     if len(data) != int(records.sizes[i]):
                         raise InputError(f"sample {records.keys[i]!r} is cut short", records.files[fid])
                     label = int(records.labels[i])
-                    key = safepath.shortened(records.keys[i].replace("/", "_"), 240)
-                    with open(tmp / split / folders[label] / f"{key}.{_extension(data, default_ext)}", "wb") as out:
-                        out.write(data)
+                    name = f"{safepath.unique_slug(records.keys[i], 240)}.{_extension(data, default_ext)}"
+                    try:
+                        with open(tmp / split / folders[label] / name, "xb") as out:
+                            out.write(data)
+                    except FileExistsError:
+                        raise InputError(f"two {split} samples share the key {records.keys[i]!r}",
+                                         records.files[fid]) from None
                     counts[split][classes[label]] += 1
                     bar.update()
             finally:
                 for h in handles.values():
                     h.close()
-    lines = ["label\tfolder\twnid\tname"] + [
-        f"{i}\t{f}\t{w}\t{n}" for i, (f, w, n) in enumerate(zip(folders, classes, names))]
-    write_text(tmp / "class_folders.tsv", "\n".join(lines) + "\n")
+    write_text(tmp / "class_folders.tsv", "".join(table))
     if (src / "classes.tsv").is_file():
         shutil.copyfile(src / "classes.tsv", tmp / "classes.tsv")
     return counts

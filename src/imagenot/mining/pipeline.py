@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from imagenot import escape
 from imagenot.config import to_dict, to_record
 from imagenot.errors import ImagenotError, InputError
 from imagenot.fileio import (
@@ -126,12 +127,14 @@ def _value_counts(col: pa.ChunkedArray) -> dict[str, int]:
 def _write_pool_counts(path: Path, pool: list[ClassRow], counts: Counter[str],
                        lemma_counts: dict[str, Counter[str]], chosen: set[str]) -> None:
     by_wnid = {c.wnid: c for c in pool}
+    columns = ("wnid", "name", "count", "chosen", "lemmas", "definition")
+    lines = [escape.tsv_row(columns)]
+    for wnid, n in counts.most_common():
+        c = by_wnid[wnid]
+        lem = ", ".join(f"{lm}:{k}" for lm, k in lemma_counts[wnid].most_common(5))
+        lines.append(escape.tsv_row((wnid, c.name, n, int(wnid in chosen), lem, c.definition), columns, path.name))
     with atomic_open(path) as fh:
-        fh.write("wnid\tname\tcount\tchosen\tlemmas\tdefinition\n")
-        for wnid, n in counts.most_common():
-            c = by_wnid[wnid]
-            lem = ", ".join(f"{lm}:{k}" for lm, k in lemma_counts[wnid].most_common(5))
-            fh.write(f"{wnid}\t{c.name}\t{n}\t{int(wnid in chosen)}\t{lem}\t{c.definition}\n")
+        fh.writelines(lines)
 
 
 def _threshold(cfg: MineConfig, out: Path) -> float | None:

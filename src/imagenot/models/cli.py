@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
+    from imagenot import escape
+
     cfg = config_from_args(ModelsConfig, args)
     rows = model_rows(cfg)
     if cfg.format == "json":
@@ -83,13 +85,13 @@ def run(args: argparse.Namespace) -> int:
     if cfg.format == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: escape.csv_cell(v) for k, v in r.items()} for r in rows)
         return 0
     header = f"{'name':<20} {'family':<13} {'year':>4} {'input':>5} {'min':>4} {'params':>9}"
     header += "   GFLOPs" if cfg.flops else ""
     print(header + "  published top-1")
     for r in rows:
-        line = (f"{r['name']:<20} {r['family']:<13} {r['year']:>4} {r['input_size']:>5} {r['min_input_size']:>4} "
+        line = (f"{escape.term(r['name']):<20} {escape.term(r['family']):<13} {r['year']:>4} {r['input_size']:>5} {r['min_input_size']:>4} "
                 f"{r['params'] / 1e6:>8.2f}M")
         if cfg.flops:
             line += f" {r['gflops']:>8.3f}"

@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from imagenot import escape
 from imagenot.errors import InputError
 from imagenot.fileio import atomic_open
 from imagenot.wordnet.loader import get_wordnet
@@ -49,13 +50,15 @@ class ClassRow:
 
 
 def class_row(synset: Any, index: int = 0) -> ClassRow:
+    """The row of a WordNet synset, white space in its gloss folded (13 WordNet 3.0 glosses hold double
+    spaces), so the row in memory is the row `read_classes` gives back from the written file."""
     return ClassRow(
         index=index,
         wnid=synset_to_wnid(synset),
         name=synset_name(synset),
         lemmas=synset_lemmas(synset),
-        definition=synset.definition(),
-        query=query_text(synset),
+        definition=_fold(synset.definition()),
+        query=_fold(query_text(synset)),
         lexname=synset.lexname(),
     )
 
@@ -64,20 +67,27 @@ def reindex(rows: Iterable[ClassRow]) -> list[ClassRow]:
     return [dataclasses.replace(r, index=i) for i, r in enumerate(rows)]
 
 
-def _clean(text: str) -> str:
-    # The TSV has no quoting: tabs and newlines inside WordNet glosses would break rows.
+def _fold(text: str) -> str:
     return " ".join(text.split())
 
 
 def write_classes(path: str | Path, rows: Sequence[ClassRow]) -> None:
-    """Write `classes.tsv` atomically (no quoting; fields never hold tabs or newlines)."""
+    """Write `classes.tsv` atomically; a value the unquoted TSV cannot hold is refused (`escape.tsv_row`).
+
+    A tab or line break in a name, lemma or definition would shift the columns of its row, and a `|` in a
+    lemma would split it in two on reading: both are refused with an InputError naming the value, before the
+    file is touched, so what `read_classes` gives back is exactly what was written.
+    """
+    where = Path(path).name
+    lines = [escape.tsv_row(COLUMNS)]
+    for r in rows:
+        bad = [lemma for lemma in r.lemmas if "|" in lemma]
+        if bad:
+            raise InputError(f"lemma {bad[0]!r} of class {r.wnid} contains '|', the lemma separator of {where}")
+        fields = (r.index, r.wnid, r.name, "|".join(r.lemmas), r.definition, r.query, r.lexname)
+        lines.append(escape.tsv_row(fields, COLUMNS, where))
     with atomic_open(path, "w") as fh:
-        fh.write("\t".join(COLUMNS) + "\n")
-        for r in rows:
-            if any("|" in lemma for lemma in r.lemmas):
-                raise ValueError(f"lemma of {r.wnid} contains '|': {r.lemmas}")
-            fields = (str(r.index), r.wnid, r.name, "|".join(r.lemmas), r.definition, r.query, r.lexname)
-            fh.write("\t".join(_clean(f) for f in fields) + "\n")
+        fh.writelines(lines)
 
 
 def read_classes(path: str | Path, check_wordnet: bool = True) -> list[ClassRow]:

@@ -54,15 +54,21 @@ class MineConfig:
     out: str = option("mine", path=True, help="output folder (matches/, mine_stats.json, selected.parquet...)")
     format: Literal["parquet", "csv", "tsv", "jsonl"] | None = option(
         None, help="force the shard format (default: from each file's suffix)")
-    schema: Literal["auto", "laion400m", "laion2b", "datacomp", "coyo"] = option(
-        "auto", help="the corpus's column map by name (id, url, caption, size, safety, watermark, CLIP score); "
-        "auto recognises it from the first shard's columns and says which it chose")
+    schema: Literal["auto", "laion400m", "laion2b-en", "laion2b-multi", "laion1b-nolang", "laion2b-en-joined",
+                    "laion2b-multi-joined", "laion1b-nolang-joined", "relaion5b-research", "relaion5b-research-safe",
+                    "datacomp", "coyo", "laion2b"] = option(
+        "auto", help="the corpus as released (its columns, safety and metadata filters): laion400m; LAION-5B's "
+        "standard laion2b-en / laion2b-multi / laion1b-nolang (NSFW) or their -joined layout (punsafe, "
+        "pwatermark); Re-LAION-5B relaion5b-research / relaion5b-research-safe; datacomp; coyo (laion2b: the "
+        "old name of laion2b-en-joined). auto recognises the layout from the first shard's columns and says "
+        "when columns cannot tell corpora apart (LAION-400M vs a standard laion2B-en shard)")
     text_col: str | None = option(None, help="caption column (default: the schema's, e.g. TEXT for LAION)")
     url_col: str | None = option(None, help="url column (default: the schema's)")
     id_col: str | None = option(None, help="source id column (default: the schema's; missing: <shard>:<row>)")
-    safety_col: str | None = option(None, help="safety column (default: the schema's: NSFW for LAION-400M, "
-                                    "punsafe for LAION-2B, nsfw_score_opennsfw2 for COYO); numeric values are "
-                                    "a score kept below --safety-max, text values are kept by --safety-keep")
+    safety_col: str | None = option(None, help="safety column (default: the schema's: NSFW for LAION-400M and "
+                                    "the standard LAION-5B layout, punsafe for the -joined layout and Re-LAION-5B, "
+                                    "nsfw_score_opennsfw2 for COYO); numeric values are a score kept below "
+                                    "--safety-max, text values are kept by --safety-keep")
     width_col: str | None = option(None, help="image width column, for --min-image-size (default: the schema's)")
     height_col: str | None = option(None, help="image height column (default: the schema's)")
     watermark_col: str | None = option(None, help="watermark probability column, for --watermark-max "

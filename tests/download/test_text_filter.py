@@ -58,7 +58,7 @@ def test_count_then_drop(selection: Path) -> None:
     import webdataset as wds
 
     card = run_download(_config(selection, "count"))
-    assert card["text_filter"] == {"mode": "count", "fraction": 1.0, "checked": 8, "text_in_image": 4,
+    assert card["text_filter"] == {"mode": "count", "terms": "name", "fraction": 1.0, "checked": 8, "text_in_image": 4,
                                    "removed": 0, "ocr_errors": 0}
     assert card["counts"]["train"] == 8 and card["removed"] == {}
     out = Path(card["source"]["matches"]).parent.parent / "ds"

@@ -1,5 +1,7 @@
-"""Text encoding as fast as the hardware allows: length-sorted batches, large batches, half precision on GPU,
-`torch.inference_mode`, and on CPU ONNX Runtime or OpenVINO over an exported graph, optionally int8.
+"""Text encoding as fast as the hardware allows: length-sorted batches, large batches, half precision on GPU
+(float32 where a published LAIONet threshold is in use: the mine pipeline asks for it), `torch.inference_mode`,
+and on CPU ONNX Runtime (the default, `auto`, where installed: the same similarities as torch to 1e-6) or
+OpenVINO over an exported graph, optionally int8.
 
 Why our own export: sentence-transformers' `backend="onnx"` goes through optimum-onnx, whose only release
 pins transformers < 4.58 while sentence-transformers >= 5 needs transformers 5, so it cannot be installed

@@ -18,7 +18,7 @@ from imagenot.wordnet.classes import ClassRow
 
 from .conftest import make_image, write_selection
 
-pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs Debian tesseract-ocr")
+needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs Debian tesseract-ocr")
 
 # row -> (label, text drawn under the picture); rows 0-3 show their own class name (CLASSES order:
 # animal, building, food, plant), row 4 (an animal) shows another class's name, row 5 other text
@@ -53,11 +53,12 @@ def _config(matches: Path, mode: str) -> DownloadConfig:
                           min_val_per_class=0, val_fraction=0.0, dedup=False)
 
 
+@needs_tesseract
 def test_count_then_drop(selection: Path) -> None:
     import webdataset as wds
 
     card = run_download(_config(selection, "count"))
-    assert card["text_filter"] == {"mode": "count", "fraction": 1.0, "checked": 8, "text_in_image": 4,
+    assert card["text_filter"] == {"mode": "count", "terms": "name", "fraction": 1.0, "checked": 8, "text_in_image": 4,
                                    "removed": 0, "ocr_errors": 0}
     assert card["counts"]["train"] == 8 and card["removed"] == {}
     out = Path(card["source"]["matches"]).parent.parent / "ds"
@@ -79,6 +80,7 @@ def test_count_then_drop(selection: Path) -> None:
     assert all("recognised text contains" in r["message"] for r in removed)
 
 
+@needs_tesseract
 def test_count_on_a_seeded_sample_reads_only_the_sampled_images(selection: Path, tmp_path: Path) -> None:
     from dataclasses import replace
 
@@ -98,8 +100,13 @@ def test_count_on_a_seeded_sample_reads_only_the_sampled_images(selection: Path,
 def test_terms_match_whole_words_of_the_row_class_only() -> None:
     row = ClassRow(0, "n03147509", "cup", ("cup", "coffee_cup"), "a small open container", "cup which is",
                    "noun.artifact")
-    terms = class_terms(row)
+    assert class_terms(row) == ("cup",)  # LAIONet's set, the default: the class name only
+    assert class_terms(row, "name") == ("cup",)
+    terms = class_terms(row, "name+lemmas")  # the wider set: name, then every lemma
     assert terms == ("cup", "coffee cup")
+    named = ClassRow(1, "n07929351", "coffee", ("coffee", "java"), "a beverage", "coffee which is", "noun.food")
+    assert find_term("JAVA beans", class_terms(named)) is None
+    assert find_term("JAVA beans", class_terms(named, "name+lemmas")) == "java"
     assert find_term("Best COFFEE-CUP ever!", terms) == "cup"  # punctuation is a space, case is ignored
     assert find_term("a cupboard and a teacup", terms) is None  # whole words only
     assert normalise("  Tall\nBuilding. ") == " tall building "

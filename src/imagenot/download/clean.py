@@ -57,6 +57,7 @@ CLEAN_SCHEMA = pa.schema([
     ("text_match", pa.string()),  # with OCR: the class term found in the image's text, else null
 ])
 CLEAN_FORMAT = 2  # bump when CLEAN_SCHEMA changes: older cleaned shards are then cleaned again
+FACES_COLUMN = "face_bboxes"  # DataComp's face boxes, carried by mine as corpus_face_bboxes
 
 
 @dataclass(frozen=True)
@@ -173,10 +174,25 @@ def encode(im: Image.Image, fmt: str, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def clean_image(data: bytes | None, opts: CleanOptions, terms: tuple[str, ...] = ()) -> CleanResult:
+def blur_faces(im: Image.Image, boxes: list[list[float]]) -> Image.Image:
+    """The image with each box ([x0, y0, x1, y1], fractions of the size) blurred by img2dataset's own
+    `BoundingBoxBlurrer` (the one DataComp's downloader uses: boxes grown by a tenth of their diagonal, a
+    Gaussian blur blended in through a blurred mask). Imported here only: it brings OpenCV and albumentations."""
+    from img2dataset.blurrer import BoundingBoxBlurrer
+
+    rgb = im.convert("RGB")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # albumentations' deprecation notes about its own arguments
+        out = BoundingBoxBlurrer()(np.asarray(rgb), boxes)
+    return Image.fromarray(out, "RGB")
+
+
+def clean_image(data: bytes | None, opts: CleanOptions, terms: tuple[str, ...] = (),
+                faces: list[list[float]] | None = None) -> CleanResult:
     """Decode `data` and return the resized, re-encoded image or the one reason it was dropped.
 
-    With `opts.ocr`, the kept image's text is searched for `terms` (its class's name and lemmas)."""
+    With `opts.ocr`, the kept image's text is searched for `terms` (its class's name and lemmas). `faces`
+    (relative boxes) are blurred before anything else sees the pixels (conversion `faces_blurred`)."""
     if not data:
         return CleanResult("empty_file", "zero bytes")
     size: tuple[int, int] | None = None
@@ -212,10 +228,12 @@ def clean_image(data: bytes | None, opts: CleanOptions, terms: tuple[str, ...] =
         return fail("corrupt", f"{type(exc).__name__}: {exc}")
     res = CleanResult(orig_width=w, orig_height=h)
     try:
+        if faces:
+            im = blur_faces(im, faces)
         small, digest, conv = prepare(im, opts.image_size)
     except (OSError, ValueError) as exc:
         return fail("corrupt", f"conversion failed: {exc}")
-    res.conversion = "+".join(conv) or None
+    res.conversion = "+".join([*conv, *(["faces_blurred"] if faces else [])]) or None
     res.pixel_sha256 = digest
     res.width, res.height = small.size
     res.phash = perceptual_hash(small)
@@ -332,7 +350,8 @@ def iter_local_rows(rows: Iterable[tuple[int, str | None]]) -> Iterator[FetchedR
 
 def clean_rows(shard: int, rows: Iterable[FetchedRow], opts: CleanOptions, out_path: Path,
                stats_path: Path, fetch_s: float | None = None,
-               terms: dict[int, tuple[str, ...]] | None = None) -> dict[str, Any]:
+               terms: dict[int, tuple[str, ...]] | None = None,
+               faces: dict[int, list[list[float]]] | None = None) -> dict[str, Any]:
     """Clean every fetched row of one shard; write its parquet, then its stats (the stats mark it done).
 
     `terms`: per row id, the class terms the text-in-image filter looks for (with `opts.ocr`)."""
@@ -342,7 +361,7 @@ def clean_rows(shard: int, rows: Iterable[FetchedRow], opts: CleanOptions, out_p
     for row_id, _url, data, reason, msg in rows:
         if reason is None:
             row_terms = (terms or {}).get(row_id, ())
-            res = clean_image(data, opts, row_terms)
+            res = clean_image(data, opts, row_terms, (faces or {}).get(row_id))
             if opts.ocr and res.reason is None and row_terms:  # OCR'd (all rows, or the count mode's sample)
                 stats.text["checked"] += 1
                 stats.text["text_in_image"] += res.text_match is not None
@@ -385,6 +404,7 @@ class CleanTask:
     stats_path: str
     raw_to_delete: str | None = None
     terms: dict[int, tuple[str, ...]] | None = None
+    faces: dict[int, list[list[float]]] | None = None  # row id -> face boxes to blur
 
 
 def run_clean_task(task: CleanTask) -> dict[str, Any]:
@@ -397,7 +417,7 @@ def run_clean_task(task: CleanTask) -> dict[str, Any]:
         rows = list(iter_local_rows(task.source))
         fetch_s = round(time.perf_counter() - t0, 3)
     summary = clean_rows(task.shard, rows, task.opts, Path(task.out_path), Path(task.stats_path), fetch_s,
-                         task.terms)
+                         task.terms, task.faces)
     if task.raw_to_delete:
         Path(task.raw_to_delete).unlink(missing_ok=True)
     return summary

@@ -16,6 +16,7 @@ Fetcher = Literal["auto", "img2dataset", "direct"]
 Distributor = Literal["multiprocessing", "pyspark", "ray"]
 EncodeFormat = Literal["jpg", "png"]
 TextFilter = Literal["off", "count", "drop"]
+TextTerms = Literal["name", "name+lemmas"]
 ExportFormat = Literal["folder"]
 
 FETCHERS: tuple[str, ...] = typing.get_args(Fetcher)
@@ -69,11 +70,16 @@ class DownloadConfig:
     max_aspect_ratio: float = option(10.0, help="drop images whose longer/shorter side ratio is above this "
                                      "(extreme_aspect_ratio)")
     text_filter: TextFilter = option("off", help="LAIONet's text-in-image filter with Tesseract OCR: drop "
-                                     "images whose recognised text contains their class name or a lemma "
-                                     "(drop), only count them (count), or skip OCR (off)")
+                                     "images whose recognised text contains their class's terms "
+                                     "(--text-filter-terms) (drop), only count them (count), or skip OCR (off)")
+    text_filter_terms: TextTerms = option("name", help="what the text filter looks for: name (LAIONet's: the "
+                                          "class name, lower-cased) or name+lemmas (also every lemma)")
     text_filter_fraction: float = option(1.0, help="with --text-filter count: OCR only a seeded sample of this "
                                          "fraction of the images (OCR costs about 0.3 s an image; a sample "
                                          "estimates what drop would remove, with a binomial interval)")
+    blur_faces: bool = option(True, help="blur the faces of rows that carry face boxes (DataComp's face_bboxes, "
+                              "kept by mine as corpus_face_bboxes) with img2dataset's blurrer before resizing, as "
+                              "DataComp's own downloader does (--no-blur-faces: keep the pixels)")
     # deduplication
     dedup: bool = option(True, help="remove exact and near duplicates within the dataset")
     near_dup_distance: int = option(4, help="two images whose 64-bit perceptual hashes differ in at most this "

@@ -4,9 +4,10 @@ An image whose caption matched a lemma because the lemma is printed in the pictu
 book cover) teaches a model to read, not to recognise the class; LAIONet removes such images as its final
 step. Text is recognised with Tesseract (Debian `tesseract-ocr`, through `pytesseract`) in page segmentation
 mode 11 (sparse text in any order: text in photos is not a page), on the full-size picture (transparent parts
-on white, longer side at most `MAX_SIDE` px). The class's terms (its name and lemmas) match the recognised
-text the way lemmas match captions, as whole words after punctuation becomes spaces, but ignoring case
-(OCR gets case wrong often).
+on white, longer side at most `MAX_SIDE` px). The class's terms match the recognised text the way lemmas
+match captions, as whole words after punctuation becomes spaces, but ignoring case (OCR gets case wrong
+often). LAIONet's terms are the class name only, lower-cased (`name`, the default); `name+lemmas` also looks
+for every lemma of the class (more images removed: a class's rarer synonyms printed in a picture).
 
 OCR is slow (a tesseract process per image, 0.2-0.5 s), so it runs in the cleaning processes on the images
 that survive decoding only, and only when `text_filter` is not `off`.
@@ -37,10 +38,16 @@ def normalise(text: str) -> str:
     return " " + " ".join(text.lower().translate(_PUNCT).split()) + " "
 
 
-def class_terms(row: ClassRow) -> tuple[str, ...]:
-    """The class name and lemmas, normalised, unique, in that order."""
+TERM_SETS = ("name", "name+lemmas")
+
+
+def class_terms(row: ClassRow, term_set: str = "name") -> tuple[str, ...]:
+    """The terms looked for in the image's text, normalised, unique: the class name (LAIONet's), or the name
+    and then every lemma (`name+lemmas`)."""
+    if term_set not in TERM_SETS:
+        raise ImagenotError(f"unknown text-filter term set {term_set!r}; known: {', '.join(TERM_SETS)}")
     seen: dict[str, None] = {}
-    for t in (row.name, *row.lemmas):
+    for t in (row.name, *(row.lemmas if term_set == "name+lemmas" else ())):
         n = normalise(t.replace("_", " ")).strip()
         if n:
             seen.setdefault(n, None)

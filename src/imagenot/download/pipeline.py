@@ -35,7 +35,14 @@ from imagenot import __version__, safepath
 from imagenot.config import to_dict, to_record
 from imagenot.download import card as card_mod
 from imagenot.download.against import check_reference, load_reference
-from imagenot.download.clean import CLEAN_FORMAT, CLEAN_SCHEMA, CleanOptions, CleanTask, run_clean_task
+from imagenot.download.clean import (
+    CLEAN_FORMAT,
+    CLEAN_SCHEMA,
+    FACES_COLUMN,
+    CleanOptions,
+    CleanTask,
+    run_clean_task,
+)
 from imagenot.download.config import DISTRIBUTORS, ENCODE_FORMATS, FETCHERS, TEXT_FILTERS, DownloadConfig
 from imagenot.download.decide import DUPLICATE_SOURCE_ID, decide, removed_table
 from imagenot.download.disk import disk_full_is_an_error
@@ -167,13 +174,16 @@ def _refuse_other_inputs(lay: _Layout, cfg: DownloadConfig, inputs: dict[str, st
             "replace it")
 
 
-def _prepare_work(lay: _Layout, cfg: DownloadConfig, inputs: dict[str, str]) -> None:
+def _prepare_work(lay: _Layout, cfg: DownloadConfig, inputs: dict[str, str], blurs_faces: bool = False) -> None:
     """Reuse finished fetch/clean shards only if they were made from the same inputs and settings."""
     d = to_dict(cfg)
     fetch_key = json_digest({"inputs": inputs, **{k: d[k] for k in _FETCH_KEYS}})
-    clean_key = json_digest({**{k: d[k] for k in _CLEAN_KEYS}, "ocr": cfg.text_filter != "off",
-                             "ocr_fraction": cfg.text_filter_fraction if cfg.text_filter != "off" else None,
-                         "format": CLEAN_FORMAT})
+    ocr = cfg.text_filter != "off"
+    clean_key = json_digest({**{k: d[k] for k in _CLEAN_KEYS}, "ocr": ocr,
+                             "ocr_fraction": cfg.text_filter_fraction if ocr else None,
+                             **({"ocr_terms": cfg.text_filter_terms} if ocr else {}),
+                             **({"blur_faces": True} if blurs_faces else {}),
+                             "format": CLEAN_FORMAT})
     state = None
     if lay.state.is_file():
         try:
@@ -197,6 +207,14 @@ def _prepare_work(lay: _Layout, cfg: DownloadConfig, inputs: dict[str, str]) -> 
     lay.work.mkdir(parents=True, exist_ok=True)
     lay.stats.mkdir(parents=True, exist_ok=True)
     write_json(lay.state, {"fetch_key": fetch_key, "clean_key": clean_key, "inputs": inputs})
+
+
+def face_boxes(sel: Selection, cfg: DownloadConfig) -> list[list[list[float]]] | None:
+    """Per row, the face boxes to blur ([x0, y0, x1, y1] relative to the image), or None when no row has any
+    or --no-blur-faces."""
+    if not cfg.blur_faces or sel.corpus is None or FACES_COLUMN not in sel.corpus.column_names:
+        return None
+    return [list(b or []) for b in sel.corpus[FACES_COLUMN].to_pylist()]
 
 
 def _fetch_rows(sel: Selection) -> list[int]:
@@ -224,7 +242,8 @@ def _fetch_and_clean(sel: Selection, cfg: DownloadConfig, lay: _Layout, fetcher:
     if opts.ocr:
         from imagenot.download.ocr import class_terms
 
-        terms_of = {c.index: class_terms(c) for c in sel.classes}
+        terms_of = {c.index: class_terms(c, cfg.text_filter_terms) for c in sel.classes}
+    faces_of = face_boxes(sel, cfg)
 
     def shard_rows(s: int) -> list[int]:
         return rows[s * cfg.fetch_shard_size:(s + 1) * cfg.fetch_shard_size]
@@ -233,6 +252,9 @@ def _fetch_and_clean(sel: Selection, cfg: DownloadConfig, lay: _Layout, fetcher:
         if not opts.ocr:
             return None
         return {i: terms_of[labels[i]] for i in ids if _in_ocr_sample(cfg, i)}
+
+    def faces(ids: list[int]) -> dict[int, list[list[float]]] | None:
+        return {i: faces_of[i] for i in ids if faces_of[i]} if faces_of else None
 
     lay.clean.mkdir(parents=True, exist_ok=True)
     tasks: list[CleanTask] = []
@@ -258,12 +280,12 @@ def _fetch_and_clean(sel: Selection, cfg: DownloadConfig, lay: _Layout, fetcher:
             raw = lay.fetch / f"{shard_name(s)}.parquet"
             tasks.append(CleanTask("img2dataset", s, str(raw), {i: urls[i] for i in ids}, opts,
                                    str(lay.clean_path(s)), str(lay.fetch_stats(s)),
-                                   None if cfg.keep_raw else str(raw), terms(ids)))
+                                   None if cfg.keep_raw else str(raw), terms(ids), faces(ids)))
     else:
         for s in pending:
             ids = shard_rows(s)
             tasks.append(CleanTask("direct", s, [(i, urls[i]) for i in ids], {}, opts, str(lay.clean_path(s)),
-                                   str(lay.fetch_stats(s)), None, terms(ids)))
+                                   str(lay.fetch_stats(s)), None, terms(ids), faces(ids)))
     t0 = time.perf_counter()
     for _ in pool_map(run_clean_task, tasks, workers=min(cfg.processes, len(tasks)), desc="clean",
                       unit="shard"):
@@ -376,7 +398,7 @@ def run_download(cfg: DownloadConfig, command: str | None = None) -> dict[str, A
 def _build(sel: Selection, cfg: DownloadConfig, lay: _Layout, fetcher: str, inputs: dict[str, str],
            schemes: Counter[str], plan: str, command: str) -> dict[str, Any]:
     t_start = time.perf_counter()
-    _prepare_work(lay, cfg, inputs)
+    _prepare_work(lay, cfg, inputs, face_boxes(sel, cfg) is not None)
     lay.card.unlink(missing_ok=True)  # marks the folder incomplete until the end
     rows = _fetch_rows(sel)
     timing = _fetch_and_clean(sel, cfg, lay, fetcher, rows)

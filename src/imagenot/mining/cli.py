@@ -10,8 +10,10 @@ from imagenot.cli_options import add_stage_parser, config_from_args
 log = logging.getLogger(__name__)
 
 MINE_EXAMPLES = (
-    "imagenot mine --corpus laion2B-en/ --schema laion2b --classes imagenot_classes.tsv --num-classes 1000 "
-    "--min-matches-per-class 1000 --max-per-class 1000 --oversample 1.4 --out mine",
+    "imagenot mine --preset imagenot --corpus relaion2B-en-research-safe/ --schema relaion5b-research-safe "
+    "--threshold T --oversample 1.4 --out mine   # the study: released classes, RoBERTa, 1000 x 1000",
+    "imagenot mine --corpus laion2B-en/ --schema laion2b-en --classes imagenot_classes.tsv --num-classes 1000 "
+    "--encoder all-mpnet-base-v2 --max-per-class 1000 --oversample 1.4 --out mine   # LAIONet's 0.58",
     "imagenot mine --corpus shards/ --no-embed --workers 8      # matching only: counts per class, fast",
     "imagenot mine --corpus coyo/ --schema coyo --keep-columns clip_similarity_vitb32 --watermark-max 0.5",
     "imagenot mine --corpus datacomp/ --schema datacomp --keep-nsfw   # DataComp has no safety column",
@@ -23,7 +25,7 @@ SELECT_EXAMPLES = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from imagenot.mining.settings import MineConfig, SelectConfig
+    from imagenot.mining.settings import MINE_PRESETS, MineConfig, SelectConfig
 
     p = add_stage_parser(
         sub, "mine", MineConfig,
@@ -33,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "punctuation -> space, case-sensitive), captions of several classes dropped, caption-query similarity "
         "from a text encoder, then the top classes and a capped, split sample. Writes matches/<shard>.parquet, "
         "mine_stats.json, histograms/, classes.tsv, selected.parquet.",
-        examples=MINE_EXAMPLES,
+        examples=MINE_EXAMPLES, presets=MINE_PRESETS,
     )
     p.set_defaults(func=run_mine)
     s = add_stage_parser(
@@ -48,9 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_mine(args: argparse.Namespace) -> int:
     from imagenot.mining.pipeline import mine
-    from imagenot.mining.settings import MineConfig
+    from imagenot.mining.settings import MINE_PRESETS, MineConfig
 
-    res = mine(config_from_args(MineConfig, args))
+    res = mine(config_from_args(MineConfig, args, presets=MINE_PRESETS))
     st = res.stats
     print(f"schema {st['schema']}; safety {st['provenance']['safety']['rule']}: "
           f"{st['provenance']['safety']['dropped']} dropped")

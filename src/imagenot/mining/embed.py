@@ -1,5 +1,7 @@
-"""Text encoding as fast as the hardware allows: length-sorted batches, large batches, half precision on GPU,
-`torch.inference_mode`, and on CPU ONNX Runtime or OpenVINO over an exported graph, optionally int8.
+"""Text encoding as fast as the hardware allows: length-sorted batches, large batches, half precision on GPU
+(float32 where a published LAIONet threshold is in use: the mine pipeline asks for it), `torch.inference_mode`,
+and on CPU ONNX Runtime (the default, `auto`, where installed: the same similarities as torch to 1e-6) or
+OpenVINO over an exported graph, optionally int8.
 
 Why our own export: sentence-transformers' `backend="onnx"` goes through optimum-onnx, whose only release
 pins transformers < 4.58 while sentence-transformers >= 5 needs transformers 5, so it cannot be installed
@@ -39,7 +41,7 @@ from imagenot.progress import Progress
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "onnx", "openvino")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
 EXPORT_TOLERANCE = 1e-4
 
 
@@ -50,7 +52,7 @@ class EncoderSpec:
     encoder: str
     device: str | None = None
     batch_size: int | None = None
-    backend: str = "torch"
+    backend: str = "auto"
     quantize: str = "none"
     precision: str = "auto"
     store: str | None = None  # embedding store folder; None: no store
@@ -76,6 +78,25 @@ def default_batch_size(device: str, backend: str = "torch") -> int:
     if device.startswith("cuda"):
         return 1024
     return 32 if backend == "torch" else 8
+
+
+def resolve_backend(backend: str, device: str, pooling_name: str, quantize: str = "none") -> str:
+    """`auto`: the fastest engine that gives the same similarities. On a CPU that is ONNX Runtime over the
+    exported fp32 graph (equal to torch within 1e-6, 1.6-2.4x faster, docs/scaling.md) where onnxruntime is
+    installed; torch on a GPU, for LAIONet's BERT pooler, and where onnxruntime is missing (said in the log)."""
+    if backend != "auto":
+        return backend
+    if quantize == "int8":
+        return "onnx"
+    if not device.startswith("cpu") or pooling_name == "bert-pooler":
+        return "torch"
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        log.info("onnxruntime is not installed: encoding with torch on the CPU (pip install onnxruntime gives "
+                 "the same similarities 1.6-2.4x faster)")
+        return "torch"
+    return "onnx"
 
 
 def _dtype_name(precision: str, device: str) -> str:
@@ -115,32 +136,33 @@ class TextEncoder:
             raise ImagenotError(f"unknown --encoder-backend {spec.backend!r}; known: {', '.join(BACKENDS)}")
         if spec.quantize not in ("none", "int8"):
             raise ImagenotError(f"unknown --quantize {spec.quantize!r}; known: none, int8")
-        if spec.quantize == "int8" and spec.backend != "onnx":
+        if spec.quantize == "int8" and spec.backend not in ("onnx", "auto"):
             raise ImagenotError("--quantize int8 needs --encoder-backend onnx")
         self.spec = spec
         self.device = pick_device(spec.device)
         self.dtype = _dtype_name(spec.precision, self.device)
-        self.batch_size = spec.batch_size or default_batch_size(self.device, spec.backend)
         self.path = resolve_encoder(spec.encoder)
         self.pooling = pooling(spec.encoder)
-        if spec.backend != "torch" and self.device != "cpu":
-            raise ImagenotError(f"--encoder-backend {spec.backend} runs on the CPU; use torch on {self.device}")
+        self.backend = resolve_backend(spec.backend, self.device, self.pooling, spec.quantize)
+        if self.backend != "torch" and self.device != "cpu":
+            raise ImagenotError(f"--encoder-backend {self.backend} runs on the CPU; use torch on {self.device}")
         self._embed: Callable[[list[str]], np.ndarray]
         self._lanes: _Lanes | None = None  # exported graphs: batches run side by side, one per core
         if self.pooling == "bert-pooler":
-            if spec.backend != "torch":
+            if self.backend != "torch":
                 raise ImagenotError("bert-* encoders (LAIONet's pooler output) run with --encoder-backend torch")
             self._load_bert()
         else:
             self._load_sentence_transformer()
+        self.batch_size = spec.batch_size or default_batch_size(self.device, self.backend)
         model_id = _files_digest(Path(self.path)) if Path(self.path).is_dir() else self.path
         self.describe = {"encoder": spec.encoder, "model": model_id, "pooling": self.pooling, "dtype": self.dtype,
-                         "backend": spec.backend,
+                         "backend": self.backend,
                          "quantize": "int8-per-channel" if spec.quantize == "int8" else "none",
                          "max_length": self.max_length,
                          "dim": self.dim}
         self.identity = json_digest(self.describe, 24)
-        log.info("text encoder %s (%s, %s, %s%s) on %s", spec.encoder, self.pooling, spec.backend, self.dtype,
+        log.info("text encoder %s (%s, %s, %s%s) on %s", spec.encoder, self.pooling, self.backend, self.dtype,
                  ", int8" if spec.quantize == "int8" else "", self.device)
 
     # -- loading -------------------------------------------------------------------------------------------
@@ -164,10 +186,15 @@ class TextEncoder:
         self.model = model
         self.max_length = int(model.max_seq_length or 512)
         self.dim = int((model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else model.get_sentence_embedding_dimension()) or 0)
-        if self.spec.backend == "torch":
-            self._embed = self._st_embed
-        else:
-            self._embed = self._graph_embed_fn()
+        self._embed = self._st_embed
+        if self.backend != "torch":
+            try:
+                self._embed = self._graph_embed_fn()
+            except ImagenotError as exc:
+                if self.spec.backend != "auto":
+                    raise
+                log.warning("%s: the exported graph is not usable (%s); encoding with torch", self.spec.encoder, exc)
+                self.backend = "torch"
 
     def _st_embed(self, batch: list[str]) -> np.ndarray:
         import torch
@@ -212,12 +239,12 @@ class TextEncoder:
         mods = [type(m).__name__ for m in self.model]
         if len(mods) < 2 or mods[0] != "Transformer" or mods[1] != "Pooling" or any(
                 m != "Normalize" for m in mods[2:]):
-            raise ImagenotError(f"--encoder-backend {self.spec.backend} supports transformer + pooling encoders; "
+            raise ImagenotError(f"--encoder-backend {self.backend} supports transformer + pooling encoders; "
                                 f"{self.spec.encoder} has modules {mods}: use --encoder-backend torch")
         cfg = self.model[1].get_config_dict()
         mode = cfg.get("pooling_mode") or ("cls" if cfg.get("pooling_mode_cls_token") else "mean")
         if mode not in ("mean", "cls"):
-            raise ImagenotError(f"--encoder-backend {self.spec.backend}: pooling {mode!r} not supported; use torch")
+            raise ImagenotError(f"--encoder-backend {self.backend}: pooling {mode!r} not supported; use torch")
         return mode, False
 
     def _export(self) -> tuple[Path, list[str]]:
@@ -266,11 +293,12 @@ class TextEncoder:
         onnx_path, names = self._export()
         lanes = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
         runners: list[Callable[[dict[str, np.ndarray]], np.ndarray]]
-        if self.spec.backend == "onnx":
+        if self.backend == "onnx":
             try:
                 import onnxruntime as ort
             except ImportError as exc:
-                raise ImagenotError("--encoder-backend onnx needs ONNX Runtime: pip install 'imagenot[onnx]'") from exc
+                raise ImagenotError("--encoder-backend onnx needs ONNX Runtime (an imagenot dependency): "
+                                    "pip install onnxruntime onnx") from exc
             if self.spec.quantize == "int8":
                 onnx_path = self._quantized(onnx_path)
             opts = ort.SessionOptions()
@@ -323,7 +351,7 @@ class TextEncoder:
                      "日本の 猫 cat"]
             diff = float(np.abs(embed(probe) - self._st_embed(probe)).max())
             if diff > EXPORT_TOLERANCE:
-                raise ImagenotError(f"the {self.spec.backend} export of {self.spec.encoder} disagrees with torch by "
+                raise ImagenotError(f"the {self.backend} export of {self.spec.encoder} disagrees with torch by "
                                     f"{diff:.2e}; use --encoder-backend torch")
         return embed
 

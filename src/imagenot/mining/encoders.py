@@ -27,6 +27,7 @@ from imagenot.errors import ImagenotError
 log = logging.getLogger(__name__)
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+STUDY_ENCODER = "all-roberta-large-v1"  # ImageNot's RoBERTa sentence encoder (threshold not published)
 POOLINGS = ("sentence-transformers", "bert-pooler")
 
 
@@ -76,6 +77,13 @@ def encoder_info(name: str) -> EncoderInfo | None:
 def default_threshold(name: str) -> float | None:
     info = encoder_info(name)
     return info.threshold if info else None
+
+
+def published_laionet(name: str, threshold: float | None) -> bool:
+    """Whether `threshold` is the one LAIONet published for this encoder (computed in float32 there)."""
+    info = encoder_info(name)
+    return bool(info and threshold is not None and info.threshold == threshold
+                and info.threshold_source.startswith("LAIONet"))
 
 
 def pooling(name: str) -> str:

@@ -32,7 +32,7 @@ from imagenot.fileio import (
 )
 from imagenot.lock import locks_output
 from imagenot.mining.embed import EncoderSpec
-from imagenot.mining.encoders import default_threshold, threshold_note
+from imagenot.mining.encoders import default_threshold, published_laionet, threshold_note
 from imagenot.mining.histograms import plot_histograms, similarity_quantiles
 from imagenot.mining.matcher import LemmaMatcher
 from imagenot.mining.passes import PassResult, PassSpec, run_local
@@ -137,17 +137,51 @@ def _write_pool_counts(path: Path, pool: list[ClassRow], counts: Counter[str],
         fh.writelines(lines)
 
 
-def _threshold(cfg: MineConfig, out: Path) -> float | None:
+def _threshold(cfg: MineConfig, out: Path) -> tuple[float | None, str | None]:
+    """(threshold, where it comes from). A default that no one published for this kind of corpus (the demo's
+    MiniLM value, chosen on clip art) is used with a warning that is also recorded in provenance."""
     if not cfg.embed:
-        return None
+        return None, None
     if cfg.threshold is not None:
-        return cfg.threshold
+        return cfg.threshold, "given (--threshold)"
     threshold = default_threshold(cfg.encoder)
+    source = threshold_note(cfg.encoder)
     if threshold is None:
         log.warning("no default threshold for encoder %s (%s): keeping every similarity; choose one from "
-                    "%s/histograms and rerun `imagenot select --threshold`", cfg.encoder,
-                    threshold_note(cfg.encoder), out)
-    return threshold
+                    "%s/histograms and rerun `imagenot select --threshold`", cfg.encoder, source, out)
+        return None, source
+    if not published_laionet(cfg.encoder, threshold) and not is_openclipart(cfg.corpus):
+        source = (f"default of {cfg.encoder}, {source}: NOT validated on this corpus; pass --threshold, or an "
+                  "encoder with a published LAIONet threshold (all-mpnet-base-v2 0.58, clip-ViT-B-32 0.82, "
+                  "bert-base-uncased 0.97)")
+        log.warning("threshold %g: %s", threshold, source)
+    return threshold, source
+
+
+def _precision(cfg: MineConfig, threshold: float | None) -> str:
+    """LAIONet computed its published thresholds in float32: use float32 whenever one of them is in use."""
+    if not published_laionet(cfg.encoder, threshold):
+        return cfg.precision
+    if cfg.precision == "auto":
+        log.info("threshold %g is LAIONet's published value for %s, computed in float32: encoding in float32",
+                 threshold, cfg.encoder)
+        return "float32"
+    if cfg.precision != "float32":
+        log.warning("--precision %s with LAIONet's published threshold %g for %s, which LAIONet computed in "
+                    "float32: similarities near the threshold may fall on the other side", cfg.precision,
+                    threshold, cfg.encoder)
+    return cfg.precision
+
+
+def released_classes() -> tuple[list[ClassRow], Path]:
+    """The authors' released ImageNot list with LAIONet's unique lemmas (what `imagenot classes --preset
+    imagenot` writes), and the released wnid file it comes from."""
+    from imagenot.wordnet.classes import rows_from_wnids
+    from imagenot.wordnet.references import read_wnid_file
+    from imagenot.wordnet.released import released_classes_path
+
+    path = released_classes_path()
+    return make_unique_lemmas(rows_from_wnids(read_wnid_file(path))), path
 
 
 @locks_output(lambda cfg, *args, **kwargs: cfg.out)
@@ -159,8 +193,12 @@ def mine(cfg: MineConfig) -> MineResult:
     cfg.check()
     t0 = time.perf_counter()
     out = Path(cfg.out)
-    pool_rows = read_classes(cfg.classes)
-    inputs = {"classes": sha256_file(cfg.classes)}
+    if cfg.released_classes:
+        pool_rows, classes_path = released_classes()
+    else:
+        classes_path = Path(cfg.classes)
+        pool_rows = read_classes(classes_path)
+    inputs = {"classes": sha256_file(classes_path)}
     if is_openclipart(cfg.corpus):  # our own conversion: written into OUT/corpus first
         corpus_spec, local, extra = prepare_corpus(cfg, out)
     else:
@@ -172,10 +210,10 @@ def mine(cfg: MineConfig) -> MineResult:
 
         if importlib.util.find_spec("ray") is None:
             raise ImagenotError("--engine ray needs Ray: pip install 'imagenot[ray]'")
-    threshold = _threshold(cfg, out)
+    threshold, threshold_source = _threshold(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     embed = EncoderSpec(cfg.encoder, cfg.device, cfg.embed_batch_size, cfg.encoder_backend, cfg.quantize,
-                        cfg.precision, (cfg.embedding_store or str(out / "embeddings")) if cfg.store_embeddings
+                        _precision(cfg, threshold), (cfg.embedding_store or str(out / "embeddings")) if cfg.store_embeddings
                         else None) if cfg.embed else None
     safety = plan.resolved.safety
     base = {"columns": to_dict(plan.columns), "safety": to_dict(safety), "local": local, "match": cfg.match,
@@ -231,6 +269,7 @@ def mine(cfg: MineConfig) -> MineResult:
         for k in RUN_COUNTERS:
             stats[k] += stats["pool_pass"].get(k, 0)
     stats["provenance"] = provenance(cfg, plan, stats, local, threshold)
+    stats["provenance"]["threshold_source"] = threshold_source
     stats["unmatchable_lemmas"] = len(matcher.unmatchable)
     stats["seconds"] = round(time.perf_counter() - t0, 3)
     stats["captions_per_s"] = round(stats["rows_read"] / max(result.seconds, 1e-9), 1) if result.seconds else None

@@ -121,10 +121,12 @@ def plan_corpus(cfg: MineConfig, spec: str) -> CorpusPlan:
     if missing:
         raise InputError(f"--keep-columns: no column(s) {', '.join(missing)}; found {', '.join(found)}",
                          first.path)
+    keep = tuple(cfg.keep_columns)
+    if sch.faces is not None and sch.faces not in keep:  # DataComp's face boxes: download blurs them
+        keep = (*keep, sch.faces)
     columns = Columns(text=sch.caption, url=sch.url, id=sch.id or "", safety=resolved.safety.column or "",
-                      width=sch.width or "", height=sch.height or "", watermark=sch.watermark or "",
-                      keep=tuple(cfg.keep_columns))
-    return CorpusPlan(split_shards(shards, cfg.part_rows), resolved, columns, tuple(cfg.keep_columns))
+                      width=sch.width or "", height=sch.height or "", watermark=sch.watermark or "", keep=keep)
+    return CorpusPlan(split_shards(shards, cfg.part_rows), resolved, columns, keep)
 
 
 def provenance(cfg: MineConfig, plan: CorpusPlan, counters: dict[str, int], local: bool,
@@ -146,10 +148,16 @@ def provenance(cfg: MineConfig, plan: CorpusPlan, counters: dict[str, int], loca
         filters["min_image_size"] = {"rule": f"{cols.width} >= {cfg.min_image_size} and {cols.height} >= "
                                      f"{cfg.min_image_size} (missing size kept)",
                                      "dropped": counters.get("small_image_dropped", 0)}
+    named: dict[str, Any] = {}
+    if sch.candidates:  # auto could not tell the corpus: say so wherever the schema is recorded
+        named = {"schema_candidates": list(sch.candidates),
+                 "schema_note": f"{sch.description}; the columns cannot tell {' / '.join(sch.candidates)} apart "
+                 "(name the corpus with --schema to record it exactly)"}
     return {
         "corpus": cfg.corpus,
         "schema": sch.name,
         "schema_detected": plan.resolved.detected,
+        **named,
         "columns": {k: v for k, v in sch.fields().items() if v is not None},
         "safety": plan.resolved.safety.provenance(counters.get("safety_dropped", 0)),
         "filters": filters,

@@ -8,12 +8,19 @@ which form: a categorical column kept by value (LAION-400M `NSFW == "UNLIKELY"`)
 a maximum (`punsafe`, COYO's `nsfw_score_opennsfw2`). A corpus without any safety column (DataComp CommonPool,
 whose NSFW images were removed before release) is mined only when the user says so with `--keep-nsfw`.
 
-Column lists (docs/scaling.md gives the sources): LAION-400M `SAMPLE_ID, URL, TEXT, HEIGHT, WIDTH, LICENSE,
-NSFW, similarity`; LAION-2B-en/-multi/-nolang `URL, TEXT, WIDTH, HEIGHT, similarity, hash, punsafe,
-pwatermark` (+ `LANGUAGE`); DataComp CommonPool `uid, url, text, original_width, original_height,
+Corpora as released (docs/scaling.md gives the sources). LAION-400M and the standard LAION-5B collections
+(`laion2B-en`, `laion2B-multi`, `laion1B-nolang`) share one layout: `SAMPLE_ID, URL, TEXT, HEIGHT, WIDTH,
+LICENSE, (LANGUAGE,) NSFW, similarity`, NSFW categorical. The `-joined` LAION-5B collections carry `URL, TEXT,
+WIDTH, HEIGHT, similarity, hash, punsafe, pwatermark (, LANGUAGE)`, punsafe a probability; Re-LAION-5B
+(LAION 2024, gated; `research` and `research-safe`, the latter without rows whose punsafe > 0.45) is read with
+that joined layout. DataComp CommonPool `uid, url, text, original_width, original_height,
 clip_b32_similarity_score, clip_l14_similarity_score, face_bboxes, sha256`; COYO-700M `id, url, text, width,
 height, image_phash, text_length, word_count, num_tokens_bert, num_tokens_gpt, num_faces, clip_similarity_vitb32,
 clip_similarity_vitl14, nsfw_score_opennsfw2, nsfw_score_gantman, watermark_score, aesthetic_score_laion_v2`.
+
+Columns cannot tell LAION-400M from a standard laion2B-en shard, nor the joined collections from Re-LAION-5B:
+`--schema auto` then resolves to a layout whose name says so (`laion400m-or-laion2b-en`, ...), logs a warning
+and records the candidates in provenance; `--schema` names the corpus exactly.
 """
 
 from __future__ import annotations
@@ -52,37 +59,67 @@ class CorpusSchema:
     signature_any: tuple[str, ...] = ()  # ...and at least one of these (when given)
     no_safety_reason: str = ""  # why a corpus without a safety column may still be mined (shown in errors)
     description: str = ""
+    faces: str | None = None  # face bounding boxes (DataComp): carried into the matches, blurred at download
+    candidates: tuple[str, ...] = ()  # recognised by auto: the corpora these columns may be (empty: exact)
 
     def fields(self) -> dict[str, str | None]:
         return {"id": self.id, "url": self.url, "caption": self.caption, "width": self.width,
                 "height": self.height, "safety": self.safety, "watermark": self.watermark,
-                "clip_score": self.clip_score}
+                "clip_score": self.clip_score, "faces": self.faces}
+
+
+_STANDARD = dict(url="URL", caption="TEXT", id="SAMPLE_ID", width="WIDTH", height="HEIGHT", safety="NSFW",
+                 safety_kind="categorical", safe_values=("UNLIKELY",), clip_score="similarity",
+                 signature=("URL", "TEXT"), signature_any=("SAMPLE_ID", "NSFW"))
+_JOINED = dict(url="URL", caption="TEXT", id="hash", width="WIDTH", height="HEIGHT", safety="punsafe",
+               safety_kind="score", watermark="pwatermark", clip_score="similarity", signature=("URL", "TEXT"),
+               signature_any=("punsafe", "pwatermark", "hash"))
+_RELAION = ("Re-LAION-5B (LAION 2024, gated): LAION-5B's joined metadata after LAION's removals, which LAION "
+            "counts against LAION-5B's 5.85B pairs")
+
+
+def _schema(name: str, base: dict[str, Any], description: str, **extra: Any) -> CorpusSchema:
+    return CorpusSchema(name, **base, description=description, **extra)
 
 
 SCHEMAS: dict[str, CorpusSchema] = {s.name: s for s in (
-    CorpusSchema(
-        "laion400m", url="URL", caption="TEXT", id="SAMPLE_ID", width="WIDTH", height="HEIGHT", safety="NSFW",
-        safety_kind="categorical", safe_values=("UNLIKELY",), clip_score="similarity",
-        signature=("URL", "TEXT"), signature_any=("SAMPLE_ID", "NSFW"),
-        description="LAION-400M metadata (NSFW: UNLIKELY / UNSURE / NSFW from CLIP embeddings)"),
-    CorpusSchema(
-        "laion2b", url="URL", caption="TEXT", id="hash", width="WIDTH", height="HEIGHT", safety="punsafe",
-        safety_kind="score", watermark="pwatermark", clip_score="similarity", signature=("URL", "TEXT"),
-        signature_any=("punsafe", "pwatermark", "hash"),
-        description="LAION-2B-en / -multi / -nolang metadata of LAION-5B (punsafe, pwatermark: probabilities)"),
+    _schema("laion400m", _STANDARD, "LAION-400M metadata (NSFW: UNLIKELY / UNSURE / NSFW from CLIP embeddings)"),
+    _schema("laion2b-en", _STANDARD, "LAION-5B laion2B-en, standard layout (NSFW categorical, like LAION-400M)"),
+    _schema("laion2b-multi", _STANDARD, "LAION-5B laion2B-multi, standard layout (+ LANGUAGE)"),
+    _schema("laion1b-nolang", _STANDARD, "LAION-5B laion1B-nolang, standard layout"),
+    _schema("laion2b-en-joined", _JOINED, "LAION-5B laion2B-en-joined (punsafe, pwatermark: probabilities)"),
+    _schema("laion2b-multi-joined", _JOINED, "LAION-5B laion2B-multi-joined (+ LANGUAGE)"),
+    _schema("laion1b-nolang-joined", _JOINED, "LAION-5B laion1B-nolang-joined"),
+    _schema("relaion5b-research", _JOINED, _RELAION + "; research variant (relaion2B-en-research, "
+            "relaion2B-multi-research, relaion1B-nolang-research)"),
+    _schema("relaion5b-research-safe", _JOINED, _RELAION + "; research-safe variant: LAION also removed every "
+            "row with punsafe > 0.45 (relaion2B-en-research-safe, ...)"),
     CorpusSchema(
         "datacomp", url="url", caption="text", id="uid", width="original_width", height="original_height",
-        clip_score="clip_l14_similarity_score", signature=("uid", "url", "text"),
+        clip_score="clip_l14_similarity_score", signature=("uid", "url", "text"), faces="face_bboxes",
         no_safety_reason="DataComp CommonPool has no safety column: its NSFW images were removed before "
         "release; pass --keep-nsfw to accept that filtering",
-        description="DataComp CommonPool metadata"),
+        description="DataComp CommonPool metadata (face_bboxes: faces blurred at download)"),
     CorpusSchema(
         "coyo", url="url", caption="text", id="id", width="width", height="height",
         safety="nsfw_score_opennsfw2", safety_kind="score", watermark="watermark_score",
         clip_score="clip_similarity_vitb32", signature=("id", "url", "text", "clip_similarity_vitb32"),
         description="COYO-700M metadata (nsfw_score_opennsfw2, watermark_score: probabilities)"),
 )}
-SCHEMA_NAMES = ("auto", *SCHEMAS)
+# Earlier names, kept so configs and commands keep working (a warning names the exact one).
+ALIASES = {"laion2b": "laion2b-en-joined"}
+# What `--schema auto` resolves to where columns cannot tell corpora apart: the layout, named by its candidates.
+AMBIGUOUS: dict[str, CorpusSchema] = {s.name: s for s in (
+    _schema("laion400m-or-laion2b-en", _STANDARD, "standard LAION layout without LANGUAGE: LAION-400M or a "
+            "standard laion2B-en shard (same columns, same NSFW rule)",
+            candidates=("laion400m", "laion2b-en")),
+    _schema("laion2b-multi-or-laion1b-nolang", _STANDARD, "standard LAION-5B layout with LANGUAGE",
+            candidates=("laion2b-multi", "laion1b-nolang")),
+    _schema("laion5b-joined", _JOINED, "LAION-5B joined layout (hash, punsafe, pwatermark): a -joined collection "
+            "or Re-LAION-5B", candidates=("laion2b-en-joined", "laion2b-multi-joined", "laion1b-nolang-joined",
+                                          "relaion5b-research", "relaion5b-research-safe")),
+)}
+SCHEMA_NAMES = ("auto", *SCHEMAS, *ALIASES)
 # Our own conversion of the Open Clip Art Library (mining/openclipart.py): a curated clip-art collection.
 OPENCLIPART = CorpusSchema(
     "openclipart", url="URL", caption="TEXT", id="SAMPLE_ID",
@@ -135,10 +172,13 @@ class ResolvedSchema:
 
 
 def detect_schema(columns: Sequence[str]) -> CorpusSchema | None:
-    """The first named schema whose signature columns are all present (most specific first)."""
+    """The first layout whose signature columns are all present (most specific first); where the layout is
+    shared by several corpora, a schema whose `candidates` name them."""
     found = set(columns)
-    for name in ("coyo", "datacomp", "laion2b", "laion400m"):
-        sch = SCHEMAS[name]
+    multi = "LANGUAGE" in found
+    order = (SCHEMAS["coyo"], SCHEMAS["datacomp"], AMBIGUOUS["laion5b-joined"],
+             AMBIGUOUS["laion2b-multi-or-laion1b-nolang" if multi else "laion400m-or-laion2b-en"])
+    for sch in order:
         if set(sch.signature) <= found and (not sch.signature_any or found & set(sch.signature_any)):
             return sch
     return None
@@ -174,6 +214,11 @@ def resolve_schema(
     if builtin is not None:
         base, detected = builtin, False
     elif schema != "auto":
+        if schema in ALIASES:
+            log.warning("--schema %s is the LAION-5B joined layout; name the collection exactly: %s (or "
+                        "laion2b-multi-joined, laion1b-nolang-joined, relaion5b-research[-safe]; the standard "
+                        "laion2B-en layout is laion2b-en)", schema, ALIASES[schema])
+            schema = ALIASES[schema]
         if schema not in SCHEMAS:
             raise InputError(f"unknown --schema {schema!r}; known: {', '.join(SCHEMA_NAMES)}")
         base, detected = SCHEMAS[schema], False
@@ -190,6 +235,10 @@ def resolve_schema(
                     f"{_map_flags()} (--text-col and --url-col at least)", where)
         else:
             base = found
+            if found.candidates:
+                log.warning("%s: these columns are the layout of %s, which columns cannot tell apart; recorded "
+                            "as %r. Name the corpus with --schema %s to record it exactly", where,
+                            " or ".join(found.candidates), found.name, " / ".join(found.candidates))
         detected = True
     changes = {COLUMN_FLAGS[k]: v for k, v in given.items()}
     sch = replace(base, **changes) if changes else base
@@ -201,7 +250,7 @@ def resolve_schema(
     if sch.id is not None and sch.id not in columns:
         log.info("%s: no id column %s; source ids will be <shard>:<row>", where, sch.id)
         sch = replace(sch, id=None)
-    for name in ("width", "height", "watermark", "clip_score"):
+    for name in ("width", "height", "watermark", "clip_score", "faces"):
         col = getattr(sch, name)
         if col is not None and col not in columns:
             sch = replace(sch, **{name: None})

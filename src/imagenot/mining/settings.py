@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from imagenot.config import option
-from imagenot.errors import ImagenotError
-from imagenot.mining.encoders import DEFAULT_ENCODER
+from imagenot.errors import ImagenotError, InputError
+from imagenot.mining.encoders import DEFAULT_ENCODER, STUDY_ENCODER, default_threshold, threshold_note
 from imagenot.mining.schemas import DEFAULT_SAFETY_MAX
 
 ENGINES = ("local", "ray")
@@ -51,18 +51,26 @@ class MineConfig:
     corpus: str = option("openclipart", help="the image-text corpus: a parquet/csv/tsv/jsonl(.gz) file, a folder "
                          "or glob of shards; or 'openclipart' / 'openclipart:SVG_DIR' (the demo's corpus)")
     classes: str = option("classes.tsv", path=True, help="classes.tsv from `imagenot classes`")
+    released_classes: bool = option(False, help="use the authors' released ImageNot class list (as `imagenot "
+                                    "classes --preset imagenot`: LAIONet's unique lemmas) instead of --classes")
     out: str = option("mine", path=True, help="output folder (matches/, mine_stats.json, selected.parquet...)")
     format: Literal["parquet", "csv", "tsv", "jsonl"] | None = option(
         None, help="force the shard format (default: from each file's suffix)")
-    schema: Literal["auto", "laion400m", "laion2b", "datacomp", "coyo"] = option(
-        "auto", help="the corpus's column map by name (id, url, caption, size, safety, watermark, CLIP score); "
-        "auto recognises it from the first shard's columns and says which it chose")
+    schema: Literal["auto", "laion400m", "laion2b-en", "laion2b-multi", "laion1b-nolang", "laion2b-en-joined",
+                    "laion2b-multi-joined", "laion1b-nolang-joined", "relaion5b-research", "relaion5b-research-safe",
+                    "datacomp", "coyo", "laion2b"] = option(
+        "auto", help="the corpus as released (its columns, safety and metadata filters): laion400m; LAION-5B's "
+        "standard laion2b-en / laion2b-multi / laion1b-nolang (NSFW) or their -joined layout (punsafe, "
+        "pwatermark); Re-LAION-5B relaion5b-research / relaion5b-research-safe; datacomp; coyo (laion2b: the "
+        "old name of laion2b-en-joined). auto recognises the layout from the first shard's columns and says "
+        "when columns cannot tell corpora apart (LAION-400M vs a standard laion2B-en shard)")
     text_col: str | None = option(None, help="caption column (default: the schema's, e.g. TEXT for LAION)")
     url_col: str | None = option(None, help="url column (default: the schema's)")
     id_col: str | None = option(None, help="source id column (default: the schema's; missing: <shard>:<row>)")
-    safety_col: str | None = option(None, help="safety column (default: the schema's: NSFW for LAION-400M, "
-                                    "punsafe for LAION-2B, nsfw_score_opennsfw2 for COYO); numeric values are "
-                                    "a score kept below --safety-max, text values are kept by --safety-keep")
+    safety_col: str | None = option(None, help="safety column (default: the schema's: NSFW for LAION-400M and "
+                                    "the standard LAION-5B layout, punsafe for the -joined layout and Re-LAION-5B, "
+                                    "nsfw_score_opennsfw2 for COYO); numeric values are a score kept below "
+                                    "--safety-max, text values are kept by --safety-keep")
     width_col: str | None = option(None, help="image width column, for --min-image-size (default: the schema's)")
     height_col: str | None = option(None, help="image height column (default: the schema's)")
     watermark_col: str | None = option(None, help="watermark probability column, for --watermark-max "
@@ -98,16 +106,21 @@ class MineConfig:
                           "all-mpnet-base-v2, bert-base-uncased, all-roberta-large-v1...) or a model folder")
     threshold: float | None = option(None, help="keep similarity > T, a cosine in [-1, 1] (default: the "
                                      "encoder's published or chosen threshold)")
+    require_threshold: bool = option(False, help="refuse to select without --threshold when the encoder has no "
+                                     "published one (set by --preset imagenot: the paper did not publish its own)")
     device: str | None = option(None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
-    embed_batch_size: int | None = option(None, help="captions per encoder batch (default: 1024 on gpu; on cpu 32 with torch, 8 with onnx or openvino)")
-    encoder_backend: Literal["torch", "onnx", "openvino"] = option(
-        "torch", help="CPU inference engine: torch, or ONNX Runtime / OpenVINO over an exported ONNX graph "
-        "(pip install imagenot[onnx] / imagenot[openvino])")
+    embed_batch_size: int | None = option(None, help="captions per encoder batch (default: 1024 on gpu; on cpu "
+                                          "32 with torch, 8 with onnx or openvino)")
+    encoder_backend: Literal["auto", "torch", "onnx", "openvino"] = option(
+        "auto", help="CPU inference engine: torch, or ONNX Runtime / OpenVINO over an exported fp32 ONNX graph "
+        "(the same similarities to 1e-6, 1.6-2.4x faster on CPU: docs/scaling.md); auto: onnx on CPU where "
+        "onnxruntime is installed and the encoder exports, else torch (said in the log)")
     quantize: Literal["none", "int8"] = option("none", help="int8: ONNX Runtime dynamic int8 quantisation "
                                                "(--encoder-backend onnx; faster on CPU, similarities change by "
                                                "up to about 0.05: docs/scaling.md)")
     precision: Literal["auto", "float32", "float16", "bfloat16"] = option(
-        "auto", help="encoder precision on GPU (auto: float16 on cuda, float32 on cpu)")
+        "auto", help="encoder precision on GPU (auto: float32 whenever a published LAIONet threshold is in use, "
+        "as LAIONet computed it; otherwise float16 on cuda, float32 on cpu)")
     embedding_store: str | None = option(None, path=True, help="folder of the embedding store, keyed by encoder "
                                          "and text hash, shared by reruns and other mine folders (default: "
                                          "OUT/embeddings)")
@@ -148,8 +161,14 @@ class MineConfig:
             raise ImagenotError(f"--watermark-max must be a probability in (0, 1] (got {self.watermark_max})")
         if self.min_image_size is not None and self.min_image_size < 1:
             raise ImagenotError("--min-image-size must be at least 1 pixel")
-        if self.quantize == "int8" and self.encoder_backend != "onnx":
+        if self.quantize == "int8" and self.encoder_backend not in ("onnx", "auto"):
             raise ImagenotError("--quantize int8 needs --encoder-backend onnx")
+        if self.require_threshold and self.embed and self.select and self.threshold is None \
+                and default_threshold(self.encoder) is None:
+            raise InputError(f"{self.encoder}: {threshold_note(self.encoder)}, and this run selects images: pass "
+                             "--threshold T (the paper did not publish its similarity threshold; imagenot does not "
+                             "guess one). To choose T, mine with --no-select first and read histograms/, then "
+                             "`imagenot select --threshold T` reuses every similarity")
         if self.embed_batch_size is not None and self.embed_batch_size < 1:
             raise ImagenotError("--embed-batch-size must be at least 1")
         if self.workers < 0:
@@ -159,6 +178,15 @@ class MineConfig:
     def selection(self) -> SelectionParams:
         return SelectionParams(self.num_classes, self.min_matches_per_class, self.max_per_class, self.cap,
                                self.seed, self.val_per_class, self.oversample, self.max_val_fraction)
+
+
+# `imagenot mine --preset imagenot`: the study as published. The released class list, the paper's RoBERTa
+# sentence encoder, LAIONet's matching rule (case-sensitive lemma between spaces, multi-class captions dropped)
+# and the paper's 1000 classes x 1000 images; its similarity threshold was not published, so it is required.
+MINE_PRESETS = {
+    "imagenot": {"released_classes": True, "encoder": STUDY_ENCODER, "match": "laionet", "multi": "drop",
+                 "num_classes": 1000, "max_per_class": 1000, "cap": "top", "require_threshold": True},
+}
 
 
 @dataclass(frozen=True)

@@ -93,4 +93,10 @@ class Scorer:
         emb, inverse = self.caption_embeddings(captions)
         q = self.query_embeddings(class_of_pair)
         c = emb[inverse[caption_of_pair]]
+        self.flush()
         return np.einsum("ij,ij->i", c, q).astype(np.float32)
+
+    def flush(self) -> None:
+        """Write what this shard encoded into the store as one part file (called once per shard)."""
+        if self.store is not None:
+            self.store.flush()

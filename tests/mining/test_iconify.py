@@ -4,6 +4,7 @@ caption, logo sets dropped, aliases skipped, and the selected icons' SVG files w
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,7 @@ def test_names_become_captions() -> None:
     assert clean_name("heart-o") == "heart"  # Font Awesome's outline suffix
     assert clean_name("hot-dog") == "hot dog"
     assert clean_name("arrow-left-circle") == "arrow" and clean_name("user-plus") == "user"
-    assert clean_name("circle") == "circle" and clean_name("line-24") == "line"  # the subject itself
-    assert clean_name("24") == ""
+    assert clean_name("check-circle") == "" and clean_name("plus-24") == "" and clean_name("24") == ""  # glyphs
 
 
 def test_sets_dropped_by_licence_category_and_name() -> None:
@@ -146,6 +146,14 @@ def test_mine_the_icons_alone_and_beside_openclipart(tmp_path: Path) -> None:
     assert all(r["corpus_license"] in ("MIT", "CC-BY-4.0") and r["corpus_icon_set"] for r in sel)
     for r in sel:
         assert Path(r["url"].removeprefix("file://")).read_text().startswith("<svg")
+
+    from imagenot.mining.pipeline import run_select
+    from imagenot.mining.settings import SelectConfig
+
+    shutil.rmtree(tmp_path / "mine" / "corpus" / "iconify")  # `imagenot select` writes what it selects
+    _, again, _ = run_select(SelectConfig(mine_dir=str(tmp_path / "mine"), min_matches_per_class=1))
+    assert again.num_rows == len(sel)
+    assert all(Path(u.removeprefix("file://")).is_file() for u in again["url"].to_pylist())
 
     svg, png = tmp_path / "svg", tmp_path / "png"
     _svg(svg / "0.svg", "Sea", ["sea"])

@@ -14,6 +14,7 @@ and the set's default `width`/`height`/`left`/`top`. The icon's name is its only
   animals, tools and vehicles; their glyph-only names (chevron, cursor) find no WordNet noun or rank low;
 - turns names into captions: split on `-`/`_`, style and variant words dropped (`STYLE_WORDS`, sizes and
   numbers, "skin tone" modifiers of emoji), so `home-outline-rounded` and `home-filled` are both "home";
+  names with nothing else (`plus`, `check-circle`: UI glyphs) are not read;
 - keeps one icon per set and caption (the shortest name, the base form, alphabetically first on ties);
 - skips aliases (they repeat bodies already read).
 
@@ -84,8 +85,8 @@ STYLE_WORDS = frozenset({
 """Words of icon names that name a drawing style or a variant, not the subject; chosen from the package's
 most common words (its most common last words: regular, filled, bold, outline, thin, rounded, fill, sharp,
 tone, duotone, solid, light, line, dark, off, circle, ...; directions and badges such as `arrow-left`,
-`user-plus`, `bell-off`). A name made only of such words keeps them (the icons `circle`, `line`); numbers
-and sizes (`24`, `24px`, `4x3`) are always dropped."""
+`user-plus`, `bell-off`), and numbers and sizes (`24`, `24px`, `4x3`). A name made only of such words
+(`plus`, `check-circle`, `chevron-left`... `circle`) is a UI glyph: it gets no caption and is not read."""
 
 _NUMBERISH = re.compile(r"^(\d+(px)?|\d+x\d+)$")
 _SKIN_TONE = re.compile(r"\b(?:(?:light|medium|dark)\s+)*skin\s+tone\b")
@@ -113,9 +114,8 @@ class IconSet:
 def clean_name(name: str) -> str:
     """An icon name as a caption: words split on `-`/`_`, style, variant and size words dropped."""
     words = " ".join(w for w in re.split(r"[-_\s]+", name.lower()) if w)
-    words = [w for w in _SKIN_TONE.sub(" ", words).split() if not _NUMBERISH.match(w)]
-    subject = [w for w in words if w not in STYLE_WORDS]
-    return " ".join(subject or words)
+    return " ".join(w for w in _SKIN_TONE.sub(" ", words).split()
+                    if w not in STYLE_WORDS and not _NUMBERISH.match(w))
 
 
 def set_drop_reason(info: dict[str, Any], prefix: str) -> str | None:

@@ -112,6 +112,8 @@ def test_corpus_from_a_small_package(tmp_path: Path) -> None:
     dog = tmp_path / "mine" / "corpus" / "iconify" / "pets" / "dog.svg"
     assert dog.read_text() == rows[3]["svg"]
     assert materialise_selected(out, ["pets:dog"]) == 0  # already there
+    dog.write_text("<svg")  # as a crash could leave it
+    assert materialise_selected(out, ["pets:dog"]) == 1 and dog.read_text() == rows[3]["svg"]
 
 
 def test_flips_and_rotation_become_a_transform() -> None:

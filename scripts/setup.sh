@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PKGS=(wordnet-base wordnet-sense-index dataset-fashion-mnist openclipart-png openclipart-svg tesseract-ocr)
+# libcairo2: cairosvg renders the @iconify/json SVGs; npm: fetches that package (below)
+DEB_PKGS=(wordnet-base wordnet-sense-index dataset-fashion-mnist openclipart-png openclipart-svg tesseract-ocr
+          libcairo2 npm)
 missing=()
 for p in "${DEB_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 PY=${PYTHON:-python3}
@@ -15,6 +17,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "[setup] installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# @iconify/json (open icon sets, a second contrast corpus: `imagenot mine --corpus iconify`), the version
+# pinned in src/imagenot/mining/iconify.py, unpacked under .venv/share (not in the repository): 104 MB
+# download, 465 MB unpacked, about 10 s. Skipped when that version is already there.
+ICONIFY_VERSION=$(sed -n 's/^VERSION = "\(.*\)"$/\1/p' src/imagenot/mining/iconify.py)
+ICONIFY_SHA1=393e49fdf380f1c633c460af60bf0527191a66a7  # the registry's dist.shasum of that version
+iconify_dir=.venv/share/iconify-json-$ICONIFY_VERSION
+if [ ! -f "$iconify_dir/package.json" ]; then
+  echo "[setup] fetching @iconify/json@$ICONIFY_VERSION from npm"
+  mkdir -p .venv/share
+  tmp=$(mktemp -d .venv/share/.iconify.XXXXXX)
+  (cd "$tmp" && npm pack --silent "@iconify/json@$ICONIFY_VERSION" >/dev/null)
+  echo "$ICONIFY_SHA1  $tmp/iconify-json-$ICONIFY_VERSION.tgz" | sha1sum -c --quiet
+  mkdir -p "$tmp/pkg"
+  tar xzf "$tmp/iconify-json-$ICONIFY_VERSION.tgz" -C "$tmp/pkg" --strip-components=1
+  rm -rf "$iconify_dir" && mv "$tmp/pkg" "$iconify_dir" && rm -rf "$tmp"
 fi
 
 stamp=.venv/.imagenot-setup

@@ -45,6 +45,7 @@ _NO_LOCK = -1  # where no lock can be taken (read-only place, no flock): the sta
 _CANNOT_LOCK = {errno.EROFS, errno.EPERM, errno.EACCES, errno.ENOLCK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 _held: dict[str, tuple[int, int, Path]] = {}  # resolved folder -> (fd, depth, lock file) of this process
+_made: dict[str, list[Path]] = {}  # resolved folder -> missing parents the lock file needed (made by it)
 _guard = threading.Lock()
 
 
@@ -149,6 +150,9 @@ def output_lock(folder: str | Path, command: list[str] | None = None) -> Iterato
             _held[key] = (held[0], held[1] + 1, held[2])
         else:
             path = lock_path(folder)
+            # folders the lock file needs that do not exist yet: removed again on release when the stage left
+            # them empty (a stage refused before writing anything leaves no trace)
+            _made[key] = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
             _held[key] = (_acquire(folder, path, command), 1, path)
     try:
         yield folder
@@ -160,6 +164,9 @@ def output_lock(folder: str | Path, command: list[str] | None = None) -> Iterato
             else:
                 del _held[key]
                 _release(path, fd)
+                for made in _made.pop(key, []):  # deepest first
+                    with contextlib.suppress(OSError):
+                        made.rmdir()
 
 
 def locks_output(out_of: Callable[..., str | Path | None]) -> Callable[[F], F]:

@@ -26,6 +26,16 @@ def test_stage_keys_change_only_downstream():
     assert earlier["report"] != base["report"]
 
 
+def test_corpus_choice_reruns_mining_and_after():
+    """`corpus`: openclipart (the default, unchanged), iconify, or both; a change reruns mine onwards."""
+    base = stage_keys(DemoConfig())
+    assert DemoConfig().corpus == "openclipart"
+    for corpus in ("iconify", "openclipart+iconify"):
+        other = stage_keys(DemoConfig(corpus=corpus))
+        assert other["classes"] == base["classes"] and other["mine"] != base["mine"]
+        assert other["download"] != base["download"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--epochs", "-1"], "demo settings must be positive: epochs=-1"),
     (["--threshold", "1.5"], "is not a cosine similarity"),

@@ -27,8 +27,10 @@ class DemoConfig:
                               group="contrast classes")
     exclude_hierarchy: bool = option(True, help="a stricter contrast than the released ImageNot list: no "
                                      "ancestors or descendants of reference classes", group="contrast classes")
-    # mining the Open Clip Art Library
-    corpus: str = option("openclipart", help="the image-text corpus (the Open Clip Art Library)", group="mining")
+    # mining the Open Clip Art Library and/or the @iconify/json icon sets
+    corpus: Literal["openclipart", "iconify", "openclipart+iconify"] = option(
+        "openclipart", help="the image-text corpus: the Open Clip Art Library, the @iconify/json icon sets "
+        "(permissive licences only, rendered from SVG), or both mined together", group="mining")
     encoder: str = option("all-MiniLM-L6-v2", help="text encoder for the caption-query similarity",
                           group="mining")
     threshold: float | None = option(None, help="similarity threshold (default: the encoder's, 0.35 for MiniLM)",

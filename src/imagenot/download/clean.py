@@ -187,12 +187,40 @@ def blur_faces(im: Image.Image, boxes: list[list[float]]) -> Image.Image:
     return Image.fromarray(out, "RGB")
 
 
+def is_svg(data: bytes) -> bool:
+    """Whether the bytes are an SVG document (its root element within the first 4 KiB)."""
+    head = data[:4096].lstrip().lower()
+    return head.startswith(b"<svg") or (head.startswith((b"<?xml", b"<!--", b"<!doctype")) and b"<svg" in head)
+
+
+def render_svg(data: bytes, size: int) -> bytes:
+    """Render an SVG to an RGB PNG whose shorter side is `size`, on white, drawn at that size (not upscaled).
+
+    Offline and safe: cairosvg parses with defusedxml and, without `unsafe`, fetches no external resource.
+    Raises ImportError when cairosvg (or the cairo library it loads) is missing."""
+    try:
+        import cairosvg  # imported here: only SVG rows need it, and it loads libcairo
+    except OSError as exc:  # cairocffi without the cairo library
+        raise ImportError(str(exc)) from exc
+
+    png = cairosvg.svg2png(bytestring=data, output_width=size, background_color="white")
+    im = Image.open(io.BytesIO(png))
+    if im.height < size:  # landscape: the height is the shorter side
+        png = cairosvg.svg2png(bytestring=data, output_height=size, background_color="white")
+        im = Image.open(io.BytesIO(png))
+    buf = io.BytesIO()
+    im.convert("RGB").save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
 def clean_image(data: bytes | None, opts: CleanOptions, terms: tuple[str, ...] = (),
                 faces: list[list[float]] | None = None) -> CleanResult:
     """Decode `data` and return the resized, re-encoded image or the one reason it was dropped.
 
-    With `opts.ocr`, the kept image's text is searched for `terms` (its class's name and lemmas). `faces`
-    (relative boxes) are blurred before anything else sees the pixels (conversion `faces_blurred`)."""
+    SVG documents (the iconify corpus, local SVG files) are rendered at the dataset's image size first
+    (conversion `svg`; the original size recorded is the rendered one). With `opts.ocr`, the kept image's
+    text is searched for `terms` (its class's name and lemmas). `faces` (relative boxes) are blurred before
+    anything else sees the pixels (conversion `faces_blurred`)."""
     if not data:
         return CleanResult("empty_file", "zero bytes")
     size: tuple[int, int] | None = None
@@ -201,6 +229,15 @@ def clean_image(data: bytes | None, opts: CleanOptions, terms: tuple[str, ...] =
         w0, h0 = size if size else (None, None)
         return CleanResult(reason, message[:300], orig_width=w0, orig_height=h0)
 
+    svg = is_svg(data)
+    if svg:
+        try:
+            data = render_svg(data, opts.image_size)
+        except ImportError as exc:
+            return fail("svg_unsupported", f"cannot render SVG without cairosvg and libcairo2 ({exc}); "
+                        "scripts/setup.sh installs them")
+        except Exception as exc:  # noqa: BLE001 - cairosvg raises many kinds on a malformed document
+            return fail("corrupt", f"svg: {type(exc).__name__}: {exc}")
     try:
         with _bomb_limit(opts.max_image_pixels):
             im = Image.open(io.BytesIO(data))
@@ -233,7 +270,7 @@ def clean_image(data: bytes | None, opts: CleanOptions, terms: tuple[str, ...] =
         small, digest, conv = prepare(im, opts.image_size)
     except (OSError, ValueError) as exc:
         return fail("corrupt", f"conversion failed: {exc}")
-    res.conversion = "+".join([*conv, *(["faces_blurred"] if faces else [])]) or None
+    res.conversion = "+".join([*(["svg"] if svg else []), *conv, *(["faces_blurred"] if faces else [])]) or None
     res.pixel_sha256 = digest
     res.width, res.height = small.size
     res.phash = perceptual_hash(small)

@@ -36,7 +36,14 @@ from imagenot.mining.encoders import default_threshold, published_laionet, thres
 from imagenot.mining.histograms import plot_histograms, similarity_quantiles
 from imagenot.mining.matcher import LemmaMatcher
 from imagenot.mining.passes import PassResult, PassSpec, run_local
-from imagenot.mining.plan import is_openclipart, plan_corpus, prepare_corpus, provenance
+from imagenot.mining.plan import (
+    is_builtin,
+    is_openclipart,
+    materialise_selected,
+    plan_corpus,
+    prepare_corpus,
+    provenance,
+)
 from imagenot.mining.pool import SenseRanker, choose_from_pool, pool_counts
 from imagenot.mining.resolve import MATCH_SCHEMA, above
 from imagenot.mining.scan import COUNTERS, ScanContext
@@ -199,7 +206,7 @@ def mine(cfg: MineConfig) -> MineResult:
         classes_path = Path(cfg.classes)
         pool_rows = read_classes(classes_path)
     inputs = {"classes": sha256_file(classes_path)}
-    if is_openclipart(cfg.corpus):  # our own conversion: written into OUT/corpus first
+    if is_builtin(cfg.corpus):  # our own conversions: written into OUT/corpus first
         corpus_spec, local, extra = prepare_corpus(cfg, out)
     else:
         corpus_spec, local, extra = cfg.corpus, cfg.allow_local, {}
@@ -287,6 +294,7 @@ def mine(cfg: MineConfig) -> MineResult:
     if cfg.select:
         final, selected, report = select(matches, mined, cfg.selection(), threshold)
         report["duplicate_ids"] = dups
+        materialise_selected(out, cfg.corpus, selected)
         write_selection(out, final, selected, report, stats["provenance"])
         res.selected, res.selection = final, report
     return res
@@ -315,6 +323,7 @@ def run_select(cfg: SelectConfig) -> tuple[list[ClassRow], pa.Table, dict[str, A
     prov = dict(mine_stats.get("provenance") or {})
     prov["threshold"] = report["threshold"]
     out = Path(cfg.out) if cfg.out else mine_dir
+    materialise_selected(mine_dir, str(prov.get("corpus") or ""), selected)
     write_selection(out, final, selected, report, prov or None)
     write_json(out / "select_config.json", to_record(cfg))
     write_json(out / "select_manifest.json", {"config": to_record(cfg), "environment": environment(),

@@ -20,36 +20,90 @@ from imagenot.errors import InputError
 from imagenot.fileio import sha256_file
 from imagenot.mining.corpus import Columns, Shard, list_shards, read_batches, shard_columns, split_shards
 from imagenot.mining.scan import KEPT_PREFIX
-from imagenot.mining.schemas import COLUMN_FLAGS, ResolvedSchema, resolve_schema
-from imagenot.mining.schemas import OPENCLIPART as OPENCLIPART_SCHEMA
+from imagenot.mining.schemas import COLUMN_FLAGS, ResolvedSchema, builtin_schema, resolve_schema
 from imagenot.mining.settings import MineConfig
 
 log = logging.getLogger(__name__)
 
 OPENCLIPART = "openclipart"
+ICONIFY = "iconify"
+BUILTIN_CORPORA = (OPENCLIPART, ICONIFY)
+ICONIFY_KEEP = ("icon_set", "license", "license_url")
+"""iconify columns always carried into matches, selected.parquet and each sample's json (as corpus_<name>):
+an icon's set, licence (SPDX id) and licence url, what attribution needs."""
+"""Corpora imagenot converts itself into OUT/corpus/<name>.parquet; `a+b` mines several of them together."""
+
+
+def builtin_parts(corpus: str) -> list[tuple[str, str | None]] | None:
+    """(name, optional source folder) of each built-in corpus in `corpus`, or None if it is not built in.
+
+    `openclipart`, `iconify`, `openclipart:SVG_DIR`, `iconify:PACKAGE_DIR`, `openclipart+iconify`."""
+    parts: list[tuple[str, str | None]] = []
+    for item in corpus.split("+"):
+        name, sep, where = item.partition(":")
+        if name not in BUILTIN_CORPORA:
+            return None
+        parts.append((name, where if sep else None))
+    names = [n for n, _ in parts]
+    return parts if len(set(names)) == len(names) else None
 
 
 def is_openclipart(corpus: str) -> bool:
     return corpus == OPENCLIPART or corpus.startswith(OPENCLIPART + ":")
 
 
-def prepare_corpus(cfg: MineConfig, out: Path) -> tuple[str, bool, dict[str, str]]:
-    """(shard spec, local, inputs to hash): `openclipart[:SVG_DIR]` is first written as a parquet corpus."""
-    if is_openclipart(cfg.corpus):
-        from imagenot.mining.openclipart import PNG_ROOT, SVG_ROOT, write_openclipart_corpus
+def is_builtin(corpus: str) -> bool:
+    return builtin_parts(corpus) is not None
 
-        svg_root = Path(cfg.corpus.partition(":")[2]) if ":" in cfg.corpus else SVG_ROOT
-        png_root = svg_root.parent / "png" if svg_root != SVG_ROOT else PNG_ROOT
-        path = out / "corpus" / "openclipart.parquet"
-        if not path.is_file():
-            if not svg_root.is_dir():
-                raise InputError("no Open Clip Art SVG folder (Debian: apt-get install openclipart-svg "
-                                 "openclipart-png)", svg_root)
-            write_openclipart_corpus(path, svg_root, png_root)
-        else:
+
+def _prepare_openclipart(where: str | None, path: Path) -> None:
+    from imagenot.mining.openclipart import PNG_ROOT, SVG_ROOT, write_openclipart_corpus
+
+    svg_root = Path(where) if where else SVG_ROOT
+    png_root = svg_root.parent / "png" if svg_root != SVG_ROOT else PNG_ROOT
+    if not svg_root.is_dir():
+        raise InputError("no Open Clip Art SVG folder (Debian: apt-get install openclipart-svg "
+                         "openclipart-png)", svg_root)
+    write_openclipart_corpus(path, svg_root, png_root)
+
+
+def _prepare_iconify(where: str | None, path: Path) -> None:
+    from imagenot.mining.iconify import PACKAGE_ROOT, write_iconify_corpus
+
+    write_iconify_corpus(path, Path(where) if where else PACKAGE_ROOT)
+
+
+def prepare_corpus(cfg: MineConfig, out: Path) -> tuple[str, bool, dict[str, str]]:
+    """(shard spec, local, inputs to hash): a built-in corpus (`openclipart`, `iconify`, both joined by `+`)
+    is first written as parquet under OUT/corpus, reused when it is already there."""
+    parts = builtin_parts(cfg.corpus)
+    if parts is None:
+        return cfg.corpus, cfg.allow_local, {}
+    inputs: dict[str, str] = {}
+    paths = []
+    for name, where in parts:
+        path = out / "corpus" / f"{name}.parquet"
+        if path.is_file():
             log.info("reusing %s", path)
-        return str(path), True, {"corpus": sha256_file(path)}
-    return cfg.corpus, cfg.allow_local, {}
+        else:
+            (_prepare_openclipart if name == OPENCLIPART else _prepare_iconify)(where, path)
+        paths.append(path)
+        inputs["corpus" if len(parts) == 1 else f"corpus:{name}"] = sha256_file(path)
+    spec = str(paths[0]) if len(paths) == 1 else str(out / "corpus" / "*.parquet")
+    return spec, True, inputs
+
+
+def materialise_selected(mine_dir: Path, corpus: str, selected: pa.Table) -> None:
+    """Write the files a built-in corpus keeps only for selected rows (the iconify SVGs) before download."""
+    parts = builtin_parts(corpus) or []
+    if any(name == ICONIFY for name, _ in parts):
+        from imagenot.mining.iconify import materialise_selected as write_svgs
+
+        path = mine_dir / "corpus" / f"{ICONIFY}.parquet"
+        if not path.is_file():
+            raise InputError("the iconify corpus conversion is missing; rerun `imagenot mine`", path)
+        ids = selected["source_id"].to_pylist() if selected.num_rows else []
+        write_svgs(path, [i for i in ids if i])
 
 
 def _first_readable_columns(shards: list[Shard]) -> tuple[Shard, list[str], Any]:
@@ -104,7 +158,8 @@ def plan_corpus(cfg: MineConfig, spec: str) -> CorpusPlan:
     shards = list_shards(spec, cfg.format)
     first, found, arrow = _first_readable_columns(shards)
     overrides = {k: getattr(cfg, k) for k in COLUMN_FLAGS}
-    builtin = OPENCLIPART_SCHEMA if is_openclipart(cfg.corpus) else None
+    parts = builtin_parts(cfg.corpus)
+    builtin = builtin_schema([n for n, _ in parts]) if parts else None
     resolved = resolve_schema(found, first.path, schema=cfg.schema, overrides=overrides, keep_nsfw=cfg.keep_nsfw,
                               safety_max=cfg.safety_max, safety_keep=cfg.safety_keep,
                               is_numeric=_numeric_probe(first, arrow), builtin=builtin)
@@ -124,6 +179,8 @@ def plan_corpus(cfg: MineConfig, spec: str) -> CorpusPlan:
     keep = tuple(cfg.keep_columns)
     if sch.faces is not None and sch.faces not in keep:  # DataComp's face boxes: download blurs them
         keep = (*keep, sch.faces)
+    if parts and any(name == ICONIFY for name, _ in parts):  # attribution travels with every icon
+        keep += tuple(c for c in ICONIFY_KEEP if c not in keep)
     columns = Columns(text=sch.caption, url=sch.url, id=sch.id or "", safety=resolved.safety.column or "",
                       width=sch.width or "", height=sch.height or "", watermark=sch.watermark or "", keep=keep)
     return CorpusPlan(split_shards(shards, cfg.part_rows), resolved, columns, keep)

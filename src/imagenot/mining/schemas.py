@@ -125,6 +125,20 @@ OPENCLIPART = CorpusSchema(
     "openclipart", url="URL", caption="TEXT", id="SAMPLE_ID",
     no_safety_reason="the Open Clip Art Library is a curated public clip-art collection",
     description="the Open Clip Art Library converted by imagenot")
+# Our own conversion of @iconify/json (mining/iconify.py): open icon sets, licences filtered per set.
+ICONIFY = CorpusSchema(
+    "iconify", url="URL", caption="TEXT", id="SAMPLE_ID",
+    no_safety_reason="@iconify/json is a curated collection of open icon sets",
+    description="the @iconify/json icon sets converted by imagenot")
+BUILTIN = {s.name: s for s in (OPENCLIPART, ICONIFY)}
+
+
+def builtin_schema(names: Sequence[str]) -> CorpusSchema:
+    """The schema of imagenot's own conversions (they share their columns), named after the corpora mined."""
+    if len(names) == 1:
+        return BUILTIN[names[0]]
+    return replace(OPENCLIPART, name="+".join(names), no_safety_reason="curated collections converted by "
+                   "imagenot", description=" and ".join(BUILTIN[n].description for n in names))
 
 # MineConfig field -> schema field, and the flag that maps it (for error messages).
 COLUMN_FLAGS = {"text_col": "caption", "url_col": "url", "id_col": "id", "safety_col": "safety",

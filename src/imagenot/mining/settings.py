@@ -49,7 +49,9 @@ class SelectionParams:
 @dataclass(frozen=True)
 class MineConfig:
     corpus: str = option("openclipart", help="the image-text corpus: a parquet/csv/tsv/jsonl(.gz) file, a folder "
-                         "or glob of shards; or 'openclipart' / 'openclipart:SVG_DIR' (the demo's corpus)")
+                         "or glob of shards; or imagenot's own conversions 'openclipart' / 'openclipart:SVG_DIR' "
+                         "(the Open Clip Art Library), 'iconify' / 'iconify:PACKAGE_DIR' (@iconify/json icon "
+                         "sets), or both joined by '+'")
     classes: str = option("classes.tsv", path=True, help="classes.tsv from `imagenot classes`")
     released_classes: bool = option(False, help="use the authors' released ImageNot class list (as `imagenot "
                                     "classes --preset imagenot`: LAIONet's unique lemmas) instead of --classes")

@@ -5,11 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libcairo2: cairosvg renders the @iconify/json SVGs; npm: fetches that package (below)
+# libcairo2: cairosvg renders the @iconify/json SVGs
 DEB_PKGS=(wordnet-base wordnet-sense-index dataset-fashion-mnist openclipart-png openclipart-svg tesseract-ocr
-          libcairo2 npm)
+          libcairo2)
 missing=()
 for p in "${DEB_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+# an npm client fetches @iconify/json (below): Debian's, unless the machine already has one (e.g. with nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then missing+=(python3-venv); fi
 if [ ${#missing[@]} -gt 0 ]; then

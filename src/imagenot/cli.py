@@ -35,9 +35,9 @@ log = logging.getLogger("imagenot")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from imagenot.cli_options import HelpFormatter, global_options
+    from imagenot.cli_options import HelpFormatter, Parser, global_options
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="imagenot",
         description="Contrast datasets and model-ranking studies (after ImageNot, Salaudeen & Hardt 2024).",
         epilog="Run `imagenot COMMAND --help` for a command's options and examples. Global options may come "

@@ -34,7 +34,7 @@ class DownloadConfig:
 
     matches: str | None = option(None, help="selected.parquet from `imagenot mine` (the rows to materialise; required)",
                                  path=True)
-    out: str | None = option(None, help="the dataset folder to create, finish or confirm (required)", path=True)
+    out: str | None = option(None, help="the dataset folder to create, finish or confirm (required)", path="dir")
     classes: str | None = option(None, help="classes.tsv of the selection (default: next to --matches)",
                                  path=True)
     name: str | None = option(None, help="dataset name in the card (default: the folder name)")
@@ -104,7 +104,7 @@ class ExportConfig:
     """Export a dataset folder made by `imagenot download` to another layout."""
 
     dataset: str | None = option(None, help="dataset folder made by `imagenot download` (required)", path=True)
-    out: str | None = option(None, help="output folder (required)", path=True)
+    out: str | None = option(None, help="output folder (required)", path="dir")
     format: ExportFormat = option("folder", help="folder: OUT/<split>/<NNN>_<wnid>_<name>/<key>.<ext>, class "
                                   "folders numbered so that sorted order is label order (torchvision's "
                                   "ImageFolder then gives the dataset's labels)")

@@ -51,7 +51,7 @@ class MineConfig:
     corpus: str = option("openclipart", help="the image-text corpus: a parquet/csv/tsv/jsonl(.gz) file, a folder "
                          "or glob of shards; or 'openclipart' / 'openclipart:SVG_DIR' (the demo's corpus)")
     classes: str = option("classes.tsv", path=True, help="classes.tsv from `imagenot classes`")
-    out: str = option("mine", path=True, help="output folder (matches/, mine_stats.json, selected.parquet...)")
+    out: str = option("mine", path="dir", help="output folder (matches/, mine_stats.json, selected.parquet...)")
     format: Literal["parquet", "csv", "tsv", "jsonl"] | None = option(
         None, help="force the shard format (default: from each file's suffix)")
     schema: Literal["auto", "laion400m", "laion2b", "datacomp", "coyo"] = option(
@@ -164,7 +164,7 @@ class MineConfig:
 @dataclass(frozen=True)
 class SelectConfig:
     mine_dir: str = option("mine", path=True, help="the mine folder to select from")
-    out: str | None = option(None, path=True, help="output folder (default: the mine folder)")
+    out: str | None = option(None, path="dir", help="output folder (default: the mine folder)")
     threshold: float | None = option(None, help="keep similarity > T, a cosine in [-1, 1] (default: the mine "
                                      "run's; not allowed for a --no-embed mine folder)")
     num_classes: int | None = option(None, group=_SEL, help="keep the N classes with the most matches "

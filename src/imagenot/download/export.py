@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from imagenot.download.config import EXPORT_FORMATS, ExportConfig
-from imagenot.download.disk import disk_full_is_an_error
-from imagenot.errors import ImagenotError, InputError
+from imagenot.errors import ImagenotError, InputError, disk_full_is_an_error
 from imagenot.fileio import write_json, write_text
 from imagenot.progress import Progress
 

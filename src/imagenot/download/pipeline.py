@@ -38,11 +38,10 @@ from imagenot.download.against import check_reference, load_reference
 from imagenot.download.clean import CLEAN_FORMAT, CLEAN_SCHEMA, CleanOptions, CleanTask, run_clean_task
 from imagenot.download.config import DISTRIBUTORS, ENCODE_FORMATS, FETCHERS, TEXT_FILTERS, DownloadConfig
 from imagenot.download.decide import DUPLICATE_SOURCE_ID, decide, removed_table
-from imagenot.download.disk import disk_full_is_an_error
 from imagenot.download.fetch import done_fetch_shards, run_img2dataset, shard_name
 from imagenot.download.inputs import Selection, check_urls, read_selection
 from imagenot.download.outputs import write_outputs
-from imagenot.errors import ImagenotError, InputError
+from imagenot.errors import ImagenotError, InputError, disk_full_is_an_error
 from imagenot.fileio import atomic_path, json_digest, read_json, sha256_file, write_json, write_manifest
 from imagenot.progress import pool_map
 from imagenot.wordnet.classes import write_classes

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from imagenot.config import to_dict, to_record
-from imagenot.errors import ImagenotError, InputError
+from imagenot.errors import ImagenotError, InputError, disk_full_is_an_error
 from imagenot.fileio import (
     atomic_open,
     environment,
@@ -147,6 +147,13 @@ def _threshold(cfg: MineConfig, out: Path) -> float | None:
 
 
 def mine(cfg: MineConfig) -> MineResult:
+    """Run the mining stage (and the selection unless `cfg.select` is false); a full disk is an error naming
+    the folder (exit 1), and the rerun resumes from the finished shards."""
+    with disk_full_is_an_error(cfg.out):
+        return _mine(cfg)
+
+
+def _mine(cfg: MineConfig) -> MineResult:
     """Run the mining stage (and the selection unless `cfg.select` is false).
 
     Every input (settings, classes, corpus columns, schema, filters) is checked before the output folder is

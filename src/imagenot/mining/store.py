@@ -13,6 +13,8 @@ store; on a network filesystem give each node its own (SQLite's locking needs a 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -23,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from imagenot.errors import ImagenotError
+from imagenot.errors import ImagenotError, full_disk_cause
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class EmbeddingStore:
                 raise ImagenotError(f"embedding store {self.path} holds {row[0]}-d vectors, the encoder gives "
                                     f"{self.dim}-d: not the same encoder; remove the file or choose another store")
         except sqlite3.DatabaseError as exc:
+            self._full_disk(exc)
             raise ImagenotError(f"embedding store {self.path} is not readable ({exc}); remove it to start afresh "
                                 "(it only saves encoding time)") from exc
         self.reads = 0
@@ -102,10 +105,19 @@ class EmbeddingStore:
         try:
             self._db.executemany("INSERT OR IGNORE INTO emb VALUES (?, ?)", rows)
             self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            self._full_disk(exc)
             raise
         self.writes += len(rows)
+
+    def _full_disk(self, exc: BaseException) -> None:
+        """sqlite says "database or disk is full" (or "disk I/O error" on a full device) without an errno:
+        made the OSError ENOSPC naming the store, which every stage reports as a full disk (exit 1), never as
+        a broken store to delete."""
+        if isinstance(exc, sqlite3.Error) and full_disk_cause(exc, self.folder) is not None:
+            raise OSError(errno.ENOSPC, f"no space left to grow the embedding store ({exc})", str(self.path)) from exc
 
     def close(self) -> None:
         self._db.close()

@@ -162,7 +162,7 @@ def from_records(records: RecordSet, split: str, opts: dict[str, Any], default_s
     if opts.get("cache", True):
         key = fingerprint_files([], {"fp": fingerprint, "split": split, "size": size, "channels": channels,
                                      "limit": opts.get("limit"), "lpc": opts.get("limit_per_class"),
-                                     "seed": opts.get("seed", 0), "n": len(records), "v": 1})
+                                     "seed": opts.get("seed", 0), "n": len(records), "v": 2})  # 2: EXIF-upright
         cache_path = env_cache_dir() / "datasets" / f"{kind}-{split}-{key[:24]}.npz"
         if cache_path.is_file():
             try:

@@ -80,13 +80,17 @@ def fingerprint_files(paths: list[Path], extra: Any = None) -> str:
 
 
 def decode_image(data: bytes, channels: int, source: str = "") -> torch.Tensor:
-    """Decode to uint8 [C, H, W] with C = `channels` (torchvision's decoders; PIL for other formats)."""
+    """Decode to uint8 [C, H, W] with C = `channels` (torchvision's decoders; PIL for other formats), turned
+    as the image displays (its EXIF orientation applied: `imagenot.data.orientation`)."""
     from torchvision.io import ImageReadMode
     from torchvision.io import decode_image as tv_decode
 
+    from imagenot.data.orientation import exif_orientation, orient, upright
+
     mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
     try:
-        return tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+        decoded = tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+        return orient(decoded, exif_orientation(data)).contiguous()
     except (RuntimeError, ValueError):
         import io
 
@@ -94,7 +98,7 @@ def decode_image(data: bytes, channels: int, source: str = "") -> torch.Tensor:
 
         try:
             with Image.open(io.BytesIO(data)) as im:
-                arr = np.asarray(im.convert("RGB" if channels == 3 else "L"), dtype=np.uint8)
+                arr = np.asarray(upright(im).convert("RGB" if channels == 3 else "L"), dtype=np.uint8)
         except (UnidentifiedImageError, OSError) as exc:
             raise InputError(f"cannot decode image: {exc}", path=source or None) from exc
         t = torch.from_numpy(arr.copy())

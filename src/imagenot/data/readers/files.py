@@ -118,6 +118,21 @@ def _class_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _image_files(cdir: Path) -> list[Path]:
+    return sorted(p for p in cdir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def _refuse_empty_classes(folders: list[Path], where: Path) -> None:
+    """A class folder without an image file would be a class no image has (a label the model can never see,
+    one more class in its head, chance figures off): refused, as torchvision's ImageFolder does."""
+    empty = [c.name for c in folders if not any(p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                                                for p in c.rglob("*"))]
+    if empty:
+        shown = ", ".join(repr(n) for n in empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+        raise InputError(f"class folder(s) {shown} hold no image file ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
+                         "add images or remove the folder(s)", path=where)
+
+
 def imagefolder_files(root: Path, split: str, val_fraction: float = 0.2, seed: int = 0
                       ) -> tuple[list[Path], np.ndarray, list[str], dict[str, Any]]:
     """Image paths, labels and class names of one split of an ImageFolder tree.
@@ -129,24 +144,28 @@ def imagefolder_files(root: Path, split: str, val_fraction: float = 0.2, seed: i
         raise InputError("image folder not found", path=root)
     train_dir = _split_dir(root, "train")
     if train_dir is not None:
+        _refuse_empty_classes(_class_dirs(train_dir), train_dir)
         classes = [p.name for p in _class_dirs(train_dir)]
         folder = train_dir if split == "train" else _split_dir(root, "val")
         if folder is None:
             raise InputError("no val/ (or validation/, test/) folder beside train/", path=root)
         split_mode = "folders"
     else:
+        _refuse_empty_classes(_class_dirs(root), root)
         classes = [p.name for p in _class_dirs(root)]
         folder = root
         split_mode = f"seeded {val_fraction:g} val fraction (seed {seed})"
     if not classes:
         raise InputError("no class folders (expected <class>/<image> files)", path=root)
+    if train_dir is not None and folder is not train_dir:
+        _refuse_empty_classes(_class_dirs(folder), folder)
     index = {c: i for i, c in enumerate(classes)}
     paths: list[Path] = []
     labels: list[int] = []
     for cdir in _class_dirs(folder):
         if cdir.name not in index:
             raise InputError(f"class folder {cdir.name!r} is not a class of the training split", path=cdir)
-        files = sorted(p for p in cdir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        files = _image_files(cdir)
         paths.extend(files)
         labels.extend([index[cdir.name]] * len(files))
     lab = np.asarray(labels, dtype=np.int64)

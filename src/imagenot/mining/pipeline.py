@@ -31,6 +31,7 @@ from imagenot.fileio import (
 )
 from imagenot.mining.embed import EncoderSpec
 from imagenot.mining.encoders import default_threshold, threshold_note
+from imagenot.mining.folder import claim_mine_folder
 from imagenot.mining.histograms import plot_histograms, similarity_quantiles
 from imagenot.mining.matcher import LemmaMatcher
 from imagenot.mining.passes import PassResult, PassSpec, run_local
@@ -175,7 +176,7 @@ def _mine(cfg: MineConfig) -> MineResult:
         if importlib.util.find_spec("ray") is None:
             raise ImagenotError("--engine ray needs Ray: pip install 'imagenot[ray]'")
     threshold = _threshold(cfg, out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_mine_folder(out, plan.shards, inputs["classes"], cfg.force)  # another mine's folder: refused
     embed = EncoderSpec(cfg.encoder, cfg.device, cfg.embed_batch_size, cfg.encoder_backend, cfg.quantize,
                         cfg.precision, (cfg.embedding_store or str(out / "embeddings")) if cfg.store_embeddings
                         else None) if cfg.embed else None

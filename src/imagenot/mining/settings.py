@@ -131,6 +131,8 @@ class MineConfig:
                                "download (LAION: about 1.4)")
     max_val_fraction: float = option(0.5, group=_SEL, help="at most this fraction of a class goes to validation")
     hist_classes: int = option(100, help="classes with a similarity histogram panel")
+    force: bool = option(False, help="mine into a folder holding another mine (other corpus or classes): its "
+                         "matches and selection are removed first; without it such a folder is refused")
 
     def check(self) -> None:
         if self.engine not in ENGINES:

@@ -538,8 +538,8 @@ def _load_data(cfg: TrainConfig, plan: InputPlan) -> _Data:
         opts = dict(cfg.dataset_options)
         if plan.pipeline == "batched":
             opts.setdefault("image_size", plan.image_size)
-        else:
-            opts.setdefault("in_memory", False)
+        else:  # images at their stored size for the transforms (in memory as stored with in_memory=true)
+            opts["stored_size"] = True
         ds = get_dataset(cfg.dataset, split, limit=cfg.limit, **opts)
         validate(ds, what=f"{cfg.dataset} ({split} split)")
         if plan.pipeline == "batched" and int(ds.image_size) < plan.image_size:

@@ -44,6 +44,7 @@ class RecordSet:
     keys: list[str]
     classes: list[str]
     meta: dict[str, Any]
+    blobs: list[bytes] | None = None  # every sample's bytes, read once (`preload`): no file is opened again
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -52,7 +53,20 @@ class RecordSet:
         if idx is None:
             return self
         return RecordSet(self.files, self.file_ids[idx], self.offsets[idx], self.sizes[idx], self.labels[idx],
-                         [self.keys[i] for i in idx], self.classes, self.meta)
+                         [self.keys[i] for i in idx], self.classes, self.meta,
+                         [self.blobs[i] for i in idx] if self.blobs is not None else None)
+
+    def encoded_bytes(self) -> int:
+        """The encoded size of every sample (whole files stat'ed), for memory estimates."""
+        return int(sum(os.path.getsize(self.files[int(f)]) if int(s) < 0 else int(s)
+                       for f, s in zip(self.file_ids, self.sizes)))
+
+    def preload(self) -> RecordSet:
+        """The same records with every sample's encoded bytes in memory: the stored images, exactly."""
+        if self.blobs is not None:
+            return self
+        return RecordSet(self.files, self.file_ids, self.offsets, self.sizes, self.labels, self.keys, self.classes,
+                         self.meta, [self.read_bytes(i) for i in range(len(self))])
 
     def source(self, i: int) -> str:
         """Where sample `i` lives, for messages: the file, or `shard.tar:key`."""
@@ -60,6 +74,8 @@ class RecordSet:
         return path if int(self.sizes[i]) < 0 else f"{path}:{self.keys[i]}"
 
     def read_bytes(self, i: int) -> bytes:
+        if self.blobs is not None:
+            return self.blobs[i]
         path = self.files[int(self.file_ids[i])]
         size = int(self.sizes[i])
         with open(path, "rb") as fh:

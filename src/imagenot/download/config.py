@@ -38,8 +38,9 @@ class DownloadConfig:
     classes: str | None = option(None, help="classes.tsv of the selection (default: next to --matches)",
                                  path=True)
     name: str | None = option(None, help="dataset name in the card (default: the folder name)")
-    force: bool = option(False, help="replace a dataset folder that was built from other inputs; without it "
-                         "such a folder is refused, so an old dataset is never deleted by a typo")
+    force: bool = option(False, help="start clean: rebuild the folder, fetching everything again (nothing staged "
+                         "in _work/ is reused), and replace a dataset built from other inputs; without it such a "
+                         "folder is refused, so an old dataset is never deleted by a typo")
     image_size: int = option(64, help="shorter side in px after resizing, aspect ratio kept (the square crop "
                              "is left to training time)")
     encode_format: EncodeFormat = option("jpg", help="image format inside the shards")

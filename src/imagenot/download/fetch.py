@@ -43,6 +43,48 @@ def done_fetch_shards(fetch_dir: Path) -> set[int]:
     return {int(p.name.split("_")[0]) for p in fetch_dir.glob("*_stats.json")}
 
 
+def fetch_shard_problem(fetch_dir: Path, shard: int) -> str | None:
+    """Why a finished-looking fetch shard cannot be used, or None: img2dataset writes `<shard>.parquet` in
+    place, so a killed run, or two processes fetching into one folder, can leave a stats file beside a torn
+    or foreign parquet file."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    stats_path = fetch_dir / f"{shard_name(shard)}_stats.json"
+    raw = fetch_dir / f"{shard_name(shard)}.parquet"
+    try:
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"unreadable {stats_path.name} ({exc})"
+    if not raw.is_file():
+        return f"{raw.name} is missing"
+    try:
+        rows = pq.read_metadata(raw).num_rows
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a torn file
+        return f"{raw.name} is not a readable parquet file ({exc})"
+    count = stats.get("count") if isinstance(stats, dict) else None
+    if isinstance(count, int) and rows != count:
+        return f"{raw.name} holds {rows} rows, its stats say {count}"
+    return None
+
+
+def drop_broken_fetch_shards(fetch_dir: Path, shards: list[int]) -> list[int]:
+    """Remove every partial or corrupt fetch shard among `shards` (its parquet and stats file), so that
+    img2dataset's incremental mode fetches it again; return the shards removed."""
+    dropped = []
+    for shard in sorted(set(shards) & done_fetch_shards(fetch_dir)):
+        problem = fetch_shard_problem(fetch_dir, shard)
+        if problem is None:
+            continue
+        log.warning("fetch shard %s in %s cannot be used (%s): fetching it again", shard_name(shard), fetch_dir,
+                    problem)
+        for suffix in ("_stats.json", ".parquet"):
+            (fetch_dir / f"{shard_name(shard)}{suffix}").unlink(missing_ok=True)
+        dropped.append(shard)
+    return dropped
+
+
 def run_img2dataset(
     input_parquet: Path,
     fetch_dir: Path,

@@ -76,6 +76,15 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The CLI; Ctrl-C exits 130 at any moment, also while the parser and the stages are still loading."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("imagenot: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     parser = build_parser()

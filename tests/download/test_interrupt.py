@@ -27,7 +27,32 @@ MOMENTS = {
     "while_starting": (None, 0.5),  # the CLI is importing, reading the selection
     "before_fetch": ("_work/input.parquet", 0.0),  # the input list is written, img2dataset not yet started
     "img2dataset_starting": ("_work/img2dataset.log", 0.3),  # img2dataset is importing / starting workers
+    # a slow img2dataset start that swallows the interrupt (as a library catching BaseException during its
+    # import would): the case where the command used to run on and exit 2 with "no class has images"
+    "slow_start_swallowing_it": ("_work/slow-start", 0.2),
 }
+
+SLOW_IMG2DATASET = """
+import os, sys, time
+from pathlib import Path
+
+mark = os.environ.get("IMAGENOT_TEST_SLOW_START")
+if mark:
+    Path(mark).parent.mkdir(parents=True, exist_ok=True)
+    Path(mark).touch()
+    end = time.monotonic() + 4
+    while time.monotonic() < end:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # noqa: BLE001 - the careless library this stands for
+            pass
+here = str(Path(__file__).resolve().parents[1])
+sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != here]
+del sys.modules["img2dataset"]
+import img2dataset as _real  # noqa: E402
+
+sys.modules["img2dataset"] = _real
+"""
 
 
 def _others_with(marker: str) -> list[int]:
@@ -74,6 +99,12 @@ def test_ctrl_c_at_any_moment_exits_130_and_the_rerun_finishes(moment: str, serv
     argv = ["download", "--matches", str(matches), "--out", str(out), "--image-size", "32", "--timeout", "30",
             "--retries", "0", "--min-images-per-class", "2", "--processes", "1"]
     env = {**os.environ, "PYTHONPATH": str(Path(imagenot.__file__).resolve().parents[1])}
+    if moment == "slow_start_swallowing_it":
+        shim = tmp_path / "shim" / "img2dataset"
+        shim.mkdir(parents=True)
+        (shim / "__init__.py").write_text(SLOW_IMG2DATASET)
+        env["PYTHONPATH"] = os.pathsep.join([str(shim.parent), env["PYTHONPATH"]])
+        env["IMAGENOT_TEST_SLOW_START"] = str(out / "_work" / "slow-start")
     proc = subprocess.Popen([sys.executable, "-m", "imagenot", *argv], env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

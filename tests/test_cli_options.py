@@ -136,3 +136,54 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _all_parsers(sub)
+    return found
+
+
+def test_no_parser_accepts_abbreviated_long_options(capsys: pytest.CaptureFixture) -> None:
+    from imagenot.cli import build_parser
+
+    parsers = _all_parsers(build_parser())
+    assert len(parsers) > 10
+    assert [p.prog for p in parsers if p.allow_abbrev] == []
+    for argv in (["train", "--checkpoint-ev", "3"], ["mine", "--no-emb"], ["-v", "models", "--qui"],
+                 ["--log-lev", "debug", "models"]):
+        with pytest.raises(SystemExit) as exc:
+            build_parser().parse_args(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "unrecognized arguments" in err or "invalid choice: 'debug'" in err
+    # the full flag still works
+    args = build_parser().parse_args(["train", "--checkpoint-every", "3"])
+    assert args.checkpoint_every_steps == 3
+
+
+@pytest.mark.parametrize(("argv", "successor"), [
+    (["finetune", "--checkpoint", "runs/a"], "--init run:DIR"),
+    (["finetune", "--checkpoint=runs/a"], "--init run:DIR"),
+    (["finetune", "--mode", "linear"], "--finetune-mode"),
+    (["zoo", "--plan", "study.yaml"], "--config PLAN"),
+])
+def test_a_renamed_option_is_an_error_naming_its_successor(argv: list[str], successor: str,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    from imagenot.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{argv[1].split('=')[0]} was renamed: use {successor}" in err
+
+
+def test_a_stage_parser_under_a_plain_argparse_parent_rejects_abbreviations() -> None:
+    parser = _parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["toy", "--ep", "3"])
+    assert _cfg(["--epochs", "3"]).epochs == 3

@@ -93,3 +93,55 @@ def test_a_written_config_replays_from_another_directory(command: str, tmp_path:
     monkeypatch.chdir(other)
     again = config_from_args(cls, parser.parse_args([command, "--config", str(record)]))
     assert again == first
+
+
+OUTPUT_FOLDER_STAGES = [c for c in STAGES if c not in ("classes", "models", "datasets")]
+
+
+def test_every_output_folder_option_is_declared_as_one() -> None:
+    """Each stage that writes a folder declares its --out as path="dir" (checked in imagenot.config)."""
+    import dataclasses
+
+    for command in OUTPUT_FOLDER_STAGES:
+        fields = {f.name: f for f in dataclasses.fields(_cls(STAGES[command]))}
+        assert fields["out"].metadata["path"] == "dir", command
+
+
+@pytest.mark.parametrize("command", OUTPUT_FOLDER_STAGES)
+def test_out_naming_an_existing_file_is_a_clear_error(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me\n")
+    assert main([command, "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {target}: exists and is not a folder" in err
+    assert "Traceback" not in err
+    assert target.read_text() == "keep me\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("command", OUTPUT_FOLDER_STAGES)
+def test_a_nul_byte_in_a_path_from_a_config_file_is_a_clear_error(command: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps({"out": "runs\u0000/x"}))
+    assert main([command, "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "contains a NUL byte" in err and str(config) in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+def test_a_nul_byte_anywhere_in_a_config_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Not only path fields: a corpus spec, a list of paths, a nested option mapping (YAML as well)."""
+    cases = {"mine.json": ["mine", {"corpus": "corpus\u0000.parquet"}],
+             "report.yaml": ["report", None],
+             "train.json": ["train", {"dataset_options": {"root": "a\u0000b"}}]}
+    (tmp_path / "report.yaml").write_text('runs: ["runs/a", "runs/\\0b"]\n')
+    for name, (command, data) in cases.items():
+        if data is not None:
+            (tmp_path / name).write_text(json.dumps(data))
+        assert main([command, "--config", str(tmp_path / name)]) == 2
+        assert "contains a NUL byte" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from imagenot.errors import ImagenotError
+from imagenot.errors import ImagenotError, nearly_full
 from imagenot.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,10 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
     except RuntimeError as exc:
-        free = shutil.disk_usage(path.parent).free if path.parent.exists() else None
-        if "write" in str(exc).lower() and (free is None or free < (64 << 20)):
+        # torch's messages vary ("file write failed", "unexpected pos N vs M" from write_end_of_file): the
+        # free space decides (imagenot.errors.nearly_full, shared with the other writers without an errno)
+        if nearly_full(path.parent):
+            free = shutil.disk_usage(path.parent).free
             raise OSError(errno.ENOSPC, f"no space left to write checkpoint ({free} bytes free)", str(path)) from exc
         raise
 

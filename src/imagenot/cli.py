@@ -13,7 +13,7 @@ import os
 import sys
 
 from imagenot import __version__
-from imagenot.errors import ImagenotError
+from imagenot.errors import ImagenotError, disk_full_message
 
 # Order is the order shown in --help: the pipeline's order.
 STAGE_MODULES = (
@@ -35,9 +35,9 @@ log = logging.getLogger("imagenot")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from imagenot.cli_options import HelpFormatter, global_options
+    from imagenot.cli_options import HelpFormatter, Parser, global_options
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="imagenot",
         description="Contrast datasets and model-ranking studies (after ImageNot, Salaudeen & Hardt 2024).",
         epilog="Run `imagenot COMMAND --help` for a command's options and examples. Global options may come "
@@ -75,22 +75,16 @@ def _setup_logging(args: argparse.Namespace) -> None:
         progress.set_enabled(False)
 
 
-def _disk_full(exc: BaseException) -> str | None:
-    """A user-facing message when `exc` is a full disk (OSError ENOSPC, or torch's writer failing on one)."""
-    import errno
-
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
-            where = cur.filename or "the output folder"
-            return f"no space left on the device holding {where}; free some space and rerun the same command"
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
+    """The CLI; Ctrl-C exits 130 at any moment, also while the parser and the stages are still loading."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("imagenot: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     parser = build_parser()
@@ -103,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         rc = args.func(args)
     except ImagenotError as exc:
         print(f"imagenot {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_status", 2))
     except KeyboardInterrupt:
         print(f"imagenot {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -111,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except OSError as exc:
-        message = _disk_full(exc)
+    except Exception as exc:  # a full disk outside a stage's own `disk_full_is_an_error` block
+        message = disk_full_message(exc)
         if message is None:
             raise
         print(f"imagenot {args.command}: error: {message}", file=sys.stderr)

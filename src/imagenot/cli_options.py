@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +39,36 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=34, width=min(110, max(80, _terminal_width())))
+
+
+# Options renamed since they were published, per command: an old flag is an error naming its successor
+# (with abbreviations allowed, `finetune --checkpoint DIR` was silently read as `--checkpoint-every DIR`).
+RENAMED: dict[str, dict[str, str]] = {
+    "finetune": {"--checkpoint": "--init run:DIR", "--mode": "--finetune-mode"},
+    "zoo": {"--plan": "--config PLAN"},
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """Every imagenot parser: no abbreviated long options (a prefix of one flag must never be read as
+    another, above all after a rename), and a renamed flag (RENAMED) is an error naming its successor.
+
+    `add_subparsers` makes its subparsers of the parser's own class, so the subcommands inherit both."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        renamed = RENAMED.get(self.prog.split()[-1], {})
+        for token in (args if args is not None else sys.argv[1:]):
+            if token == "--":
+                break
+            flag = str(token).split("=", 1)[0]
+            if flag in renamed and flag not in self._option_string_actions:
+                self.error(f"{flag} was renamed: use {renamed[flag]}")
+        return super().parse_known_args(args, namespace)
 
 
 def _terminal_width() -> int:
@@ -200,7 +231,7 @@ def add_stage_parser(
     """A subcommand whose flags are `cls`'s fields, with --config, --preset, examples and global options."""
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None
     p = subparsers.add_parser(name, help=help, description=wrap_paragraphs(description), epilog=epilog,
-                              formatter_class=HelpFormatter)
+                              formatter_class=HelpFormatter, allow_abbrev=False)
     add_config_arguments(p, cls, exclude=exclude)
     if extra is not None:
         extra(p)

@@ -70,6 +70,9 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     return value
 
 
+OUTPUT_DIR = "dir"  # option(path=OUTPUT_DIR): an output folder
+
+
 def option(
     default: Any = dataclasses.MISSING,
     *,
@@ -88,11 +91,14 @@ def option(
     The CLI of every stage is generated from these fields (`imagenot.cli_options`): the flag is
     `--field-name` unless `flag` says otherwise, the help shows the default, choices come from a `Literal`
     type, `path=True` marks a filesystem path (stored absolute in config.json so a run replays from any
-    directory; path="spec" for `KIND:PATH` specs), and `cli=False` keeps a field out of the flags (set
+    directory; path="spec" for `KIND:PATH` specs, path="dir" for an output folder, which may not name an
+    existing file: `check_paths`), and `cli=False` keeps a field out of the flags (set
     through --config only). A tuple field takes comma-separated values, or several values after one flag
     with `nargs="+"` (`--runs A B C`), or one value per repeated flag with `repeat=True`
     (`--scale a=ratio --scale b=percent`).
     """
+    if path not in (False, True, "spec", OUTPUT_DIR):
+        raise ValueError(f"option(path=...) is True, 'spec' or {OUTPUT_DIR!r}, not {path!r}")
     meta = {"help": help, "flag": flag, "metavar": metavar, "group": group, "path": path, "cli": cli,
             "nargs": nargs, "repeat": repeat}
     if default_factory is not dataclasses.MISSING:
@@ -111,8 +117,44 @@ def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
             f"unknown key(s) for {cls.__name__}: {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
         )
     hints = typing.get_type_hints(cls)
+    for k, v in data.items():
+        _refuse_nul(v, f"{cls.__name__}.{k}")
     kwargs = {k: _coerce(hints[k], v, f"{cls.__name__}.{k}") for k, v in data.items()}
-    return cls(**kwargs)  # type: ignore[return-value]
+    cfg = cls(**kwargs)
+    check_paths(cfg)
+    return cfg  # type: ignore[return-value]
+
+
+def _refuse_nul(value: Any, name: str) -> None:
+    """A NUL byte is in no file name and no setting: said here, once, instead of a ValueError traceback from
+    the first open() of whichever stage reads the value (config files are where such bytes come from)."""
+    if isinstance(value, str):
+        if "\0" in value:
+            raise ConfigError(f"{name}: {value!r} contains a NUL byte, which no path or setting may hold")
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _refuse_nul(k, name)
+            _refuse_nul(v, f"{name}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _refuse_nul(v, name)
+
+
+def check_paths(cfg: Any) -> None:
+    """The path options of a config that cannot work, refused before any stage starts: a path field that is
+    not text, and an output folder (option(path="dir")) that names an existing file."""
+    for f in dataclasses.fields(cfg):
+        kind = f.metadata.get("path")
+        value = getattr(cfg, f.name)
+        if not kind or value is None:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if not all(isinstance(v, (str, Path)) for v in values):
+            raise ConfigError(f"{type(cfg).__name__}.{f.name}: expected a path, got {value!r}")
+        if kind == OUTPUT_DIR and value and Path(value).expanduser().exists() \
+                and not Path(value).expanduser().is_dir():
+            flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+            raise ConfigError(f"{flag} {value}: exists and is not a folder; choose a folder (new or existing)")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def test_bad_inputs_exit_2_and_write_nothing(contrast_wds: Path, contrast_run: P
     for c in ("a", "b"):
         (empty / c).mkdir(parents=True)
     _refused(["--reference", "synthetic", "--contrast", f"imagefolder:{empty}", "--levels", "image"], out,
-             capsys, "no images")
+             capsys, "class folder(s) 'a', 'b' hold no image file")  # refused at load, like torchvision
     _refused(["--reference", "synthetic", "--contrast", "synthetic", "--model", "resnet_s33"], out, capsys,
              "unknown model 'resnet_s33'")
     _refused([], out, capsys, "nothing to compare")

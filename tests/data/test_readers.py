@@ -198,16 +198,35 @@ def test_imagefolder_without_split_folders(tmp_path):
     assert not set(tr) & set(va) and len(set(tr) | set(va)) == 30
 
 
+@pytest.mark.parametrize("layout", ["train/", "val/", ""])
+def test_an_empty_class_folder_is_refused_like_torchvision_does(layout: str, tmp_path: Path) -> None:
+    """A class folder with no image file (torchvision's ImageFolder raises for it) would become a class no
+    image has: refused, naming the folder, for either split, whichever split is loaded."""
+    root = tmp_path / "tree"
+    for split in ("train/", "val/") if layout else ("",):
+        for wnid, color in COLORS.items():
+            for i in range(2):
+                _write_png(root / f"{split}{wnid}" / f"{i}.png", color, (8, 8))
+    (root / f"{layout}n99999999").mkdir(parents=True)
+    (root / f"{layout}n99999999" / "notes.txt").write_text("not an image")
+    for split in ("train", "val"):
+        if layout == "val/" and split == "train":
+            assert len(get_dataset(f"imagefolder:{root}", split)) == 6  # the training split is whole
+            continue
+        with pytest.raises(InputError, match=r"class folder\(s\) 'n99999999' hold no image file"):
+            get_dataset(f"imagefolder:{root}", split)
+
+
 def test_imagefolder_bad_input(tmp_path, folder_tree):
     with pytest.raises(InputError, match="not found"):
         get_dataset(f"imagefolder:{tmp_path / 'missing'}", "train")
     (tmp_path / "noclasses").mkdir()
     with pytest.raises(InputError, match="no class folders"):
         get_dataset(f"imagefolder:{tmp_path / 'noclasses'}", "train")
-    # an empty split: class folders without images
+    # an empty split: no class folder holds an image
     empty = tmp_path / "empty"
     (empty / "train" / "a").mkdir(parents=True)
-    (empty / "val" / "a").mkdir(parents=True)
+    (empty / "val").mkdir(parents=True)
     _write_png(empty / "train" / "a" / "0.png", (0, 0, 0), (8, 8))
     ds = get_dataset(f"imagefolder:{empty}", "val")
     assert len(ds) == 0

@@ -19,7 +19,7 @@ class ReportConfig:
     """
 
     out: str = option("report", help="report folder to write (replaced as a whole when the report is complete; "
-                                     "a folder that is not a report is refused)", metavar="DIR", path=True,
+                                     "a folder that is not a report is refused)", metavar="DIR", path="dir",
                       group="output")
     runs: tuple[str, ...] = option((), help="run directories, searched recursively for result.json (and the "
                                             "predictions.parquet beside it)", metavar="DIR", path=True,

@@ -28,7 +28,7 @@ class AuditConfig:
         None, metavar="SPEC",
         help="contrast dataset, a data-registry spec (typically wds:PATH made by `imagenot download`, whose "
         "captions and similarities feed the label level; default: none, required unless --contrast-classes)", group="inputs", path="spec")
-    out: str = option("audit", path=True, metavar="DIR",
+    out: str = option("audit", path="dir", metavar="DIR",
                       help="output folder for audit.json, audit.md, plots/ and contact_sheet.png", group="inputs")
     reference_classes: str | None = option(
         None, metavar="SET",

@@ -44,8 +44,10 @@ def _font(size: int) -> Any:
 
 
 def decode(data: bytes) -> Image.Image:
+    from imagenot.data.orientation import upright
+
     with Image.open(io.BytesIO(data)) as im:
-        return im.convert("RGB")
+        return upright(im).convert("RGB")
 
 
 def truncate(text: str | None, chars: int) -> str:

@@ -100,11 +100,13 @@ def _original_sizes(spec: str, view: Any, split: str, seed: int, table: SampleTa
         return np.asarray(out, dtype=np.int64).reshape(-1, 2), "samples' orig_width/orig_height"
     from PIL import Image, UnidentifiedImageError
 
+    from imagenot.data.orientation import displayed_size
+
     out = []
     for i in range(len(keys)):
         try:
             with Image.open(records.files[int(records.file_ids[i])]) as im:  # header only
-                out.append(im.size)
+                out.append(displayed_size(im))
         except (OSError, UnidentifiedImageError):
             return None, None
     return np.asarray(out, dtype=np.int64).reshape(-1, 2), "image file headers"

@@ -288,10 +288,12 @@ def _contact_sheet(plan: Plan, out: Path, names: list[str], issues: list[dict[st
     elif want_issue:
         from PIL import Image
 
+        from imagenot.data.orientation import upright
+
         for key, e in want_issue.items():
             try:
                 with Image.open(key) as im:
-                    issue_tiles[key] = _issue_tile(im.convert("RGB"), e, None)
+                    issue_tiles[key] = _issue_tile(upright(im).convert("RGB"), e, None)
             except OSError:
                 continue
     rows = [(f"{c} {names[c]}", by_class[c]) for c in sorted(by_class) if by_class[c]]

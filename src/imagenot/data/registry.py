@@ -10,6 +10,9 @@ apply it to that split only):
   seed             subsampling seed (default 0)
   cache            keep decoded arrays of image files under $IMAGENOT_CACHE/datasets (default True)
   in_memory        True / False / None (auto: files stream when they would take more than max_memory_mb)
+  stored_size      image files keep their stored size (no resize or crop at load: what the per-sample
+                   pipeline's transforms need, which sets it); in_memory=true then holds the encoded files
+                   in memory, so both give the transforms the same pixels
   max_memory_mb    threshold for the automatic choice (default 4096)
   num_workers      decoding processes for image files (default: 2, 0 for small sets)
 """
@@ -35,7 +38,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val")
 COMMON_OPTIONS = ("image_size", "channels", "limit", "limit_per_class", "seed", "cache", "in_memory",
-                  "max_memory_mb", "num_workers")
+                  "max_memory_mb", "num_workers", "stored_size")
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,12 @@ def from_records(records: RecordSet, split: str, opts: dict[str, Any], default_s
     meta.update(image_size=size, fingerprint=fingerprint, subsampled=idx is not None)
     stream = StreamingDataset(records, size, channels, "", split, meta)
     in_memory = opts.get("in_memory")
+    if opts.get("stored_size"):  # never decoded into a square array: streamed, or its files' bytes in memory
+        if in_memory:
+            log.info("%s/%s: %d image files held in memory as stored (%.0f MB encoded)", kind, split,
+                     len(stream), stream.records.encoded_bytes() / 2**20)
+            return stream.preloaded()
+        return stream
     if in_memory is None:
         in_memory = stream.estimated_bytes() <= float(opts.get("max_memory_mb", 4096)) * 2**20
     if not in_memory:
@@ -162,7 +171,7 @@ def from_records(records: RecordSet, split: str, opts: dict[str, Any], default_s
     if opts.get("cache", True):
         key = fingerprint_files([], {"fp": fingerprint, "split": split, "size": size, "channels": channels,
                                      "limit": opts.get("limit"), "lpc": opts.get("limit_per_class"),
-                                     "seed": opts.get("seed", 0), "n": len(records), "v": 1})
+                                     "seed": opts.get("seed", 0), "n": len(records), "v": 2})  # 2: EXIF-upright
         cache_path = env_cache_dir() / "datasets" / f"{kind}-{split}-{key[:24]}.npz"
         if cache_path.is_file():
             try:

@@ -106,17 +106,20 @@ def decode_on_device(encoded: list[torch.Tensor], seeds: torch.Tensor, transform
     """
     from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
+    from imagenot.data.orientation import exif_orientation, orient
+
     mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
     is_jpeg = [len(e) > 2 and int(e[0]) == 0xFF and int(e[1]) == 0xD8 for e in encoded]
     out: list[torch.Tensor | None] = [None] * len(encoded)
     jpegs = [i for i, j in enumerate(is_jpeg) if j]
     if jpegs:
         decoded = decode_jpeg([encoded[i] for i in jpegs], mode=mode, device=device)
-        for i, img in zip(jpegs, decoded):
-            out[i] = img
+        for i, img in zip(jpegs, decoded):  # nvjpeg cannot apply EXIF orientation: done here
+            out[i] = orient(img, exif_orientation(encoded[i][:65536].numpy().tobytes()))
     for i, j in enumerate(is_jpeg):
         if not j:
-            out[i] = decode_image(encoded[i], mode=mode).to(device)
+            img = decode_image(encoded[i], mode=mode)
+            out[i] = orient(img, exif_orientation(encoded[i][:65536].numpy().tobytes())).to(device)
     images = []
     for img, seed in zip(out, seeds.tolist()):
         assert img is not None

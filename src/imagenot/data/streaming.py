@@ -51,6 +51,12 @@ class StreamingDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def preloaded(self) -> StreamingDataset:
+        """This dataset with its files' bytes in memory: the same images (decoded at their stored size by
+        `original`) without reading a file again; the per-sample pipeline's `in_memory=true`."""
+        return StreamingDataset(self.records.preload(), self.image_size, self.channels, self.name, self.split,
+                                {**self.meta, "in_memory": "encoded"})
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)

@@ -16,7 +16,7 @@ SMALL_MODELS = ("alexnet_s32", "vgg_s32", "resnet_s32", "densenet_s32", "efficie
 
 @dataclass(frozen=True)
 class DemoConfig:
-    out: str = option("demo-out", help="output folder: every stage writes below it", path=True)
+    out: str = option("demo-out", help="output folder: every stage writes below it", path="dir")
     seed: int = option(0, help="seed of selection, splits and subsampling")
     seeds: tuple[int, ...] = option((0,), help="training seeds of every run (several: the report measures the "
                                     "seed-to-seed spread beside the test-image noise)", group="training")

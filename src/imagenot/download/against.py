@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
 from imagenot import safepath
+from imagenot.data.orientation import upright
 from imagenot.download.clean import perceptual_hash, prepare
 from imagenot.download.dedup import Reference
 from imagenot.errors import ImagenotError, InputError
@@ -65,7 +66,7 @@ def _from_image_folder(path: Path, image_size: int) -> Iterator[tuple[str, str, 
         try:
             with Image.open(f) as im:
                 im.load()
-                h, p = image_hashes(im, image_size)
+                h, p = image_hashes(upright(im), image_size)  # as downloaded images are stored: upright
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             log.warning("skipping unreadable reference image %s: %s", f, exc)
             continue

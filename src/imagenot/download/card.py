@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from imagenot import __version__, escape
+from imagenot.data.orientation import upright
 from imagenot.download.config import DownloadConfig
 from imagenot.download.decide import TEXT_IN_IMAGE, Decision
 from imagenot.download.inputs import Selection
@@ -159,7 +160,8 @@ def write_contact_sheet(
     for r, lab in enumerate(rows):
         for c, data in enumerate(samples[lab][:per_class]):
             with Image.open(io.BytesIO(data)) as im:
-                tile = ImageOps.fit(im.convert("RGB"), (cell, cell), Image.Resampling.BICUBIC)
+                tile = ImageOps.fit(upright(im).convert("RGB"), (cell, cell),
+                                    Image.Resampling.BICUBIC)
             y, x = r * (cell + 2) + 1, c * (cell + 2) + 1
             grid[y:y + cell, x:x + cell] = np.asarray(tile)
     height = grid.shape[0] / 100 + 0.4

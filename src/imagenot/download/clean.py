@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
+from imagenot.data.orientation import upright
 from imagenot.fileio import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ CLEAN_SCHEMA = pa.schema([
     ("phash", pa.string()),  # 16 hex digits, imagehash.phash of the resized image
     ("text_match", pa.string()),  # with OCR: the class term found in the image's text, else null
 ])
-CLEAN_FORMAT = 2  # bump when CLEAN_SCHEMA changes: older cleaned shards are then cleaned again
+CLEAN_FORMAT = 3  # bump when CLEAN_SCHEMA or the cleaning changes: older cleaned shards are cleaned again
+# 3: images are stored upright (their EXIF orientation applied)
 FACES_COLUMN = "face_bboxes"  # DataComp's face boxes, carried by mine as corpus_face_bboxes
 
 
@@ -253,6 +255,11 @@ def clean_image(data: bytes | None, opts: CleanOptions, terms: tuple[str, ...] =
                 scale = opts.image_size / min(w, h)
                 im.draft(im.mode, (max(1, int(w * scale) + 1), max(1, int(h * scale) + 1)))
             im.load()
+            turned = upright(im)  # stored as it displays: EXIF orientation applied, then the tag is gone
+            rotated = turned is not im
+            if turned.size != im.size:  # turned by 90 degrees: the original size as displayed
+                w, h = h, w
+            im = turned
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return fail("decompression_bomb", str(exc))
     except UnidentifiedImageError as exc:
@@ -270,6 +277,8 @@ def clean_image(data: bytes | None, opts: CleanOptions, terms: tuple[str, ...] =
         small, digest, conv = prepare(im, opts.image_size)
     except (OSError, ValueError) as exc:
         return fail("corrupt", f"conversion failed: {exc}")
+    if rotated:
+        conv.insert(0, "exif_orientation")
     res.conversion = "+".join([*(["svg"] if svg else []), *conv, *(["faces_blurred"] if faces else [])]) or None
     res.pixel_sha256 = digest
     res.width, res.height = small.size

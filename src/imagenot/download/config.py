@@ -35,12 +35,13 @@ class DownloadConfig:
 
     matches: str | None = option(None, help="selected.parquet from `imagenot mine` (the rows to materialise; required)",
                                  path=True)
-    out: str | None = option(None, help="the dataset folder to create, finish or confirm (required)", path=True)
+    out: str | None = option(None, help="the dataset folder to create, finish or confirm (required)", path="dir")
     classes: str | None = option(None, help="classes.tsv of the selection (default: next to --matches)",
                                  path=True)
     name: str | None = option(None, help="dataset name in the card (default: the folder name)")
-    force: bool = option(False, help="replace a dataset folder that was built from other inputs; without it "
-                         "such a folder is refused, so an old dataset is never deleted by a typo")
+    force: bool = option(False, help="start clean: rebuild the folder, fetching everything again (nothing staged "
+                         "in _work/ is reused), and replace a dataset built from other inputs; without it such a "
+                         "folder is refused, so an old dataset is never deleted by a typo")
     image_size: int = option(64, help="shorter side in px after resizing, aspect ratio kept (the square crop "
                              "is left to training time)")
     encode_format: EncodeFormat = option("jpg", help="image format inside the shards")
@@ -110,7 +111,7 @@ class ExportConfig:
     """Export a dataset folder made by `imagenot download` to another layout."""
 
     dataset: str | None = option(None, help="dataset folder made by `imagenot download` (required)", path=True)
-    out: str | None = option(None, help="output folder (required)", path=True)
+    out: str | None = option(None, help="output folder (required)", path="dir")
     format: ExportFormat = option("folder", help="folder: OUT/<split>/<NNN>_<wnid>_<name>/<key>.<ext>, class "
                                   "folders numbered so that sorted order is label order (torchvision's "
                                   "ImageFolder then gives the dataset's labels)")

@@ -24,8 +24,7 @@ from typing import Any
 
 from imagenot import escape, safepath
 from imagenot.download.config import EXPORT_FORMATS, ExportConfig
-from imagenot.download.disk import disk_full_is_an_error
-from imagenot.errors import ImagenotError, InputError
+from imagenot.errors import ImagenotError, InputError, disk_full_is_an_error
 from imagenot.fileio import write_json, write_text
 from imagenot.lock import locks_output
 from imagenot.progress import Progress

@@ -96,7 +96,8 @@ def read_selection(matches: str | Path, classes: str | Path | None = None) -> Se
     if bad_splits:
         raise InputError(f"split values must be 'train' or 'val', found {bad_splits}", matches_path)
     kept = [c for c in table.column_names if c.startswith(CORPUS_PREFIX) and len(c) > len(CORPUS_PREFIX)]
-    corpus = (pa.table({c[len(CORPUS_PREFIX):]: table[c].combine_chunks() for c in kept}) if kept else None)
+    corpus = (pa.table({c[len(CORPUS_PREFIX):]: json_safe(table[c].combine_chunks(), c, matches_path)
+                        for c in kept}) if kept else None)
     duplicates = repeated_source_ids(out["source_id"].to_pylist())
     if duplicates:
         first_dup = min(duplicates)
@@ -106,6 +107,52 @@ def read_selection(matches: str | Path, classes: str | Path | None = None) -> Se
                     out["source_id"][first_dup].as_py())
     return Selection(out, class_rows, matches_path, classes_path, read_mine_info(matches_path.parent),
                      provenance=read_provenance(table.schema, matches_path), corpus=corpus, duplicates=duplicates)
+
+
+def _json_type(t: pa.DataType) -> pa.DataType | None:
+    """The Arrow type a kept corpus column is cast to so that its values are JSON (they go into each
+    sample's json and samples.parquet): dates and times as ISO text, decimals as floats, binary as UTF-8
+    text, dictionaries decoded; None for a type with no JSON form."""
+    if pa.types.is_dictionary(t):
+        return _json_type(t.value_type)
+    if pa.types.is_null(t) or pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t):
+        return t
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t)
+            or pa.types.is_fixed_size_binary(t)):
+        return pa.string()  # UTF-8 text stored as bytes; other bytes are refused (the cast fails)
+    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
+        return pa.string()
+    if pa.types.is_decimal(t):
+        return pa.float64()
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        inner = _json_type(t.value_type)
+        return pa.list_(inner) if inner is not None else None
+    if pa.types.is_struct(t):
+        fields = [(f.name, _json_type(f.type)) for f in t]
+        return pa.struct(fields) if all(ft is not None for _, ft in fields) else None
+    return None
+
+
+def json_safe(col: pa.Array, name: str, path: Path) -> pa.Array:
+    """A kept `corpus_*` column in a form every sample's json can hold, or an error naming the column and its
+    type, raised while reading the selection: before anything is fetched, not after every image was."""
+    target = _json_type(col.type)
+    how = ("; drop it from `imagenot mine --keep-columns` (or from selected.parquet), or convert it to text "
+           "first")
+    if target is None:
+        raise InputError(f"kept corpus column {name!r} holds {col.type}, which a sample's json cannot hold{how}",
+                         path)
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    if col.type == target:
+        return col
+    try:
+        return col.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InputError(f"kept corpus column {name!r} holds {col.type} values with no JSON form ({exc}){how}",
+                         path) from None
 
 
 def repeated_source_ids(source_ids: list[str | None]) -> dict[int, int]:

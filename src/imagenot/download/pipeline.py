@@ -45,11 +45,10 @@ from imagenot.download.clean import (
 )
 from imagenot.download.config import DISTRIBUTORS, ENCODE_FORMATS, FETCHERS, TEXT_FILTERS, DownloadConfig
 from imagenot.download.decide import DUPLICATE_SOURCE_ID, decide, removed_table
-from imagenot.download.disk import disk_full_is_an_error
-from imagenot.download.fetch import done_fetch_shards, run_img2dataset, shard_name
+from imagenot.download.fetch import done_fetch_shards, drop_broken_fetch_shards, run_img2dataset, shard_name
 from imagenot.download.inputs import Selection, check_urls, read_selection
 from imagenot.download.outputs import write_outputs
-from imagenot.errors import ImagenotError, InputError
+from imagenot.errors import ImagenotError, InputError, disk_full_is_an_error
 from imagenot.fileio import atomic_path, json_digest, read_json, sha256_file, write_json, write_manifest
 from imagenot.lock import locks_output
 from imagenot.progress import pool_map
@@ -175,7 +174,12 @@ def _refuse_other_inputs(lay: _Layout, cfg: DownloadConfig, inputs: dict[str, st
 
 
 def _prepare_work(lay: _Layout, cfg: DownloadConfig, inputs: dict[str, str], blurs_faces: bool = False) -> None:
-    """Reuse finished fetch/clean shards only if they were made from the same inputs and settings."""
+    """Reuse finished fetch/clean shards only if they were made from the same inputs and settings; with
+    --force, nothing staged before is reused (whatever an earlier or concurrent run left there)."""
+    if cfg.force:
+        shutil.rmtree(lay.work, ignore_errors=True)
+        for p in lay.stats.glob("fetch-*.json"):
+            p.unlink()
     d = to_dict(cfg)
     fetch_key = json_digest({"inputs": inputs, **{k: d[k] for k in _FETCH_KEYS}})
     ocr = cfg.text_filter != "off"
@@ -263,6 +267,7 @@ def _fetch_and_clean(sel: Selection, cfg: DownloadConfig, lay: _Layout, fetcher:
             with atomic_path(lay.input) as tmp:
                 pq.write_table(sel.table.take(pa.array(rows, pa.int64())).select(["row_id", "url", "caption"]),
                                tmp)
+        drop_broken_fetch_shards(lay.fetch, pending)  # torn by a kill or a second process: fetched again
         need = [s for s in pending if s not in done_fetch_shards(lay.fetch)]
         if need:
             log.info("fetching %d shard(s) with img2dataset (%s, %d process(es) x %d threads)",
@@ -379,7 +384,7 @@ def run_download(cfg: DownloadConfig, command: str | None = None) -> dict[str, A
     schemes = check_urls(sel.table, cfg.allow_local, sel.matches_path)
     inputs = {"selected.parquet": sha256_file(sel.matches_path), "classes.tsv": sha256_file(sel.classes_path)}
     plan = _plan_key(cfg, inputs)
-    done = _complete(lay, plan)
+    done = None if cfg.force else _complete(lay, plan)  # --force always starts clean
     if done is not None:
         log.info("%s is complete (same inputs and settings): nothing to do", lay.out)
         _finish(lay, cfg)

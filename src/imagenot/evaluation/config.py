@@ -17,7 +17,7 @@ class EvaluateConfig:
                                  "imagefolder:/data/imagenet (default: none; required unless --published)",
                                  path="spec")
     out: str = option("", help="run directory to write (config.json, manifest.json, result.json, "
-                      "predictions.parquet)", path=True)
+                      "predictions.parquet)", path="dir")
     published: bool = option(False, help="record torchvision's published ImageNet-1K acc@1/acc@5 of the "
                              "weights instead of evaluating (offline, no data)")
     split: Literal["val", "train"] = option("val", help="which split to evaluate")

@@ -71,7 +71,7 @@ def _load_split(cfg: EvaluateConfig, transform: Any, size: int) -> Any:
     if transform is None:
         opts.setdefault("image_size", size)
     else:
-        opts.setdefault("in_memory", False)
+        opts["stored_size"] = True  # the transform needs stored images (in memory as stored with in_memory)
     ds = get_dataset(str(cfg.dataset), cfg.split, limit=cfg.limit, **opts)
     validate(ds, what=f"{cfg.dataset} ({cfg.split} split)")
     return ds

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from imagenot.errors import InputError
+from imagenot.mining.normalize import plain_text_type
 
 log = logging.getLogger(__name__)
 
@@ -243,9 +244,22 @@ def read_batches(shard: Shard, columns: Columns, batch_rows: int = 65536) -> Ite
         raise InputError(f"unknown format {shard.format!r}", shard.path)
 
 
+def check_caption_type(schema: pa.Schema | None, column: str, path: str) -> None:
+    """A caption column that holds no text (numbers, lists, timestamps) is an error naming it and its type:
+    every caption would be dropped as non-string and nothing would match. Text in any Arrow layout
+    (dictionary-encoded, large, view) is read as text. `schema` None (csv, jsonl): checked per row instead."""
+    if schema is None or column not in schema.names:
+        return
+    t = schema.field(column).type
+    if plain_text_type(t) is None:
+        raise InputError(f"caption column {column!r} holds {t}, not text; name the caption column with "
+                         "--text-col", path)
+
+
 def _parquet_batches(shard: Shard, columns: Columns, batch_rows: int) -> Iterator[RawBatch]:
     pf = pq.ParquetFile(shard.path)
     present, _ = _missing(list(pf.schema_arrow.names), columns, shard.path)
+    check_caption_type(pf.schema_arrow, columns.text, shard.path)
     start = shard.row_start
     groups = list(shard.row_groups) if shard.row_groups is not None else None
     for rb in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=present, use_threads=False):

@@ -35,6 +35,28 @@ def laionet_normalize(text: str) -> str:
     return " " + text.translate(_STR_TABLE) + " "
 
 
+def plain_text_type(t: pa.DataType) -> pa.DataType | None:
+    """The plain Arrow type captions of type `t` are read as: string or binary for every text layout
+    (string, large_string, string_view, their binary twins, and dictionary-encoded ones: what pandas
+    categoricals become in parquet), None for a column that does not hold text (numbers, lists, dates...)."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    return None
+
+
+def _plain(arr: pa.Array) -> pa.Array:
+    """Dictionary-encoded and view columns as plain string/binary arrays (the kernels below need those)."""
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if pa.types.is_string_view(arr.type) or pa.types.is_binary_view(arr.type):
+        arr = arr.cast(plain_text_type(arr.type))
+    return arr
+
+
 @dataclass
 class CaptionCheck:
     """A batch's captions with every unusable one set to null, and why each was dropped."""
@@ -80,6 +102,7 @@ def check_captions(arr: pa.Array, max_bytes: int) -> CaptionCheck:
     """Keep only captions that are strings, valid UTF-8, not blank and at most `max_bytes` long."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    arr = _plain(arr)
     n = len(arr)
     t = arr.type
     if pa.types.is_null(t):

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from imagenot import escape
 from imagenot.config import to_dict, to_record
-from imagenot.errors import ImagenotError, InputError
+from imagenot.errors import ImagenotError, InputError, disk_full_is_an_error
 from imagenot.fileio import (
     atomic_open,
     environment,
@@ -33,6 +33,7 @@ from imagenot.fileio import (
 from imagenot.lock import locks_output
 from imagenot.mining.embed import EncoderSpec
 from imagenot.mining.encoders import default_threshold, published_laionet, threshold_note
+from imagenot.mining.folder import claim_mine_folder
 from imagenot.mining.histograms import plot_histograms, similarity_quantiles
 from imagenot.mining.matcher import LemmaMatcher
 from imagenot.mining.passes import PassResult, PassSpec, run_local
@@ -193,6 +194,13 @@ def released_classes() -> tuple[list[ClassRow], Path]:
 
 @locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def mine(cfg: MineConfig) -> MineResult:
+    """Run the mining stage (and the selection unless `cfg.select` is false); a full disk is an error naming
+    the folder (exit 1), and the rerun resumes from the finished shards."""
+    with disk_full_is_an_error(cfg.out):
+        return _mine(cfg)
+
+
+def _mine(cfg: MineConfig) -> MineResult:
     """Run the mining stage (and the selection unless `cfg.select` is false).
 
     Every input (settings, classes, corpus columns, schema, filters) is checked before the output folder is
@@ -218,6 +226,7 @@ def mine(cfg: MineConfig) -> MineResult:
         if importlib.util.find_spec("ray") is None:
             raise ImagenotError("--engine ray needs Ray: pip install 'imagenot[ray]'")
     threshold, threshold_source = _threshold(cfg, out)
+    claim_mine_folder(out, plan.shards, inputs["classes"], cfg.force)  # another mine's folder: refused
     out.mkdir(parents=True, exist_ok=True)
     embed = EncoderSpec(cfg.encoder, cfg.device, cfg.embed_batch_size, cfg.encoder_backend, cfg.quantize,
                         _precision(cfg, threshold), (cfg.embedding_store or str(out / "embeddings")) if cfg.store_embeddings

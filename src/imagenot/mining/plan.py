@@ -18,7 +18,15 @@ import pyarrow.parquet as pq
 
 from imagenot.errors import InputError
 from imagenot.fileio import sha256_file
-from imagenot.mining.corpus import Columns, Shard, list_shards, read_batches, shard_columns, split_shards
+from imagenot.mining.corpus import (
+    Columns,
+    Shard,
+    check_caption_type,
+    list_shards,
+    read_batches,
+    shard_columns,
+    split_shards,
+)
 from imagenot.mining.scan import KEPT_PREFIX
 from imagenot.mining.schemas import COLUMN_FLAGS, ResolvedSchema, builtin_schema, resolve_schema
 from imagenot.mining.settings import MineConfig
@@ -176,6 +184,7 @@ def plan_corpus(cfg: MineConfig, spec: str) -> CorpusPlan:
     if missing:
         raise InputError(f"--keep-columns: no column(s) {', '.join(missing)}; found {', '.join(found)}",
                          first.path)
+    check_caption_type(arrow, sch.caption, first.path)
     keep = tuple(cfg.keep_columns)
     if sch.faces is not None and sch.faces not in keep:  # DataComp's face boxes: download blurs them
         keep = (*keep, sch.faces)

@@ -55,7 +55,7 @@ class MineConfig:
     classes: str = option("classes.tsv", path=True, help="classes.tsv from `imagenot classes`")
     released_classes: bool = option(False, help="use the authors' released ImageNot class list (as `imagenot "
                                     "classes --preset imagenot`: LAIONet's unique lemmas) instead of --classes")
-    out: str = option("mine", path=True, help="output folder (matches/, mine_stats.json, selected.parquet...)")
+    out: str = option("mine", path="dir", help="output folder (matches/, mine_stats.json, selected.parquet...)")
     format: Literal["parquet", "csv", "tsv", "jsonl"] | None = option(
         None, help="force the shard format (default: from each file's suffix)")
     schema: Literal["auto", "laion400m", "laion2b-en", "laion2b-multi", "laion1b-nolang", "laion2b-en-joined",
@@ -146,6 +146,8 @@ class MineConfig:
                                "download (LAION: about 1.4)")
     max_val_fraction: float = option(0.5, group=_SEL, help="at most this fraction of a class goes to validation")
     hist_classes: int = option(100, help="classes with a similarity histogram panel")
+    force: bool = option(False, help="mine into a folder holding another mine (other corpus or classes): its "
+                         "matches and selection are removed first; without it such a folder is refused")
 
     def check(self) -> None:
         if self.engine not in ENGINES:
@@ -194,7 +196,7 @@ MINE_PRESETS = {
 @dataclass(frozen=True)
 class SelectConfig:
     mine_dir: str = option("mine", path=True, help="the mine folder to select from")
-    out: str | None = option(None, path=True, help="output folder (default: the mine folder)")
+    out: str | None = option(None, path="dir", help="output folder (default: the mine folder)")
     threshold: float | None = option(None, help="keep similarity > T, a cosine in [-1, 1] (default: the mine "
                                      "run's; not allowed for a --no-embed mine folder)")
     num_classes: int | None = option(None, group=_SEL, help="keep the N classes with the most matches "

@@ -24,7 +24,7 @@ class TrainConfig:
     dataset: str = option("", help="dataset spec (imagenot datasets), e.g. fashion-mnist, imagefolder:PATH, "
                           "wds:PATH", path="spec", group="run")
     out: str = option("", help="run directory (config.json, checkpoints, metrics.jsonl, result.json, "
-                      "predictions.parquet)", path=True, group="run")
+                      "predictions.parquet)", path="dir", group="run")
     init: str = option("scratch", help="where the starting weights come from: scratch, run:DIR (a finished run), "
                        "torchvision:<model>.<WEIGHTS> (e.g. torchvision:resnet50.IMAGENET1K_V1) or file:PATH "
                        "(a state_dict); anything but scratch gets a new head for the dataset's classes",

@@ -162,8 +162,8 @@ def default_workers(dist: DistInfo) -> int:
 
 
 def read_mode(ds: Any, wds_read: str) -> str:
-    if not getattr(ds, "streaming", False):
-        return "memory"
+    if not getattr(ds, "streaming", False) or getattr(ds, "meta", {}).get("in_memory") == "encoded":
+        return "memory"  # decoded arrays, or (per-sample pipeline, in_memory=true) the stored files' bytes
     is_wds = str(getattr(ds, "name", "")).startswith("wds:")
     if wds_read == "sequential" and not is_wds:
         raise ConfigError(f"wds_read=sequential needs a wds: dataset, not {ds.name}")

@@ -40,7 +40,7 @@ from torch import nn
 from imagenot import rundir
 from imagenot.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from imagenot.config import ConfigError, to_dict, to_record
-from imagenot.errors import ImagenotError
+from imagenot.errors import ImagenotError, disk_full_is_an_error
 from imagenot.fileio import environment, write_json, write_manifest, write_text
 from imagenot.lock import output_lock
 from imagenot.progress import Progress
@@ -155,6 +155,13 @@ class RunState:
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train (or resume, or return the finished result of) the run `cfg` describes; returns result.json.
+    A full disk is an error naming the run folder (exit 1); the rerun resumes from the last checkpoint."""
+    with disk_full_is_an_error(cfg.out or ".", "rerun the same command with --resume"):
+        return _train(cfg)
+
+
+def _train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume, or return the finished result of) the run `cfg` describes; returns result.json.
 
     Under torchrun every process calls this with the same config; rank 0 writes the files.
@@ -483,6 +490,8 @@ def finish(state: RunState) -> dict[str, Any]:
     """result.json (and predictions.parquet if a resumed run had already finished its last epoch)."""
     if state.final_eval is None and not rundir.predictions_path(state.run_dir).is_file():
         evaluate_epoch(state, final=True)  # killed between the last checkpoint and result.json
+    if state.dist.is_main:  # stopped (a full disk, a kill) between the last checkpoint and its metrics line
+        write_text(state.run_dir / rundir.METRICS, "".join(json.dumps(r) + "\n" for r in state.history))
     result = _result(state, state.history[-1] if state.history else {})
     if state.dist.is_main:
         write_json(rundir.result_path(state.run_dir), result)
@@ -613,8 +622,8 @@ def _load_data(cfg: TrainConfig, plan: InputPlan) -> _Data:
         opts = dict(cfg.dataset_options)
         if plan.pipeline == "batched":
             opts.setdefault("image_size", plan.image_size)
-        else:
-            opts.setdefault("in_memory", False)
+        else:  # images at their stored size for the transforms (in memory as stored with in_memory=true)
+            opts["stored_size"] = True
         ds = get_dataset(cfg.dataset, split, limit=cfg.limit, **opts)
         validate(ds, what=f"{cfg.dataset} ({split} split)")
         if plan.pipeline == "batched" and int(ds.image_size) < plan.image_size:

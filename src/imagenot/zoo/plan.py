@@ -81,7 +81,7 @@ class ZooTransfer:
 
 @dataclass(frozen=True)
 class ZooPlan:
-    out: str = option("runs", help="zoo output folder: OUT/DATASET/MODEL/seedK, OUT/transfer/...", path=True)
+    out: str = option("runs", help="zoo output folder: OUT/DATASET/MODEL/seedK, OUT/transfer/...", path="dir")
     models: tuple[str, ...] = option((), help="registry model names (imagenot models)")
     datasets: tuple[ZooDataset, ...] = option((), cli=False, help="the plan's datasets (see the module docstring); "
                                               "on the command line --datasets/--roles/--names")

@@ -45,6 +45,7 @@ class RecordSet:
     keys: list[str]
     classes: list[str]
     meta: dict[str, Any]
+    blobs: list[bytes] | None = None  # every sample's bytes, read once (`preload`): no file is opened again
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -53,7 +54,20 @@ class RecordSet:
         if idx is None:
             return self
         return RecordSet(self.files, self.file_ids[idx], self.offsets[idx], self.sizes[idx], self.labels[idx],
-                         [self.keys[i] for i in idx], self.classes, self.meta)
+                         [self.keys[i] for i in idx], self.classes, self.meta,
+                         [self.blobs[i] for i in idx] if self.blobs is not None else None)
+
+    def encoded_bytes(self) -> int:
+        """The encoded size of every sample (whole files stat'ed), for memory estimates."""
+        return int(sum(os.path.getsize(self.files[int(f)]) if int(s) < 0 else int(s)
+                       for f, s in zip(self.file_ids, self.sizes)))
+
+    def preload(self) -> RecordSet:
+        """The same records with every sample's encoded bytes in memory: the stored images, exactly."""
+        if self.blobs is not None:
+            return self
+        return RecordSet(self.files, self.file_ids, self.offsets, self.sizes, self.labels, self.keys, self.classes,
+                         self.meta, [self.read_bytes(i) for i in range(len(self))])
 
     def source(self, i: int) -> str:
         """Where sample `i` lives, for messages: the file, or `shard.tar:key`."""
@@ -61,6 +75,8 @@ class RecordSet:
         return path if int(self.sizes[i]) < 0 else f"{path}:{self.keys[i]}"
 
     def read_bytes(self, i: int) -> bytes:
+        if self.blobs is not None:
+            return self.blobs[i]
         path = self.files[int(self.file_ids[i])]
         size = int(self.sizes[i])
         with open(path, "rb") as fh:
@@ -81,13 +97,17 @@ def fingerprint_files(paths: list[Path], extra: Any = None) -> str:
 
 
 def decode_image(data: bytes, channels: int, source: str = "") -> torch.Tensor:
-    """Decode to uint8 [C, H, W] with C = `channels` (torchvision's decoders; PIL for other formats)."""
+    """Decode to uint8 [C, H, W] with C = `channels` (torchvision's decoders; PIL for other formats), turned
+    as the image displays (its EXIF orientation applied: `imagenot.data.orientation`)."""
     from torchvision.io import ImageReadMode
     from torchvision.io import decode_image as tv_decode
 
+    from imagenot.data.orientation import exif_orientation, orient, upright
+
     mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
     try:
-        return tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+        decoded = tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+        return orient(decoded, exif_orientation(data)).contiguous()
     except (RuntimeError, ValueError):
         import io
 
@@ -95,7 +115,7 @@ def decode_image(data: bytes, channels: int, source: str = "") -> torch.Tensor:
 
         try:
             with Image.open(io.BytesIO(data)) as im:
-                arr = np.asarray(im.convert("RGB" if channels == 3 else "L"), dtype=np.uint8)
+                arr = np.asarray(upright(im).convert("RGB" if channels == 3 else "L"), dtype=np.uint8)
         except (UnidentifiedImageError, OSError) as exc:
             raise InputError(f"cannot decode image: {exc}", path=source or None) from exc
         t = torch.from_numpy(arr.copy())
@@ -115,6 +135,21 @@ def _class_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _image_files(cdir: Path) -> list[Path]:
+    return sorted(p for p in cdir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def _refuse_empty_classes(folders: list[Path], where: Path) -> None:
+    """A class folder without an image file would be a class no image has (a label the model can never see,
+    one more class in its head, chance figures off): refused, as torchvision's ImageFolder does."""
+    empty = [c.name for c in folders if not any(p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                                                for p in c.rglob("*"))]
+    if empty:
+        shown = ", ".join(repr(n) for n in empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+        raise InputError(f"class folder(s) {shown} hold no image file ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
+                         "add images or remove the folder(s)", path=where)
+
+
 def imagefolder_files(root: Path, split: str, val_fraction: float = 0.2, seed: int = 0
                       ) -> tuple[list[Path], np.ndarray, list[str], dict[str, Any]]:
     """Image paths, labels and class names of one split of an ImageFolder tree.
@@ -126,24 +161,28 @@ def imagefolder_files(root: Path, split: str, val_fraction: float = 0.2, seed: i
         raise InputError("image folder not found", path=root)
     train_dir = _split_dir(root, "train")
     if train_dir is not None:
+        _refuse_empty_classes(_class_dirs(train_dir), train_dir)
         classes = [p.name for p in _class_dirs(train_dir)]
         folder = train_dir if split == "train" else _split_dir(root, "val")
         if folder is None:
             raise InputError("no val/ (or validation/, test/) folder beside train/", path=root)
         split_mode = "folders"
     else:
+        _refuse_empty_classes(_class_dirs(root), root)
         classes = [p.name for p in _class_dirs(root)]
         folder = root
         split_mode = f"seeded {val_fraction:g} val fraction (seed {seed})"
     if not classes:
         raise InputError("no class folders (expected <class>/<image> files)", path=root)
+    if train_dir is not None and folder is not train_dir:
+        _refuse_empty_classes(_class_dirs(folder), folder)
     index = {c: i for i, c in enumerate(classes)}
     paths: list[Path] = []
     labels: list[int] = []
     for cdir in _class_dirs(folder):
         if cdir.name not in index:
             raise InputError(f"class folder {cdir.name!r} is not a class of the training split", path=cdir)
-        files = sorted(p for p in cdir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        files = _image_files(cdir)
         paths.extend(files)
         labels.extend([index[cdir.name]] * len(files))
     lab = np.asarray(labels, dtype=np.int64)

@@ -95,7 +95,8 @@ def test_a_failing_run_stops_the_zoo_naming_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_every_child_and_the_zoo_resumes(tmp_path):
+@pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_stops_every_child_and_the_zoo_resumes(tmp_path, signame, code):
     import os
     import signal
     import subprocess
@@ -113,12 +114,25 @@ def test_ctrl_c_stops_every_child_and_the_zoo_resumes(tmp_path):
             pids.append(int(line.split("(pid ")[1].split(")")[0]))
             if len(pids) == 2:
                 break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))  # Ctrl-C, or a kill / a scheduler cancelling the job
     proc.stderr.read()
-    assert proc.wait(timeout=60) == 130 and len(pids) == 2
+    assert proc.wait(timeout=60) == code and len(pids) == 2
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     done = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(list(out.rglob("result.json"))) == 2
+
+
+@pytest.mark.parametrize("parallel", ["1", "2"])
+def test_fine_tunes_of_a_diverged_run_are_skipped_one_after_another_and_side_by_side(tmp_path, parallel):
+    """A run whose loss became NaN is finished (recorded as diverged); its fine-tunes are not started,
+    whether the zoo runs serially or side by side, and the zoo itself finishes."""
+    plan = plan_from_mapping({**PLAN, "models": ["resnet_s32"], "recipe_overrides": {"lr": 1e12},
+                              "out": str(tmp_path / "zoo"), "parallel": parallel})
+    results = run_zoo(plan)
+    pre = tmp_path / "zoo" / "synth" / "resnet_s32" / "seed0"
+    assert json.loads((pre / "result.json").read_text())["status"] == "diverged"
+    assert [r["run_dir"] for r in results] == [str(pre)]
+    assert not list((tmp_path / "zoo").glob("transfer/**/result.json"))

@@ -21,8 +21,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Collection
 from pathlib import Path
@@ -116,6 +118,7 @@ def run_side_by_side(all_jobs: list[Any], par: Parallelism,
              par.processes, par.why, ", ".join(_short(k) for k in sched.ready()[:8]))
     running: dict[Path, subprocess.Popen] = {}
     skipped: set[Path] = set()
+    previous = _stop_on_sigterm()
     try:
         while sched.unstarted or running:
             while len(running) < par.processes and (key := sched.take()) is not None:
@@ -136,8 +139,25 @@ def run_side_by_side(all_jobs: list[Any], par: Parallelism,
             time.sleep(POLL_S)
     finally:
         _stop(running)
+        if previous is not _NOT_SET:
+            signal.signal(signal.SIGTERM, previous)
     return {j.run_dir: rundir.read_result(j.run_dir) for j in all_jobs
             if j.run_dir not in skipped and rundir.is_finished(j.run_dir)}
+
+
+_NOT_SET = object()
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (`kill`, a scheduler cancelling the job) stops the children as Ctrl-C does, instead of leaving
+    them running without their zoo; returns the handler to put back (or _NOT_SET off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return _NOT_SET
+
+    def stop(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def _forced(job: Any) -> Any:

@@ -1,0 +1,197 @@
+"""The selection's heavy lifting out of core: DuckDB over the matches, with a memory limit and a spill folder.
+
+LAION-2B-en x the 1000 ImageNot classes gives about 3.8e8 matches (docs/scaling.md); holding them in one Arrow
+table costs about 0.45 GB per million rows. Here every step that touches all rows (deduplication by
+(source_id, url), the threshold, the per-class counts, the per-class rank under the cap, the final ordered
+read of the chosen rows) is a DuckDB query whose working memory is capped by `memory_mb` and which spills to
+`work_dir` beyond it; Python only sees per-class numbers and the chosen rows, one record batch at a time.
+The rule itself (what is a duplicate, the order of the cap, the seeded draws) lives in
+`imagenot.mining.selection`; this module only answers its questions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from imagenot.errors import ImagenotError, InputError
+from imagenot.mining.resolve import MATCH_SCHEMA
+from imagenot.mining.scan import KEPT_PREFIX
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 65536  # rows per record batch handed back to Python
+ClassCounts = dict[str, tuple[int, int]]  # wnid -> (rows above the threshold, of which with a similarity)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def matches_files(matches_dir: Path) -> tuple[list[Path], list[pa.Field]]:
+    """The matches shards in shard-name order and the kept corpus columns (`corpus_*`) any of them carries.
+
+    Every file's footer is read up front so an unreadable or foreign file is a clear error, not a query
+    failure halfway through."""
+    files = sorted(matches_dir.glob("*.parquet"))
+    if not files:
+        raise InputError("no matches/*.parquet (run `imagenot mine` first)", matches_dir)
+    extra: list[pa.Schema] = []
+    for f in files:
+        try:
+            schema = pq.read_schema(f)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"unreadable matches file: {exc}", f) from None
+        missing = [n for n in MATCH_SCHEMA.names if n not in schema.names]
+        if missing:
+            raise InputError(f"unreadable matches file: no column {', '.join(missing)}", f)
+        extra.append(pa.schema([schema.field(n) for n in schema.names if n.startswith(KEPT_PREFIX)]))
+    unified = pa.unify_schemas(extra, promote_options="permissive")
+    return files, [unified.field(n) for n in unified.names]
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What the whole set of matches says, before any class is chosen."""
+
+    raw: int  # match rows in the shards
+    matches: int  # after deduplication by (source_id, url)
+    scored: bool  # some match has a similarity (not --no-embed)
+    above: int  # after the threshold (all rows when unscored or no threshold)
+    per_class: ClassCounts
+
+    @property
+    def duplicates(self) -> int:
+        return self.raw - self.matches
+
+
+class MatchQuery:
+    """A DuckDB session over one matches folder (or a small in-memory table), deduplicated and thresholded.
+
+    Use as a context manager; the database and its spill files live in `work_dir` and go with it."""
+
+    def __init__(self, source: Path | pa.Table, work_dir: Path, memory_mb: int, threads: int | None = None) -> None:
+        import duckdb
+
+        self.work_dir = work_dir
+        config: dict[str, str | int | bool] = {
+            "memory_limit": f"{memory_mb}MB", "temp_directory": str(work_dir / "spill"),
+            "preserve_insertion_order": False}
+        if threads:
+            config["threads"] = threads
+        self.con = duckdb.connect(str(work_dir / "select.duckdb"), config=config)
+        if isinstance(source, pa.Table):
+            self.corpus_fields = [source.schema.field(c) for c in source.column_names if c.startswith(KEPT_PREFIX)]
+            self._src = source.append_column("frow", pa.array(np.arange(source.num_rows, dtype=np.int64)))
+            self.con.register("src", self._src)
+            rel, fidx, frow = "src", "0", "frow"
+        else:
+            files, self.corpus_fields = matches_files(source)
+            names = ", ".join(_literal(str(f)) for f in files)
+            self.con.execute("CREATE TEMP TABLE files AS SELECT unnest([" + names + "]) AS filename, "
+                             "CAST(unnest(range(" + str(len(files)) + ")) AS INTEGER) AS fidx")
+            rel = ("(SELECT * FROM read_parquet([" + names + "], union_by_name=true, filename=true, "
+                   "file_row_number=true) JOIN files USING (filename))")
+            fidx, frow = "fidx", "file_row_number"
+        corpus = "".join(f", {_ident(f.name)}" for f in self.corpus_fields)
+        self.con.execute(
+            f"CREATE TEMP VIEW raw AS SELECT source_id, url, caption, wnid, lemma, "
+            f"CAST(similarity AS FLOAT) AS similarity{corpus}, {fidx} AS fidx, {frow} AS frow FROM {rel}")
+
+    def __enter__(self) -> MatchQuery:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.con.close()
+
+    def totals(self, threshold: float | None) -> Totals:
+        """Deduplicate (one pass, spilled), apply the threshold, count per class.
+
+        Of the copies of one (source_id, url) the most similar wins (no similarity: after any similarity),
+        ties by shard order then row: `min` over a struct compares field by field."""
+        self.con.execute(
+            "CREATE TABLE k AS SELECT w.fidx AS fidx, w.frow AS frow, w.wnid AS wnid, w.sim AS similarity, "
+            "w.sid AS sid FROM (SELECT min({'o': -coalesce(CAST(similarity AS DOUBLE), '-inf'::DOUBLE), "
+            "'fidx': fidx, 'frow': frow, 'wnid': wnid, 'sim': similarity, 'sid': coalesce(source_id, '')}) AS w "
+            "FROM raw GROUP BY coalesce(source_id, ''), coalesce(url, ''))")
+        raw = self._one("SELECT count(*) FROM raw")
+        matches, with_sim = self.con.execute("SELECT count(*), count(similarity) FROM k").fetchone() or (0, 0)
+        scored = with_sim > 0
+        cond = f"CAST(similarity AS DOUBLE) > {float(threshold)!r}" if threshold is not None and scored else "TRUE"
+        self.con.execute(f"CREATE TEMP VIEW kept AS SELECT * FROM k WHERE {cond}")
+        per_class = {w: (int(n), int(s)) for w, n, s in self.con.execute(
+            "SELECT wnid, count(*), count(similarity) FROM kept GROUP BY wnid").fetchall()}
+        return Totals(raw, int(matches), scored, sum(n for n, _ in per_class.values()), per_class)
+
+    def _one(self, sql: str) -> int:
+        row = self.con.execute(sql).fetchone()
+        return int(row[0]) if row else 0
+
+    def chosen_rows(self, plan: pa.Table, perm: Path | None, val: Path | None,
+                    batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """The chosen rows in output order, as record batches of the selected.parquet columns.
+
+        `plan` has one row per chosen class: wnid, label, n_sel, ranked (order by similarity, else by the
+        `perm` file's seeded order of the class's rows in shard order). `perm` (label, member, prio) and `val`
+        (label, prio) are parquet files the caller wrote class by class; rows come class by class (label
+        order), train before val, each in priority order."""
+        self.con.register("plan", plan)
+        perm_rel = f"read_parquet({_literal(str(perm))})" if perm else \
+            "(SELECT 0::INTEGER AS label, 0::BIGINT AS member, 0::BIGINT AS prio WHERE FALSE)"
+        val_rel = f"read_parquet({_literal(str(val))})" if val else \
+            "(SELECT 0::INTEGER AS label, 0::BIGINT AS prio WHERE FALSE)"
+        self.con.execute(
+            "CREATE TABLE s AS "
+            "SELECT fidx, frow, label, prio FROM (SELECT k.fidx, k.frow, p.label, p.n_sel, row_number() OVER ("
+            "PARTITION BY p.label ORDER BY k.similarity DESC NULLS LAST, k.sid, k.fidx, k.frow) - 1 AS prio "
+            "FROM kept k JOIN plan p USING (wnid) WHERE p.ranked) WHERE prio < n_sel "
+            "UNION ALL "
+            "SELECT q.fidx, q.frow, q.label, pm.prio FROM (SELECT k.fidx, k.frow, p.label, row_number() OVER ("
+            "PARTITION BY p.label ORDER BY k.fidx, k.frow) - 1 AS member FROM kept k JOIN plan p USING (wnid) "
+            f"WHERE NOT p.ranked) q JOIN {perm_rel} pm ON pm.label = q.label AND pm.member = q.member")
+        corpus = "".join(f", r.{_ident(f.name)}" for f in self.corpus_fields)
+        reader = self.con.sql(
+            "SELECT r.source_id, r.url, r.caption, r.wnid, s.label, r.lemma, r.similarity, "
+            f"CASE WHEN v.prio IS NULL THEN 'train' ELSE 'val' END AS split{corpus} "
+            f"FROM raw r JOIN s ON r.fidx = s.fidx AND r.frow = s.frow "
+            f"LEFT JOIN {val_rel} v ON v.label = s.label AND v.prio = s.prio "
+            "ORDER BY s.label, v.prio IS NOT NULL, s.prio").to_arrow_reader(batch_rows)
+        try:
+            yield from reader
+        except Exception as exc:  # duckdb raises its own types; out of memory or disk reads as an ImagenotError
+            raise ImagenotError(f"selection query failed: {exc}") from exc
+
+
+class PartFile:
+    """A helper table the caller fills class by class (seeded orders, validation positions), written as parquet
+    so DuckDB reads it from disk: Python holds one class's part at a time."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path, self.schema = path, schema
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, part: pa.Table) -> None:
+        if part.num_rows == 0:
+            return
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self.schema)
+        self._writer.write_table(part.cast(self.schema))
+
+    def close(self) -> Path | None:
+        """The file, or None when nothing was added."""
+        if self._writer is None:
+            return None
+        self._writer.close()
+        return self.path

@@ -27,7 +27,7 @@ from imagenot.mining.scan import KEPT_PREFIX
 
 log = logging.getLogger(__name__)
 
-BATCH_ROWS = 65536  # rows per record batch handed back to Python
+BATCH_ROWS = 8192  # rows per record batch handed back to Python
 ClassCounts = dict[str, tuple[int, int]]  # wnid -> (rows above the threshold, of which with a similarity)
 
 
@@ -84,13 +84,15 @@ class MatchQuery:
     def __init__(self, source: Path | pa.Table, work_dir: Path, memory_mb: int, threads: int | None = None) -> None:
         import duckdb
 
-        self.work_dir = work_dir
+        self.work_dir, self.memory_mb = work_dir, memory_mb
+        self._error: type[Exception] = duckdb.Error
         config: dict[str, str | int | bool] = {
             "memory_limit": f"{memory_mb}MB", "temp_directory": str(work_dir / "spill"),
             "preserve_insertion_order": False}
         if threads:
             config["threads"] = threads
         self.con = duckdb.connect(str(work_dir / "select.duckdb"), config=config)
+        self.con.execute("SET enable_progress_bar = false")
         if isinstance(source, pa.Table):
             self.corpus_fields = [source.schema.field(c) for c in source.column_names if c.startswith(KEPT_PREFIX)]
             self._src = source.append_column("frow", pa.array(np.arange(source.num_rows, dtype=np.int64)))
@@ -121,7 +123,7 @@ class MatchQuery:
 
         Of the copies of one (source_id, url) the most similar wins (no similarity: after any similarity),
         ties by shard order then row: `min` over a struct compares field by field."""
-        self.con.execute(
+        self._sql(
             "CREATE TABLE k AS SELECT w.fidx AS fidx, w.frow AS frow, w.wnid AS wnid, w.sim AS similarity, "
             "w.sid AS sid FROM (SELECT min({'o': -coalesce(CAST(similarity AS DOUBLE), '-inf'::DOUBLE), "
             "'fidx': fidx, 'frow': frow, 'wnid': wnid, 'sim': similarity, 'sid': coalesce(source_id, '')}) AS w "
@@ -152,7 +154,7 @@ class MatchQuery:
             "(SELECT 0::INTEGER AS label, 0::BIGINT AS member, 0::BIGINT AS prio WHERE FALSE)"
         val_rel = f"read_parquet({_literal(str(val))})" if val else \
             "(SELECT 0::INTEGER AS label, 0::BIGINT AS prio WHERE FALSE)"
-        self.con.execute(
+        self._sql(
             "CREATE TABLE s AS "
             "SELECT fidx, frow, label, prio FROM (SELECT k.fidx, k.frow, p.label, p.n_sel, row_number() OVER ("
             "PARTITION BY p.label ORDER BY k.similarity DESC NULLS LAST, k.sid, k.fidx, k.frow) - 1 AS prio "
@@ -161,17 +163,35 @@ class MatchQuery:
             "SELECT q.fidx, q.frow, q.label, pm.prio FROM (SELECT k.fidx, k.frow, p.label, row_number() OVER ("
             "PARTITION BY p.label ORDER BY k.fidx, k.frow) - 1 AS member FROM kept k JOIN plan p USING (wnid) "
             f"WHERE NOT p.ranked) q JOIN {perm_rel} pm ON pm.label = q.label AND pm.member = q.member")
+        # The payload (urls, captions) joins the chosen keys into a table on disk first, then one external
+        # sort puts it in output order: joining and sorting in one query held more than the memory limit.
         corpus = "".join(f", r.{_ident(f.name)}" for f in self.corpus_fields)
-        reader = self.con.sql(
-            "SELECT r.source_id, r.url, r.caption, r.wnid, s.label, r.lemma, r.similarity, "
-            f"CASE WHEN v.prio IS NULL THEN 'train' ELSE 'val' END AS split{corpus} "
-            f"FROM raw r JOIN s ON r.fidx = s.fidx AND r.frow = s.frow "
-            f"LEFT JOIN {val_rel} v ON v.label = s.label AND v.prio = s.prio "
-            "ORDER BY s.label, v.prio IS NOT NULL, s.prio").to_arrow_reader(batch_rows)
+        self._sql(
+            "CREATE TABLE o AS SELECT r.source_id, r.url, r.caption, r.wnid, s.label, r.lemma, r.similarity, "
+            f"v.prio IS NOT NULL AS is_val, s.prio{corpus} FROM raw r JOIN s ON r.fidx = s.fidx AND "
+            f"r.frow = s.frow LEFT JOIN {val_rel} v ON v.label = s.label AND v.prio = s.prio")
+        kept_cols = "".join(f", {_ident(f.name)}" for f in self.corpus_fields)
         try:
-            yield from reader
-        except Exception as exc:  # duckdb raises its own types; out of memory or disk reads as an ImagenotError
-            raise ImagenotError(f"selection query failed: {exc}") from exc
+            # small batches: DuckDB converts a few ahead, outside its memory limit
+            yield from self.con.sql(
+                "SELECT source_id, url, caption, wnid, label, lemma, similarity, "
+                f"CASE WHEN is_val THEN 'val' ELSE 'train' END AS split{kept_cols} FROM o "
+                "ORDER BY label, is_val, prio").to_arrow_reader(batch_rows)
+        except self._error as exc:
+            raise _failed(exc, self.memory_mb) from exc
+
+    def _sql(self, sql: str) -> None:
+        try:
+            self.con.execute(sql)
+        except self._error as exc:
+            raise _failed(exc, self.memory_mb) from exc
+
+
+def _failed(exc: Exception, memory_mb: int) -> ImagenotError:
+    """DuckDB's own error (out of memory, out of disk) as one the CLI prints without a traceback."""
+    return ImagenotError(f"the selection query failed within --selection-memory-mb {memory_mb}: "
+                         f"{str(exc).splitlines()[0]} (raise --selection-memory-mb, or give "
+                         "--selection-temp-dir a disk with more room)")
 
 
 class PartFile:

@@ -35,6 +35,7 @@ from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, write_classes
 
 log = logging.getLogger(__name__)
 
+ROW_GROUP = 65536  # rows per row group of selected.parquet
 PROVENANCE_KEY = b"imagenot.provenance"  # selected.parquet schema metadata: corpus, schema, filters (JSON)
 SELECTED_SCHEMA = pa.schema([
     ("source_id", pa.string()), ("url", pa.string()), ("caption", pa.string()), ("wnid", pa.string()),
@@ -241,7 +242,13 @@ def write_selection(out_dir: Path, final: list[ClassRow], selected: pa.Table | I
         schema = schema.with_metadata(meta)
     with atomic_path(out_dir / "selected.parquet") as tmp, \
             pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for batch in batches:
-            writer.write_batch(batch.replace_schema_metadata(schema.metadata))
+        pending: list[pa.RecordBatch] = []
+        for batch in batches:  # row groups of about ROW_GROUP rows, whatever the batches' size
+            pending.append(batch.replace_schema_metadata(schema.metadata))
+            if sum(len(b) for b in pending) >= ROW_GROUP:
+                writer.write_table(pa.Table.from_batches(pending, schema=schema))
+                pending = []
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, schema=schema))
     write_classes(out_dir / "classes.tsv", final)
     write_json(out_dir / "selection.json", report)

@@ -185,3 +185,42 @@ def test_random_class_choice_keeps_every_eligible_class_when_there_are_at_most_n
     params = SelectionParams(num_classes=10, min_matches_per_class=20, class_choice="random", seed=1)
     final, _ = select_folder(_sizes_folder(tmp_path), CLASSES, params, None, tmp_path / "out")
     assert [c.wnid for c in final] == [CLASSES[4].wnid, CLASSES[5].wnid]
+
+
+def _mine_folder(tmp: Path) -> Path:
+    from imagenot.wordnet.classes import write_classes
+
+    mine = tmp / "mine"
+    _sizes_folder(mine)
+    write_classes(mine / "mined_classes.tsv", CLASSES)
+    return mine
+
+
+def test_select_command_records_the_class_choice_and_streams_into_its_folder(tmp_path: Path) -> None:
+    from imagenot.fileio import read_json
+    from imagenot.mining.pipeline import run_select
+    from imagenot.mining.settings import SelectConfig
+
+    mine = _mine_folder(tmp_path)
+    cfg = SelectConfig(mine_dir=str(mine), out=str(tmp_path / "out"), num_classes=2, min_matches_per_class=5,
+                       class_choice="random", seed=3, max_per_class=4, val_per_class=1, selection_memory_mb=64,
+                       selection_temp_dir=str(tmp_path / "spill"))
+    final, report = run_select(cfg)
+    written = read_json(tmp_path / "out" / "selection.json")
+    assert written["params"]["class_choice"] == "random" and written["params"]["seed"] == 3
+    rows = pq.read_table(tmp_path / "out" / "selected.parquet")
+    assert rows.num_rows == report["rows"] == 8
+    assert set(rows["wnid"].to_pylist()) == {c.wnid for c in final} <= {c.wnid for c in CLASSES[1:]}
+    assert list((tmp_path / "spill").iterdir()) == []  # the spill folder's contents are removed
+
+
+def test_select_settings_are_checked(tmp_path: Path) -> None:
+    from imagenot.errors import ImagenotError
+    from imagenot.mining.pipeline import run_select
+    from imagenot.mining.settings import SelectConfig
+
+    mine = _mine_folder(tmp_path)
+    with pytest.raises(ImagenotError, match="--selection-memory-mb"):
+        run_select(SelectConfig(mine_dir=str(mine), selection_memory_mb=16))
+    with pytest.raises(ImagenotError, match="--class-choice"):
+        run_select(SelectConfig(mine_dir=str(mine), class_choice="largest"))  # type: ignore[arg-type]

@@ -28,6 +28,10 @@ from imagenot.mining.scan import KEPT_PREFIX
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 8192  # rows per record batch handed back to Python
+# Freed memory goes back to the system soon, and table writes buffer little: DuckDB's defaults (128 MB per
+# thread kept, 512 MB before a bulk flush, 1.2 GB of row-group write buffer) sit outside memory_limit.
+_ALLOCATOR = {"allocator_flush_threshold": "16MB", "allocator_bulk_deallocation_flush_threshold": "64MB",
+              "write_buffer_row_group_memory_limit": "64MB"}
 ClassCounts = dict[str, tuple[int, int]]  # wnid -> (rows above the threshold, of which with a similarity)
 
 
@@ -93,6 +97,8 @@ class MatchQuery:
             config["threads"] = threads
         self.con = duckdb.connect(str(work_dir / "select.duckdb"), config=config)
         self.con.execute("SET enable_progress_bar = false")
+        for name, value in _ALLOCATOR.items():
+            self.con.execute(f"SET {name} = '{value}'")
         if isinstance(source, pa.Table):
             self.corpus_fields = [source.schema.field(c) for c in source.column_names if c.startswith(KEPT_PREFIX)]
             self._src = source.append_column("frow", pa.array(np.arange(source.num_rows, dtype=np.int64)))

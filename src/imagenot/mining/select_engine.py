@@ -125,15 +125,21 @@ class MatchQuery:
         self.con.close()
 
     def totals(self, threshold: float | None) -> Totals:
-        """Deduplicate (one pass, spilled), apply the threshold, count per class.
+        """Deduplicate (spilled), apply the threshold, count per class.
 
         Of the copies of one (source_id, url) the most similar wins (no similarity: after any similarity),
-        ties by shard order then row: `min` over a struct compares field by field."""
+        ties by shard order then row."""
+        # Only the keys seen twice need a choice: count per key (a fixed-size state, spilled with the hash
+        # table), then rank the copies of those keys alone. A `min` over a struct per key kept a sort-key blob
+        # per group outside DuckDB's memory limit (1.9 GB peak RSS at 20M rows).
+        key = "coalesce(source_id, '') AS s, coalesce(url, '') AS u"
+        self._sql(f"CREATE TABLE dup AS SELECT {key} FROM raw GROUP BY ALL HAVING count(*) > 1")
+        cols = "fidx, frow, wnid, similarity, coalesce(source_id, '') AS sid"
         self._sql(
-            "CREATE TABLE k AS SELECT w.fidx AS fidx, w.frow AS frow, w.wnid AS wnid, w.sim AS similarity, "
-            "w.sid AS sid FROM (SELECT min({'o': -coalesce(CAST(similarity AS DOUBLE), '-inf'::DOUBLE), "
-            "'fidx': fidx, 'frow': frow, 'wnid': wnid, 'sim': similarity, 'sid': coalesce(source_id, '')}) AS w "
-            "FROM raw GROUP BY coalesce(source_id, ''), coalesce(url, ''))")
+            f"CREATE TABLE k AS SELECT {cols} FROM (SELECT *, {key} FROM raw) r ANTI JOIN dup USING (s, u) "
+            f"UNION ALL SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY s, u ORDER BY "
+            f"similarity DESC NULLS LAST, fidx, frow) AS copy FROM (SELECT *, {key} FROM raw) r SEMI JOIN dup "
+            "USING (s, u)) WHERE copy = 1")
         raw = self._one("SELECT count(*) FROM raw")
         matches, with_sim = self.con.execute("SELECT count(*), count(similarity) FROM k").fetchone() or (0, 0)
         scored = with_sim > 0

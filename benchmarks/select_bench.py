@@ -7,7 +7,7 @@ outside the repository (default /tmp/imagenot-select-bench). Each `select` runs 
 reports its own peak RSS (getrusage RUSAGE_SELF, DuckDB's threads included); the selection is the study's:
 1000 classes, at most 1000 images each, oversample 1.4, 50 validation images per class. The in-memory rule it
 replaced (tests/mining/select_reference.py) runs on the smaller sizes as the baseline, also in fresh
-processes, in the same run.
+processes, in the same run, after every new-selection run.
 
     .venv/bin/python benchmarks/select_bench.py                        # 1M, 4M, 20M; baseline on 1M and 4M
     .venv/bin/python benchmarks/select_bench.py --sizes 200000 1000000 --baseline-max 1000000   # quicker
@@ -161,19 +161,24 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/imagenot-select-bench"))
     args = ap.parse_args()
     results: dict[int, dict[str, dict[str, float]]] = {}
+    # Every size with the new selection first, then the old rule: a run right after the old rule's multi-GB
+    # process peaked about 0.8 GB higher on this machine (reason not found), which would measure the machine.
     for rows in sorted(args.sizes):
         folder = build(args.cache, rows)
-        disk = sum(f.stat().st_size for f in (folder / "matches").glob("*.parquet")) / 1e9
         results[rows] = {"new": run_select(folder, old=False)}
-        if rows <= args.baseline_max:
-            results[rows]["old"] = run_select(folder, old=True)
-            same = pq.read_table(folder / "out-old" / "selected.parquet").replace_schema_metadata(None).equals(
-                pq.read_table(folder / "out-new" / "selected.parquet").replace_schema_metadata(None))
-            results[rows]["old"]["same_rows"] = same
+        print(f"{rows:>11,} rows: new {results[rows]['new']}", flush=True)
+    for rows in sorted(r for r in args.sizes if r <= args.baseline_max):
+        folder = build(args.cache, rows)
+        results[rows]["old"] = run_select(folder, old=True)
+        same = pq.read_table(folder / "out-old" / "selected.parquet").replace_schema_metadata(None).equals(
+            pq.read_table(folder / "out-new" / "selected.parquet").replace_schema_metadata(None))
+        results[rows]["old"]["same_rows"] = same
+        print(f"{rows:>11,} rows: old {results[rows]['old']}", flush=True)
+    for rows in sorted(results):
+        disk = sum(f.stat().st_size for f in (args.cache / f"{rows}" / "matches").glob("*.parquet")) / 1e9
         print(f"{rows:>11,} rows ({disk:.2f} GB): " + "; ".join(
             f"{k} {v['rss_mb']:.0f} MB peak RSS, {v['seconds']:.1f} s, {v['rows_out']} rows out"
-            + (f", same rows: {v['same_rows']}" if "same_rows" in v else "") for k, v in results[rows].items()),
-            flush=True)
+            + (f", same rows: {v['same_rows']}" if "same_rows" in v else "") for k, v in results[rows].items()))
     sizes = sorted(results)
     lo, hi = sizes[0], sizes[-1]
     new_lo, new_hi = results[lo]["new"], results[hi]["new"]

@@ -31,7 +31,7 @@ BATCH_ROWS = 8192  # rows per record batch handed back to Python
 # Freed memory goes back to the system soon, and table writes buffer little: DuckDB's defaults (128 MB per
 # thread kept, 512 MB before a bulk flush, 1.2 GB of row-group write buffer) sit outside memory_limit.
 _ALLOCATOR = {"allocator_flush_threshold": "16MB", "allocator_bulk_deallocation_flush_threshold": "64MB",
-              "write_buffer_row_group_memory_limit": "64MB"}
+              "write_buffer_row_group_memory_limit": "64MB", "allocator_background_threads": "true"}
 ClassCounts = dict[str, tuple[int, int]]  # wnid -> (rows above the threshold, of which with a similarity)
 
 

@@ -73,10 +73,10 @@ def run_select_cmd(args: argparse.Namespace) -> int:
     from imagenot.mining.pipeline import run_select
     from imagenot.mining.settings import SelectConfig
 
-    final, selected, report = run_select(config_from_args(SelectConfig, args))
+    final, report = run_select(config_from_args(SelectConfig, args))
     if not report["scored"]:
         applied = "none (no similarities)"
     else:
         applied = report["threshold"] if report["threshold_applied"] else "none (every similarity kept)"
-    print(f"selected {len(final)} classes, {selected.num_rows} images (threshold {applied})")
+    print(f"selected {len(final)} classes, {report['rows']} images (threshold {applied})")
     return 0

@@ -48,7 +48,7 @@ from imagenot.mining.plan import (
 from imagenot.mining.pool import SenseRanker, choose_from_pool, pool_counts
 from imagenot.mining.resolve import MATCH_SCHEMA, above
 from imagenot.mining.scan import COUNTERS, ScanContext
-from imagenot.mining.selection import best_per_source, read_matches, select, write_selection
+from imagenot.mining.selection import best_per_source, read_matches, select_folder
 from imagenot.mining.settings import MineConfig, SelectConfig
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, read_classes, write_classes
 
@@ -301,40 +301,59 @@ def _mine(cfg: MineConfig) -> MineResult:
              stats["seconds"])
     res = MineResult(out, stats, mined)
     if cfg.select:
-        final, selected, report = select(matches, mined, cfg.selection(), threshold)
-        report["duplicate_ids"] = dups
-        materialise_selected(out, cfg.corpus, selected)
-        write_selection(out, final, selected, report, stats["provenance"])
+        del matches  # the selection reads the matches folder itself, within --selection-memory-mb
+        final, report = select_folder(out / "matches", mined, cfg.selection(), threshold, out, stats["provenance"],
+                                      cfg.selection_memory_mb, _temp_dir(cfg.selection_temp_dir))
+        materialise_selected(out, cfg.corpus, out / "selected.parquet")
         res.selected, res.selection = final, report
     return res
 
 
+def _temp_dir(path: str | None) -> Path | None:
+    if path is None:
+        return None
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return Path(path)
+
+
 @locks_output(lambda cfg, *args, **kwargs: cfg.out or cfg.mine_dir)
-def run_select(cfg: SelectConfig) -> tuple[list[ClassRow], pa.Table, dict[str, Any]]:
-    """Redo the selection of a mine folder (other threshold, N, K, cap...) without re-mining."""
+def run_select(cfg: SelectConfig) -> tuple[list[ClassRow], dict[str, Any]]:
+    """Redo the selection of a mine folder (other threshold, N, K, cap...) without re-mining.
+
+    Returns (final classes, the selection report); the rows are in OUT/selected.parquet."""
     cfg.check()
     mine_dir = Path(cfg.mine_dir)
     classes_path = mine_dir / "mined_classes.tsv"
     if not classes_path.is_file():
         raise InputError("not a mine folder (no mined_classes.tsv); run `imagenot mine` first", mine_dir)
     mine_stats = read_json(mine_dir / "mine_stats.json") if (mine_dir / "mine_stats.json").is_file() else {}
-    matches, dups = read_matches(mine_dir / "matches")
-    scored = matches.num_rows > 0 and matches["similarity"].null_count < matches.num_rows
-    threshold = cfg.threshold
-    if threshold is not None and not scored and matches.num_rows:
+    if cfg.threshold is not None and _unscored(mine_dir / "matches"):
         raise ImagenotError(f"{mine_dir} was mined with --no-embed: its matches have no similarity, so no "
                             "threshold can be applied; drop --threshold, or rerun `imagenot mine` without "
                             "--no-embed (the embedding store keeps what was encoded)")
-    if threshold is None:
-        threshold = mine_stats.get("threshold")
-    final, selected, report = select(matches, read_classes(classes_path), cfg.selection(), threshold)
-    report["duplicate_ids"] = dups
+    threshold = cfg.threshold if cfg.threshold is not None else mine_stats.get("threshold")
     prov = dict(mine_stats.get("provenance") or {})
-    prov["threshold"] = report["threshold"]
+    prov["threshold"] = threshold
     out = Path(cfg.out) if cfg.out else mine_dir
-    materialise_selected(mine_dir, str(prov.get("corpus") or ""), selected)
-    write_selection(out, final, selected, report, prov or None)
+    final, report = select_folder(mine_dir / "matches", read_classes(classes_path), cfg.selection(), threshold, out,
+                                  prov, cfg.selection_memory_mb, _temp_dir(cfg.selection_temp_dir))
+    materialise_selected(mine_dir, str(prov.get("corpus") or ""), out / "selected.parquet")
     write_json(out / "select_config.json", to_record(cfg))
     write_json(out / "select_manifest.json", {"config": to_record(cfg), "environment": environment(),
                                               "inputs": {"mined_classes.tsv": sha256_file(classes_path)}})
-    return final, selected, report
+    return final, report
+
+
+def _unscored(matches_dir: Path) -> bool:
+    """Whether the matches have rows but no similarity at all (a --no-embed mine folder), read one similarity
+    column at a time."""
+    rows = False
+    for f in sorted(matches_dir.glob("*.parquet")):
+        try:
+            col = pq.read_table(f, columns=["similarity"])["similarity"]
+        except (pa.ArrowInvalid, OSError, KeyError) as exc:
+            raise InputError(f"unreadable matches file: {exc}", f) from None
+        rows = rows or len(col) > 0
+        if col.null_count < len(col):
+            return False
+    return rows

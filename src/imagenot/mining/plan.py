@@ -101,8 +101,9 @@ def prepare_corpus(cfg: MineConfig, out: Path) -> tuple[str, bool, dict[str, str
     return spec, True, inputs
 
 
-def materialise_selected(mine_dir: Path, corpus: str, selected: pa.Table) -> None:
-    """Write the files a built-in corpus keeps only for selected rows (the iconify SVGs) before download."""
+def materialise_selected(mine_dir: Path, corpus: str, selected: Path) -> None:
+    """Write the files a built-in corpus keeps only for selected rows (the iconify SVGs) before download;
+    `selected` is the selection's selected.parquet (only its source ids are read)."""
     parts = builtin_parts(corpus) or []
     if any(name == ICONIFY for name, _ in parts):
         from imagenot.mining.iconify import materialise_selected as write_svgs
@@ -110,7 +111,7 @@ def materialise_selected(mine_dir: Path, corpus: str, selected: pa.Table) -> Non
         path = mine_dir / "corpus" / f"{ICONIFY}.parquet"
         if not path.is_file():
             raise InputError("the iconify corpus conversion is missing; rerun `imagenot mine`", path)
-        ids = selected["source_id"].to_pylist() if selected.num_rows else []
+        ids = pq.read_table(selected, columns=["source_id"])["source_id"].to_pylist()
         write_svgs(path, [i for i in ids if i])
 
 

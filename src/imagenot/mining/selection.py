@@ -5,6 +5,9 @@ without re-mining. Randomness is seeded per class (`[seed, wnid offset]`), so a 
 when other classes enter or leave the selection. About 30% of LAION urls no longer resolve, so `oversample`
 keeps extra candidates: rows are written in priority order within each class and split, and the download
 stage keeps the first ones that succeed.
+The rows never sit in memory all at once: `select_folder` asks `select_engine.MatchQuery` (DuckDB within a
+memory limit, spilling to disk) for per-class counts, decides the classes, caps, seeded orders and val
+positions here class by class, and streams the chosen rows into selected.parquet (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections import Counter
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +27,15 @@ import pyarrow.parquet as pq
 
 from imagenot.errors import ImagenotError, InputError
 from imagenot.fileio import atomic_path, write_json
-from imagenot.mining.resolve import MATCH_SCHEMA, above
+from imagenot.mining.resolve import MATCH_SCHEMA
 from imagenot.mining.scan import KEPT_PREFIX
-from imagenot.mining.settings import SelectionParams
+from imagenot.mining.select_engine import MatchQuery, PartFile
+from imagenot.mining.settings import DEFAULT_MEMORY_MB, SelectionParams
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, write_classes
 
 log = logging.getLogger(__name__)
 
+ROW_GROUP = 65536  # rows per row group of selected.parquet
 PROVENANCE_KEY = b"imagenot.provenance"  # selected.parquet schema metadata: corpus, schema, filters (JSON)
 SELECTED_SCHEMA = pa.schema([
     ("source_id", pa.string()), ("url", pa.string()), ("caption", pa.string()), ("wnid", pa.string()),
@@ -81,46 +87,22 @@ def best_per_source(table: pa.Table) -> tuple[pa.Table, int]:
     return (table.take(pa.array(keep)) if dups else table), dups
 
 
-def _ranks(kept: pa.Table, params: SelectionParams) -> tuple[np.ndarray, np.ndarray] | None:
-    """Each row's place in one sort by similarity (highest first, ties by source_id) and whether it has a
-    similarity; None for the random cap. One sort of all rows, not one per class (1000 takes cost 0.5 s)."""
-    if params.cap != "top" or kept.num_rows == 0:
-        return None
-    keyed = pa.table({"sim": pc.fill_null(kept["similarity"].cast(pa.float64()), -np.inf),
-                      "sid": pc.fill_null(kept["source_id"], "")})
-    order = pc.sort_indices(keyed, sort_keys=[("sim", "descending"), ("sid", "ascending")]).to_numpy()
-    rank = np.empty(kept.num_rows, dtype=np.int64)
-    rank[order] = np.arange(kept.num_rows)
-    return rank, kept["similarity"].is_valid().to_numpy(zero_copy_only=False)
+def _class_seed(wnid: str) -> int:
+    return int(wnid[1:]) if wnid[1:].isdigit() else 0
 
 
-def _priority(members: np.ndarray, ranks: tuple[np.ndarray, np.ndarray] | None, params: SelectionParams,
-              wnid: str) -> np.ndarray:
-    """A class's rows in the order the cap takes them: highest similarity first (ties by source_id), or a
-    seeded permutation (random cap, or a class without similarities)."""
-    if ranks is not None and ranks[1][members].any():
-        return members[np.argsort(ranks[0][members], kind="stable")]
-    rng = np.random.default_rng([params.seed, int(wnid[1:]) if wnid[1:].isdigit() else 0])
-    return members[rng.permutation(len(members))]
-
-
-def select(
-    matches: pa.Table,
-    classes: list[ClassRow],
-    params: SelectionParams,
-    threshold: float | None,
-) -> tuple[list[ClassRow], pa.Table, dict[str, Any]]:
-    """Choose classes and rows; returns (final classes reindexed, selected rows, a report)."""
-    params.check()
-    kept = above(matches, threshold)
-    if params.cap == "top" and params.max_per_class and kept.num_rows and \
-            kept["similarity"].null_count == kept.num_rows:
-        log.warning("--cap top without similarities (--no-embed): the cap keeps a seeded random sample")
-    counts = Counter(kept["wnid"].to_pylist())
+def choose_classes(counts: dict[str, int], classes: list[ClassRow], params: SelectionParams) -> tuple[list[str],
+                                                                                                   list[ClassRow]]:
+    """(eligible wnids, final classes): the classes with at least K rows, then the N with the most rows
+    (ties: mined order) or a seeded random draw of N among them (`class_choice`); labels follow mined order."""
     by_wnid = {c.wnid: c for c in classes}
     eligible = sorted((w for w in counts if w in by_wnid and counts[w] >= params.min_matches_per_class),
                       key=lambda w: (-counts[w], by_wnid[w].index))
     chosen = eligible[: params.num_classes] if params.num_classes else eligible
+    if params.class_choice == "random" and params.num_classes and len(eligible) > params.num_classes:
+        pool = sorted(eligible, key=lambda w: by_wnid[w].index)
+        rng = np.random.default_rng([params.seed, 2])
+        chosen = [pool[i] for i in sorted(rng.choice(len(pool), size=params.num_classes, replace=False))]
     # Keep the mined order for labels (stable across reruns with different N), lemmas unique within the set.
     final = make_unique_lemmas(sorted((by_wnid[w] for w in chosen), key=lambda c: c.index))
     if len(final) != len(chosen):
@@ -128,76 +110,145 @@ def select(
     if params.num_classes and len(final) < params.num_classes:
         log.warning("only %d classes have at least %d images (asked for %d)", len(final), params.min_matches_per_class,
                     params.num_classes)
-    # Group rows by class once (a filter per class would cost classes x rows), then one take for all.
-    kept = kept.combine_chunks()
-    codes = pc.index_in(kept["wnid"], value_set=pa.array([c.wnid for c in final], pa.string()))
-    codes_np = pc.fill_null(codes, -1).to_numpy(zero_copy_only=False)
-    order_all = np.argsort(codes_np, kind="stable")
-    bounds = np.searchsorted(codes_np[order_all], np.arange(len(final) + 1) - 0.5)
-    ranks = _ranks(kept, params)
-    take: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    splits: list[str] = []
+    return eligible, final
+
+
+PLAN_SCHEMA = pa.schema([("wnid", pa.string()), ("label", pa.int32()), ("n_sel", pa.int64()),
+                         ("ranked", pa.bool_())])
+PERM_SCHEMA = pa.schema([("label", pa.int32()), ("member", pa.int64()), ("prio", pa.int64())])
+VAL_SCHEMA = pa.schema([("label", pa.int32()), ("prio", pa.int64())])
+
+
+def _plan_class(cls: ClassRow, available: int, with_sim: int, params: SelectionParams,
+                perm: PartFile, val: PartFile) -> tuple[int, int, bool]:
+    """One class's (selected, val, ranked), and its seeded parts: the cap takes the most similar rows (ties by
+    source_id, then shard order) or, for the random cap and a class without similarities, a seeded
+    permutation of its rows in shard order; the val split is a seeded draw of positions in that order."""
+    n_sel = available
+    if params.max_per_class:
+        n_sel = min(n_sel, math.ceil(params.max_per_class * params.oversample))
+    ranked = params.cap == "top" and with_sim > 0
+    if not ranked:
+        rng = np.random.default_rng([params.seed, _class_seed(cls.wnid)])
+        members = rng.permutation(available)[:n_sel]
+        perm.add(pa.table({"label": pa.array(np.full(n_sel, cls.index, dtype=np.int32)),
+                           "member": pa.array(members.astype(np.int64)),
+                           "prio": pa.array(np.arange(n_sel, dtype=np.int64))}))
+    n_val = min(math.ceil(params.val_per_class * params.oversample), int(n_sel * params.max_val_fraction))
+    rng = np.random.default_rng([params.seed, 1, _class_seed(cls.wnid)])
+    val_pos = np.sort(rng.choice(n_sel, size=n_val, replace=False)).astype(np.int64)
+    val.add(pa.table({"label": pa.array(np.full(n_val, cls.index, dtype=np.int32)), "prio": pa.array(val_pos)}))
+    return n_sel, n_val, ranked
+
+
+def _select(query: MatchQuery, classes: list[ClassRow], params: SelectionParams, threshold: float | None,
+            work_dir: Path) -> tuple[list[ClassRow], Iterator[pa.RecordBatch], pa.Schema, dict[str, Any]]:
+    """The selection over one MatchQuery: (final classes, the chosen rows as batches, their schema, report)."""
+    params.check()
+    totals = query.totals(threshold)
+    if params.cap == "top" and params.max_per_class and totals.above and \
+            not any(s for _, s in totals.per_class.values()):
+        log.warning("--cap top without similarities (--no-embed): the cap keeps a seeded random sample")
+    counts = {w: n for w, (n, _) in totals.per_class.items()}
+    eligible, final = choose_classes(counts, classes, params)
+    perm = PartFile(work_dir / "perm.parquet", PERM_SCHEMA)
+    val = PartFile(work_dir / "val.parquet", VAL_SCHEMA)
+    plan: list[tuple[str, int, int, bool]] = []
     per_class: dict[str, dict[str, Any]] = {}
-    for k, cls in enumerate(final):
-        members = order_all[bounds[k]: bounds[k + 1]]
-        order = _priority(members, ranks, params, cls.wnid)
-        n_sel = len(order)
-        if params.max_per_class:
-            n_sel = min(n_sel, math.ceil(params.max_per_class * params.oversample))
-        order = order[:n_sel]
-        n_val = min(math.ceil(params.val_per_class * params.oversample), int(n_sel * params.max_val_fraction))
-        rng = np.random.default_rng([params.seed, 1, int(cls.wnid[1:]) if cls.wnid[1:].isdigit() else 0])
-        val_pos = np.zeros(n_sel, dtype=bool)
-        val_pos[rng.choice(n_sel, size=n_val, replace=False)] = True
-        take.append(np.concatenate([order[~val_pos], order[val_pos]]))
-        labels.append(np.full(n_sel, cls.index, dtype=np.int32))
-        splits += ["train"] * (n_sel - n_val) + ["val"] * n_val
+    for cls in final:
+        n_sel, n_val, ranked = _plan_class(cls, *totals.per_class[cls.wnid], params, perm, val)
+        plan.append((cls.wnid, cls.index, n_sel, ranked))
         per_class[cls.wnid] = {"label": cls.index, "name": cls.name, "available": counts[cls.wnid],
                                "selected": n_sel, "train": n_sel - n_val, "val": n_val}
-    if take:
-        sel = kept.take(pa.array(np.concatenate(take)))
-        selected = pa.table({
-            "source_id": sel["source_id"], "url": sel["url"], "caption": sel["caption"], "wnid": sel["wnid"],
-            "label": pa.array(np.concatenate(labels)), "lemma": sel["lemma"], "similarity": sel["similarity"],
-            "split": pa.array(splits, pa.string()),
-        }, schema=SELECTED_SCHEMA)
-        for c in kept.column_names:
-            if c.startswith(KEPT_PREFIX):
-                selected = selected.append_column(c, sel[c])
-    else:
-        selected = SELECTED_SCHEMA.empty_table()
-        for c in kept.column_names:
-            if c.startswith(KEPT_PREFIX):
-                selected = selected.append_column(c, pa.nulls(0, kept.schema.field(c).type))
-    scored = matches.num_rows > 0 and matches["similarity"].null_count < matches.num_rows
+    plan_table = pa.Table.from_pylist([dict(zip(PLAN_SCHEMA.names, p)) for p in plan], schema=PLAN_SCHEMA)
+    batches = query.chosen_rows(plan_table, perm.close(), val.close())
+    schema = pa.schema([*SELECTED_SCHEMA, *query.corpus_fields])
     report = {
         "threshold": threshold,
-        "threshold_applied": threshold is not None and scored,
-        "scored": scored,
+        "threshold_applied": threshold is not None and totals.scored,
+        "scored": totals.scored,
         "params": params.__dict__,
-        "matches": matches.num_rows,
-        "above_threshold": kept.num_rows,
+        "matches": totals.matches,
+        "above_threshold": totals.above,
         "classes_with_matches": len(counts),
         "classes_eligible": len(eligible),
         "classes": len(final),
-        "rows": selected.num_rows,
+        "rows": sum(p[2] for p in plan),
         "per_class": per_class,
         "dropped_below_min": sorted(w for w in counts if counts[w] < params.min_matches_per_class),
+        "duplicate_ids": totals.duplicates,
     }
+    return final, batches, schema, report
+
+
+def select(
+    matches: pa.Table,
+    classes: list[ClassRow],
+    params: SelectionParams,
+    threshold: float | None,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+) -> tuple[list[ClassRow], pa.Table, dict[str, Any]]:
+    """Choose classes and rows of matches already in memory (deduplicated or not; small inputs, tests);
+    returns (final classes reindexed, selected rows, a report). The same rule as `select_folder`."""
+    with tempfile.TemporaryDirectory(prefix="imagenot-select-") as tmp, \
+            MatchQuery(matches, Path(tmp), memory_mb) as query:
+        final, batches, schema, report = _select(query, classes, params, threshold, Path(tmp))
+        selected = pa.Table.from_batches([_conform(b, schema) for b in batches], schema=schema)
     return final, selected, report
 
 
-def write_selection(out_dir: Path, final: list[ClassRow], selected: pa.Table, report: dict[str, Any],
-                    provenance: dict[str, Any] | None = None) -> None:
-    """selected.parquet (with the provenance JSON under `imagenot.provenance` in its schema metadata),
-    classes.tsv and selection.json."""
+def select_folder(
+    matches_dir: Path,
+    classes: list[ClassRow],
+    params: SelectionParams,
+    threshold: float | None,
+    out_dir: Path,
+    provenance: dict[str, Any] | None = None,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    temp_dir: Path | None = None,
+) -> tuple[list[ClassRow], dict[str, Any]]:
+    """Select from a matches folder of any size into out_dir (selected.parquet, classes.tsv, selection.json),
+    never holding the matches in memory: DuckDB works within `memory_mb` and spills to a folder in
+    `temp_dir` (default: out_dir), removed afterwards. Returns (final classes, report)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".select-", dir=temp_dir or out_dir) as tmp, \
+            MatchQuery(matches_dir, Path(tmp), memory_mb) as query:
+        final, batches, schema, report = _select(query, classes, params, threshold, Path(tmp))
+        write_selection(out_dir, final, (_conform(b, schema) for b in batches), report, provenance, schema)
+    return final, report
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """DuckDB's types (int64 labels, its string flavour) as selected.parquet's."""
+    return pa.RecordBatch.from_arrays([batch.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
+
+
+def write_selection(out_dir: Path, final: list[ClassRow], selected: pa.Table | Iterable[pa.RecordBatch],
+                    report: dict[str, Any], provenance: dict[str, Any] | None = None,
+                    schema: pa.Schema | None = None) -> None:
+    """selected.parquet (with the provenance JSON under `imagenot.provenance` in its schema metadata),
+    classes.tsv and selection.json. `selected` may be a table or record batches of `schema`, written as they
+    come (the parquet file is renamed into place only when complete)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(selected, pa.Table):
+        schema, batches = selected.schema, selected.to_batches()
+    else:
+        batches = selected
+        if schema is None:
+            raise ImagenotError("internal: write_selection needs the schema of its record batches")
     if provenance is not None:
-        meta = dict(selected.schema.metadata or {})
+        meta = dict(schema.metadata or {})
         meta[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True, default=str).encode()
-        selected = selected.replace_schema_metadata(meta)
-    with atomic_path(out_dir / "selected.parquet") as tmp:
-        pq.write_table(selected, tmp, compression="zstd")
+        schema = schema.with_metadata(meta)
+    with atomic_path(out_dir / "selected.parquet") as tmp, \
+            pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        pending: list[pa.RecordBatch] = []
+        for batch in batches:  # row groups of about ROW_GROUP rows, whatever the batches' size
+            pending.append(batch.replace_schema_metadata(schema.metadata))
+            if sum(len(b) for b in pending) >= ROW_GROUP:
+                writer.write_table(pa.Table.from_batches(pending, schema=schema))
+                pending = []
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, schema=schema))
     write_classes(out_dir / "classes.tsv", final)
     write_json(out_dir / "selection.json", report)

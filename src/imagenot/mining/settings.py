@@ -13,6 +13,8 @@ from imagenot.mining.schemas import DEFAULT_SAFETY_MAX
 
 ENGINES = ("local", "ray")
 CAPS = ("top", "random")
+CLASS_CHOICES = ("most", "random")
+DEFAULT_MEMORY_MB = 512  # the selection's DuckDB working memory; beyond it, it spills to disk
 _SEL = "selection"
 
 
@@ -20,6 +22,12 @@ def check_threshold(threshold: float | None) -> None:
     """A cosine similarity lies in [-1, 1]: a threshold outside keeps everything or nothing."""
     if threshold is not None and not (math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
         raise ImagenotError(f"--threshold must be a cosine similarity in [-1, 1] (got {threshold})")
+
+
+def check_memory(memory_mb: int) -> None:
+    """DuckDB needs some working memory of its own; below this it fails rather than spilling."""
+    if memory_mb < 64:
+        raise ImagenotError(f"--selection-memory-mb must be at least 64 (got {memory_mb})")
 
 
 @dataclass(frozen=True)
@@ -32,10 +40,13 @@ class SelectionParams:
     val_per_class: int = 0
     oversample: float = 1.0
     max_val_fraction: float = 0.5  # a small class keeps at least half its images for training
+    class_choice: str = "most"  # most: the N classes with the most images; random: a seeded draw of N eligible
 
     def check(self) -> None:
         if self.cap not in CAPS:
             raise ImagenotError(f"unknown --cap {self.cap!r}; known: {', '.join(CAPS)}")
+        if self.class_choice not in CLASS_CHOICES:
+            raise ImagenotError(f"unknown --class-choice {self.class_choice!r}; known: {', '.join(CLASS_CHOICES)}")
         if self.oversample < 1.0:
             raise ImagenotError(f"--oversample must be >= 1 (got {self.oversample})")
         if self.min_matches_per_class < 1 or (self.num_classes is not None and self.num_classes < 1):
@@ -145,6 +156,13 @@ class MineConfig:
     oversample: float = option(1.0, group=_SEL, help="keep F x the cap as candidates, for urls that will not "
                                "download (LAION: about 1.4)")
     max_val_fraction: float = option(0.5, group=_SEL, help="at most this fraction of a class goes to validation")
+    class_choice: Literal["most", "random"] = option("most", group=_SEL, help="which N classes: the N with the "
+                                                     "most matches, or a seeded random draw of N among the classes "
+                                                     "with at least --min-matches-per-class")
+    selection_memory_mb: int = option(DEFAULT_MEMORY_MB, group=_SEL, help="working memory of the selection "
+                                      "(DuckDB); beyond it, it spills to disk, so any number of matches fits")
+    selection_temp_dir: str | None = option(None, path=True, group=_SEL, help="folder for the selection's spill "
+                                            "files, removed afterwards (default: inside the output folder)")
     hist_classes: int = option(100, help="classes with a similarity histogram panel")
     force: bool = option(False, help="mine into a folder holding another mine (other corpus or classes): its "
                          "matches and selection are removed first; without it such a folder is refused")
@@ -177,11 +195,13 @@ class MineConfig:
             raise ImagenotError("--embed-batch-size must be at least 1")
         if self.workers < 0:
             raise ImagenotError("--workers must be >= 0")
+        check_memory(self.selection_memory_mb)
         self.selection().check()
 
     def selection(self) -> SelectionParams:
         return SelectionParams(self.num_classes, self.min_matches_per_class, self.max_per_class, self.cap,
-                               self.seed, self.val_per_class, self.oversample, self.max_val_fraction)
+                               self.seed, self.val_per_class, self.oversample, self.max_val_fraction,
+                               self.class_choice)
 
 
 # `imagenot mine --preset imagenot`: the study as published. The released class list, the paper's RoBERTa
@@ -209,11 +229,20 @@ class SelectConfig:
     val_per_class: int = option(0, group=_SEL, help="validation images per class")
     oversample: float = option(1.0, group=_SEL, help="keep F x the cap as candidates")
     max_val_fraction: float = option(0.5, group=_SEL, help="at most this fraction of a class goes to validation")
+    class_choice: Literal["most", "random"] = option("most", group=_SEL, help="which N classes: the N with the "
+                                                     "most matches, or a seeded random draw of N among the classes "
+                                                     "with at least --min-matches-per-class")
+    selection_memory_mb: int = option(DEFAULT_MEMORY_MB, group=_SEL, help="working memory of the selection "
+                                      "(DuckDB); beyond it, it spills to disk, so any number of matches fits")
+    selection_temp_dir: str | None = option(None, path=True, group=_SEL, help="folder for the selection's spill "
+                                            "files, removed afterwards (default: inside the output folder)")
 
     def check(self) -> None:
         check_threshold(self.threshold)
+        check_memory(self.selection_memory_mb)
         self.selection().check()
 
     def selection(self) -> SelectionParams:
         return SelectionParams(self.num_classes, self.min_matches_per_class, self.max_per_class, self.cap,
-                               self.seed, self.val_per_class, self.oversample, self.max_val_fraction)
+                               self.seed, self.val_per_class, self.oversample, self.max_val_fraction,
+                               self.class_choice)

@@ -153,7 +153,8 @@ def test_mine_the_icons_alone_and_beside_openclipart(tmp_path: Path) -> None:
     from imagenot.mining.settings import SelectConfig
 
     shutil.rmtree(tmp_path / "mine" / "corpus" / "iconify")  # `imagenot select` writes what it selects
-    _, again, _ = run_select(SelectConfig(mine_dir=str(tmp_path / "mine"), min_matches_per_class=1))
+    run_select(SelectConfig(mine_dir=str(tmp_path / "mine"), min_matches_per_class=1))
+    again = pq.read_table(tmp_path / "mine" / "selected.parquet")
     assert again.num_rows == len(sel)
     assert all(Path(u.removeprefix("file://")).is_file() for u in again["url"].to_pylist())
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from imagenot import rundir
 from imagenot.errors import ImagenotError
+from imagenot.zoo.argv import job_argv
 from imagenot.zoo.plan import ZooPlan
 from imagenot.zoo.schedule import Scheduler, Task, job_cost
 
@@ -177,8 +178,6 @@ def _short(run_dir: Path) -> str:
 def child_argv(job: Any) -> list[str]:
     """The command of one run: `imagenot <stage> ...`, every setting of its config as flags (as printed for
     torchrun), at this process's logging level and without progress bars (several runs share the terminal)."""
-    from imagenot.zoo.run import job_argv
-
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
     return [sys.executable, "-m", "imagenot", "--log-level", level, "--no-progress", *job_argv(job)]
 

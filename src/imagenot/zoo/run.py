@@ -40,6 +40,7 @@ from imagenot.fileio import write_json
 from imagenot.lock import locks_output
 from imagenot.progress import Progress
 from imagenot.training.config import TrainConfig
+from imagenot.zoo.argv import job_argv
 from imagenot.zoo.plan import ZooDataset, ZooPlan, ZooTransfer, model_init, validate_plan
 
 log = logging.getLogger(__name__)
@@ -249,18 +250,6 @@ def run_zoo(plan: ZooPlan) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------ cluster commands
-
-
-def job_argv(job: Job) -> list[str]:
-    """`imagenot ...` arguments that run `job` exactly (its config as flags)."""
-    from imagenot.cli_options import config_argv
-
-    cfg = job.config
-    if isinstance(cfg, EvaluateConfig):
-        return ["evaluate", *config_argv(cfg)]
-    command = "finetune" if job.kind == "finetune" else "train"
-    resume = [] if cfg.force else ["--resume"]  # a forced job replaces the run in its folder
-    return [command, *config_argv(dataclasses.replace(cfg, resume=False, progress=True)), *resume]
 
 
 def _command(job: Job, plan: ZooPlan) -> str:

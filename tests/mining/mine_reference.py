@@ -5,6 +5,7 @@ counts, binned histograms, exact quantiles from sorted positions) writes the sam
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,16 @@ def reference_summary(matches: pa.Table, dups: int, names: dict[str, str],
             per_class[wnid] = {"name": names.get(wnid, ""), "matched": n, "above_threshold": kept_counts.get(wnid, 0)}
     return {"duplicate_ids": dups, "below_threshold": below, "classes_with_matches": len(per_class),
             "per_class": per_class}
+
+
+def reference_pool_counts(matches: pa.Table) -> tuple[Counter[str], dict[str, Counter[str]]]:
+    """The old `pool.pool_counts`, over the pool matches above the threshold (`above`), not deduplicated."""
+    per_class: Counter[str] = Counter()
+    lemmas: dict[str, Counter[str]] = defaultdict(Counter)
+    for wnid, lemma in zip(matches["wnid"].to_pylist(), matches["lemma"].to_pylist()):
+        per_class[wnid] += 1
+        lemmas[wnid][lemma] += 1
+    return per_class, lemmas
 
 
 def _value_counts(col: pa.ChunkedArray) -> dict[str, int]:

@@ -14,12 +14,13 @@ from imagenot.fileio import read_json, write_json
 from imagenot.mining.histograms import write_histograms
 from imagenot.mining.passes import PassResult
 from imagenot.mining.pipeline import summarize
-from imagenot.mining.resolve import MATCH_SCHEMA
+from imagenot.mining.pool import pool_counts
+from imagenot.mining.resolve import MATCH_SCHEMA, above
 from imagenot.mining.selection import open_matches
 from imagenot.wordnet.classes import ClassRow
 
 from .mine_helpers import run_cli, write_parquet
-from .mine_reference import plot_histograms, reference_summary, similarity_quantiles
+from .mine_reference import plot_histograms, reference_pool_counts, reference_summary, similarity_quantiles
 from .select_reference import read_matches
 
 N_CLASSES = 30
@@ -39,7 +40,7 @@ def _matches_folder(root: Path, scored: bool = True, seed: int = 0) -> Path:
     folder = root / "matches"
     folder.mkdir(parents=True)
     sizes = [int(s) for s in rng.choice([3, 5, 8, 8, 13], size=N_CLASSES)]
-    rows = [(f"id{c}-{j}", f"https://x/{c}/{j}.jpg", f"caption {c} {j}", classes[c].wnid, f"lemma{c}",
+    rows = [(f"id{c}-{j}", f"https://x/{c}/{j}.jpg", f"caption {c} {j}", classes[c].wnid, f"lemma{c}{'ab'[j % 2]}",
              float(np.round(rng.beta(2, 5) * 1.3 - 0.25, 3)) if scored and c != 4 else None)
             for c in range(N_CLASSES) for j in range(sizes[c])]
     order = rng.permutation(len(rows))
@@ -98,6 +99,21 @@ def test_summary_histograms_and_quantiles_equal_the_in_memory_ones(tmp_path: Pat
     quantiles = read_json(tmp_path / "new" / "quantiles.json")
     assert len(quantiles) == N_CLASSES - 1  # the class without similarities has no row
     assert all(q["q10"] <= q["median"] <= q["q90"] for q in quantiles)
+
+
+@pytest.mark.parametrize(("scored", "threshold"), [(True, None), (True, 0.3), (False, 0.3)])
+def test_pool_counts_equal_the_in_memory_ones_in_the_same_order(tmp_path: Path, scored: bool,
+                                                                threshold: float | None) -> None:
+    folder = _matches_folder(tmp_path, scored=scored, seed=1)
+    table = pa.concat_tables([pq.read_table(f) for f in sorted(folder.glob("*.parquet"))])
+    old_counts, old_lemmas = reference_pool_counts(above(table, threshold))  # every row, duplicates too
+    with open_matches(folder, tmp_path / "work") as query:
+        counts, lemmas = pool_counts(query.lemma_counts(threshold))
+    assert list(counts.items()) == list(old_counts.items())  # insertion order too: most_common's ties
+    assert counts.most_common() == old_counts.most_common()
+    assert {w: list(c.items()) for w, c in lemmas.items()} == {w: list(c.items()) for w, c in old_lemmas.items()}
+    assert sum(counts.values()) == (table.num_rows if threshold is None or not scored else
+                                    sum(1 for s in table["similarity"].to_pylist() if s is not None and s > threshold))
 
 
 def test_unscored_matches_write_no_plots_and_no_quantiles(tmp_path: Path) -> None:

@@ -45,7 +45,6 @@ from imagenot.mining.plan import (
     provenance,
 )
 from imagenot.mining.pool import SenseRanker, choose_from_pool, pool_counts
-from imagenot.mining.resolve import MATCH_SCHEMA, above
 from imagenot.mining.scan import COUNTERS, ScanContext
 from imagenot.mining.select_engine import MatchQuery
 from imagenot.mining.selection import open_matches, select_folder
@@ -241,16 +240,14 @@ def _mine(cfg: MineConfig) -> MineResult:
                         json_digest({**base, "pass": "pool", "classes": _class_key(pool_rows)}, 32), embed,
                         None if embed else SenseRanker(pool_rows), label="pool pass")
         res1 = run_pass(spec, cfg)
-        m1 = pa.concat_tables([pq.read_table(f, columns=MATCH_SCHEMA.names).replace_schema_metadata(None)
-                               for f in sorted((pool_dir / "matches").glob("*.parquet"))])
-        counts, lemma_counts = pool_counts(above(m1, threshold))
+        with open_matches(pool_dir / "matches", pool_dir, cfg.selection_memory_mb,
+                          _temp_dir(cfg.selection_temp_dir)) as query:  # the pool's matches, out of core too
+            counts, lemma_counts = pool_counts(query.lemma_counts(threshold))
+            stats["pool_pass"] = {k: v for k, v in summarize(res1, query, pool_rows, threshold).items()
+                                  if k != "per_class"}
         mined = choose_from_pool(pool_rows, counts, lemma_counts, cfg.num_classes, cfg.min_matches_per_class)
         _write_pool_counts(pool_dir / "pool_counts.tsv", pool_rows, counts, lemma_counts,
                            {c.wnid for c in mined})
-        with open_matches(pool_dir / "matches", pool_dir, cfg.selection_memory_mb,
-                          _temp_dir(cfg.selection_temp_dir)) as query:
-            stats["pool_pass"] = {k: v for k, v in summarize(res1, query, pool_rows, threshold).items()
-                                  if k != "per_class"}
         stats["pool_pass"]["classes_counted"] = len(counts)
         stats["pool_pass"]["classes_chosen"] = len(mined)
         log.info("pool pass: %d pool classes counted, %d chosen", len(counts), len(mined))

@@ -165,7 +165,7 @@ class MatchQuery:
         raw = self._one("SELECT count(*) FROM raw")
         matches, with_sim = self.con.execute("SELECT count(*), count(similarity) FROM k").fetchone() or (0, 0)
         scored = with_sim > 0
-        cond = f"CAST(similarity AS DOUBLE) > {float(threshold)!r}" if threshold is not None and scored else "TRUE"
+        cond = _above(threshold, scored)
         self.con.execute(f"CREATE TEMP VIEW kept AS SELECT * FROM k WHERE {cond}")
         per_class = {w: (int(n), int(s)) for w, n, s in self.con.execute(
             "SELECT wnid, count(*), count(similarity) FROM kept GROUP BY wnid").fetchall()}
@@ -177,6 +177,17 @@ class MatchQuery:
         rows = self._fetch("SELECT wnid, count(*), count(similarity), min({'f': fidx, 'r': frow}) FROM k "
                            "WHERE wnid IS NOT NULL GROUP BY wnid")
         return [ClassMatches(w, int(n), int(s), (int(first["f"]), int(first["r"]))) for w, n, s, first in rows]
+
+    def lemma_counts(self, threshold: float | None) -> list[tuple[str, str, int]]:
+        """(wnid, lemma, rows) of the matches as written (no deduplication: the pool pass counts every match)
+        above the threshold (every row when there is none or no row has a similarity), in order of each
+        pair's first (shard, row): the order in which a pass over the shards would first count it."""
+        scored = self._one("SELECT count(similarity) FROM raw") > 0
+        cond = _above(threshold, scored)
+        rows = self._fetch(f"SELECT wnid, lemma, count(*), min({{'f': fidx, 'r': frow}}) AS first FROM raw "
+                           f"WHERE {cond} GROUP BY wnid, lemma")
+        rows.sort(key=lambda r: (r[3]["f"], r[3]["r"]))
+        return [(w, lemma, int(n)) for w, lemma, n, _ in rows]
 
     def min_similarity(self) -> float | None:
         """The lowest similarity of the deduplicated matches (after `totals`), None when none has one."""
@@ -260,6 +271,12 @@ class MatchQuery:
             self.con.execute(sql)
         except self._error as exc:
             raise _failed(exc, self.memory_mb) from exc
+
+
+def _above(threshold: float | None, scored: bool) -> str:
+    """The threshold as a SQL condition: strictly above it (a null similarity is not), or every row when
+    there is no threshold or no match has a similarity (--no-embed), as `resolve.above` reads it."""
+    return f"CAST(similarity AS DOUBLE) > {float(threshold)!r}" if threshold is not None and scored else "TRUE"
 
 
 def _failed(exc: Exception, memory_mb: int) -> ImagenotError:

@@ -1,10 +1,14 @@
-"""The selection's heavy lifting out of core: DuckDB over the matches, with a memory limit and a spill folder.
+"""The selection's and mine's summary's heavy lifting out of core: DuckDB over the matches, with a memory limit
+and a spill folder.
 
 LAION-2B-en x the 1000 ImageNot classes gives about 3.8e8 matches (docs/scaling.md); holding them in one Arrow
 table costs about 0.45 GB per million rows. Here every step that touches all rows (deduplication by
 (source_id, url), the threshold, the per-class counts, the per-class rank under the cap, the final ordered
 read of the chosen rows) is a DuckDB query whose working memory is capped by `memory_mb` and which spills to
 `work_dir` beyond it; Python only sees per-class numbers and the chosen rows, one record batch at a time.
+`mine` asks the same session for its summary (counts per class before and after the threshold, per (class,
+lemma) for the pool pass) and for what its histograms and quantiles need (streamed similarities, the sorted
+values at given positions).
 The rule itself (what is a duplicate, the order of the cap, the seeded draws) lives in
 `imagenot.mining.selection`; this module only answers its questions.
 """

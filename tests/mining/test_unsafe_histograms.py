@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 from PIL import Image
 
-from imagenot.mining.histograms import plot_histograms
+from imagenot.mining.histograms import SimilarityBins, bin_edges, plot_histograms
 
 
 def test_histograms_draw_class_names_with_dollars_and_underscores(tmp_path: Path) -> None:
@@ -15,7 +15,9 @@ def test_histograms_draw_class_names_with_dollars_and_underscores(tmp_path: Path
     wnids = [w for w in names for _ in range(20)]
     sims = [0.2 + 0.01 * i for i in range(len(wnids))]
     table = pa.table({"wnid": wnids, "similarity": pa.array(sims, pa.float32())})
-    written = plot_histograms(table, names, 0.3, tmp_path / "hist")
+    bins = SimilarityBins(list(names), bin_edges(min(sims)))
+    bins.add(table["wnid"], table["similarity"])
+    written = plot_histograms(bins, list(names), names, 0.3, tmp_path / "hist")
     assert {p.name for p in written} == {"overall.png", "classes-001.png"}
     for path in written:
         with Image.open(path) as im:

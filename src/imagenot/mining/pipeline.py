@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from imagenot import escape
@@ -34,7 +33,7 @@ from imagenot.lock import locks_output
 from imagenot.mining.embed import EncoderSpec
 from imagenot.mining.encoders import default_threshold, published_laionet, threshold_note
 from imagenot.mining.folder import claim_mine_folder
-from imagenot.mining.histograms import plot_histograms, similarity_quantiles
+from imagenot.mining.histograms import write_histograms
 from imagenot.mining.matcher import LemmaMatcher
 from imagenot.mining.passes import PassResult, PassSpec, run_local
 from imagenot.mining.plan import (
@@ -46,9 +45,9 @@ from imagenot.mining.plan import (
     provenance,
 )
 from imagenot.mining.pool import SenseRanker, choose_from_pool, pool_counts
-from imagenot.mining.resolve import MATCH_SCHEMA, above
 from imagenot.mining.scan import COUNTERS, ScanContext
-from imagenot.mining.selection import best_per_source, read_matches, select_folder
+from imagenot.mining.select_engine import MatchQuery
+from imagenot.mining.selection import open_matches, select_folder
 from imagenot.mining.settings import MineConfig, SelectConfig
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, read_classes, write_classes
 
@@ -92,23 +91,19 @@ def _sum_counters(result: PassResult) -> dict[str, int]:
     return {k: int(total.get(k, 0)) for k in keys}
 
 
-def summarize(result: PassResult, matches: pa.Table | None, dups: int, classes: list[ClassRow],
+def summarize(result: PassResult, query: MatchQuery, classes: list[ClassRow],
               threshold: float | None) -> dict[str, Any]:
-    """Counters of every shard plus what only the whole set of matches shows (duplicates across shards).
-
-    `matches` is the pass's matches after `best_per_source` (which removed `dups` rows), read once and
-    shared with the histograms and the selection."""
+    """Counters of every shard plus what only the whole set of matches shows (duplicates across shards, the
+    counts per class before and after the threshold), asked of an open MatchQuery over the pass's matches
+    folder: DuckDB deduplicates and counts within its memory limit; Python sees one row per class."""
     counters = _sum_counters(result)
+    totals = query.totals(threshold)
     names = {c.wnid: c.name for c in classes}
-    per_class: dict[str, dict[str, Any]] = {}
-    below = 0
-    if matches is not None and matches.num_rows:
-        kept = above(matches, threshold)
-        below = matches.num_rows - kept.num_rows
-        all_counts = _value_counts(matches["wnid"])
-        kept_counts = _value_counts(kept["wnid"])
-        for wnid, n in sorted(all_counts.items(), key=lambda kv: (-kv[1], kv[0])):
-            per_class[wnid] = {"name": names.get(wnid, ""), "matched": n, "above_threshold": kept_counts.get(wnid, 0)}
+    per_class = {c.wnid: {"name": names.get(c.wnid, ""), "matched": c.matched,
+                          "above_threshold": totals.per_class.get(c.wnid, (0, 0))[0]}
+                 for c in sorted(query.class_matches(), key=lambda c: (-c.matched, c.wnid))}
+    dups = totals.duplicates
+    below = totals.matches - totals.above
     matched = counters["matched"] - dups
     return {
         **counters,
@@ -125,11 +120,6 @@ def summarize(result: PassResult, matches: pa.Table | None, dups: int, classes: 
         "pass_seconds": round(result.seconds, 3),
         "per_class": per_class,
     }
-
-
-def _value_counts(col: pa.ChunkedArray) -> dict[str, int]:
-    vc = pc.value_counts(col)
-    return dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
 
 
 def _write_pool_counts(path: Path, pool: list[ClassRow], counts: Counter[str],
@@ -250,14 +240,14 @@ def _mine(cfg: MineConfig) -> MineResult:
                         json_digest({**base, "pass": "pool", "classes": _class_key(pool_rows)}, 32), embed,
                         None if embed else SenseRanker(pool_rows), label="pool pass")
         res1 = run_pass(spec, cfg)
-        m1 = pa.concat_tables([pq.read_table(f, columns=MATCH_SCHEMA.names).replace_schema_metadata(None)
-                               for f in sorted((pool_dir / "matches").glob("*.parquet"))])
-        counts, lemma_counts = pool_counts(above(m1, threshold))
+        with open_matches(pool_dir / "matches", pool_dir, cfg.selection_memory_mb,
+                          _temp_dir(cfg.selection_temp_dir)) as query:  # the pool's matches, out of core too
+            counts, lemma_counts = pool_counts(query.lemma_counts(threshold))
+            stats["pool_pass"] = {k: v for k, v in summarize(res1, query, pool_rows, threshold).items()
+                                  if k != "per_class"}
         mined = choose_from_pool(pool_rows, counts, lemma_counts, cfg.num_classes, cfg.min_matches_per_class)
         _write_pool_counts(pool_dir / "pool_counts.tsv", pool_rows, counts, lemma_counts,
                            {c.wnid for c in mined})
-        stats["pool_pass"] = {k: v for k, v in summarize(res1, *best_per_source(m1), pool_rows, threshold).items()
-                              if k != "per_class"}
         stats["pool_pass"]["classes_counted"] = len(counts)
         stats["pool_pass"]["classes_chosen"] = len(mined)
         log.info("pool pass: %d pool classes counted, %d chosen", len(counts), len(mined))
@@ -279,33 +269,34 @@ def _mine(cfg: MineConfig) -> MineResult:
     if not list((out / "matches").glob("*.parquet")):
         raise ImagenotError("no shard could be read: " + "; ".join(
             f"{u['path']}: {u['error']}" for u in result.unreadable[:5]))
-    matches, dups = read_matches(out / "matches")  # once: the summary, the histograms and the selection
-    stats.update(summarize(result, matches, dups, mined, threshold))
-    if cfg.pool:
-        for k in RUN_COUNTERS:
-            stats[k] += stats["pool_pass"].get(k, 0)
-    stats["provenance"] = provenance(cfg, plan, stats, local, threshold)
-    stats["provenance"]["threshold_source"] = threshold_source
-    stats["unmatchable_lemmas"] = len(matcher.unmatchable)
-    stats["seconds"] = round(time.perf_counter() - t0, 3)
-    stats["captions_per_s"] = round(stats["rows_read"] / max(result.seconds, 1e-9), 1) if result.seconds else None
-    if cfg.embed:
-        names = {c.wnid: c.name for c in mined}
-        plot_histograms(matches, names, threshold, out / "histograms", cfg.hist_classes)
-        write_json(out / "histograms" / "quantiles.json", similarity_quantiles(matches, names))
-    write_json(out / "mine_stats.json", stats)
-    write_json(out / "config.json", to_record(cfg))
-    write_manifest(out, to_record(cfg), inputs)
-    log.info("mine: %d rows read, %d matched, %d above threshold, %d classes with matches (%.1f s)",
-             stats["rows_read"], stats["matched"], stats["above_threshold"], stats["classes_with_matches"],
-             stats["seconds"])
-    res = MineResult(out, stats, mined)
+    # One DuckDB session over the matches (deduplicated once, within --selection-memory-mb): the summary, the
+    # histograms and the selection; no table of all matches in Python.
+    with open_matches(out / "matches", out, cfg.selection_memory_mb, _temp_dir(cfg.selection_temp_dir)) as query:
+        stats.update(summarize(result, query, mined, threshold))
+        if cfg.pool:
+            for k in RUN_COUNTERS:
+                stats[k] += stats["pool_pass"].get(k, 0)
+        stats["provenance"] = provenance(cfg, plan, stats, local, threshold)
+        stats["provenance"]["threshold_source"] = threshold_source
+        stats["unmatchable_lemmas"] = len(matcher.unmatchable)
+        stats["seconds"] = round(time.perf_counter() - t0, 3)
+        stats["captions_per_s"] = round(stats["rows_read"] / max(result.seconds, 1e-9), 1) if result.seconds \
+            else None
+        if cfg.embed:
+            write_histograms(query, query.class_matches(), {c.wnid: c.name for c in mined}, threshold,
+                             out / "histograms", cfg.hist_classes)
+        write_json(out / "mine_stats.json", stats)
+        write_json(out / "config.json", to_record(cfg))
+        write_manifest(out, to_record(cfg), inputs)
+        log.info("mine: %d rows read, %d matched, %d above threshold, %d classes with matches (%.1f s)",
+                 stats["rows_read"], stats["matched"], stats["above_threshold"], stats["classes_with_matches"],
+                 stats["seconds"])
+        res = MineResult(out, stats, mined)
+        if cfg.select:
+            res.selected, res.selection = select_folder(out / "matches", mined, cfg.selection(), threshold, out,
+                                                        stats["provenance"], query=query)
     if cfg.select:
-        del matches  # the selection reads the matches folder itself, within --selection-memory-mb
-        final, report = select_folder(out / "matches", mined, cfg.selection(), threshold, out, stats["provenance"],
-                                      cfg.selection_memory_mb, _temp_dir(cfg.selection_temp_dir))
         materialise_selected(out, cfg.corpus, out / "selected.parquet")
-        res.selected, res.selection = final, report
     return res
 
 

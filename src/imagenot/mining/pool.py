@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
-
-import pyarrow as pa
 
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas
 
@@ -54,13 +52,15 @@ class SenseRanker:
         return senses.index(wnid) if wnid in senses else len(senses) + 1000
 
 
-def pool_counts(matches: pa.Table) -> tuple[Counter[str], dict[str, Counter[str]]]:
-    """Images per class and, per class, which lemmas brought them (from pass-1 matches above threshold)."""
+def pool_counts(groups: Iterable[tuple[str, str, int]]) -> tuple[Counter[str], dict[str, Counter[str]]]:
+    """Images per class and, per class, which lemmas brought them, from the pass-1 matches above threshold
+    counted per (wnid, lemma) (`MatchQuery.lemma_counts`), given in order of first appearance so that ties in
+    `most_common` fall in corpus order."""
     per_class: Counter[str] = Counter()
     lemmas: dict[str, Counter[str]] = defaultdict(Counter)
-    for wnid, lemma in zip(matches["wnid"].to_pylist(), matches["lemma"].to_pylist()):
-        per_class[wnid] += 1
-        lemmas[wnid][lemma] += 1
+    for wnid, lemma, n in groups:
+        per_class[wnid] += n
+        lemmas[wnid][lemma] += n
     return per_class, lemmas
 
 

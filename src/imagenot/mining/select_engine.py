@@ -1,10 +1,14 @@
-"""The selection's heavy lifting out of core: DuckDB over the matches, with a memory limit and a spill folder.
+"""The selection's and mine's summary's heavy lifting out of core: DuckDB over the matches, with a memory limit
+and a spill folder.
 
 LAION-2B-en x the 1000 ImageNot classes gives about 3.8e8 matches (docs/scaling.md); holding them in one Arrow
 table costs about 0.45 GB per million rows. Here every step that touches all rows (deduplication by
 (source_id, url), the threshold, the per-class counts, the per-class rank under the cap, the final ordered
 read of the chosen rows) is a DuckDB query whose working memory is capped by `memory_mb` and which spills to
 `work_dir` beyond it; Python only sees per-class numbers and the chosen rows, one record batch at a time.
+`mine` asks the same session for its summary (counts per class before and after the threshold, per (class,
+lemma) for the pool pass) and for what its histograms and quantiles need (streamed similarities, the sorted
+values at given positions).
 The rule itself (what is a duplicate, the order of the cap, the seeded draws) lives in
 `imagenot.mining.selection`; this module only answers its questions.
 """
@@ -16,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -80,6 +85,16 @@ class Totals:
         return self.raw - self.matches
 
 
+@dataclass(frozen=True)
+class ClassMatches:
+    """One class's deduplicated matches, before the threshold (mine's summary and histograms)."""
+
+    wnid: str
+    matched: int
+    scored: int  # of which with a similarity
+    first: tuple[int, int]  # (shard index, row) of its first match
+
+
 class MatchQuery:
     """A DuckDB session over one matches folder (or a small in-memory table), deduplicated and thresholded.
 
@@ -89,6 +104,7 @@ class MatchQuery:
         import duckdb
 
         self.work_dir, self.memory_mb = work_dir, memory_mb
+        self._totals: tuple[float | None, Totals] | None = None
         self._error: type[Exception] = duckdb.Error
         config: dict[str, str | int | bool] = {
             "memory_limit": f"{memory_mb}MB", "temp_directory": str(work_dir / "spill"),
@@ -125,10 +141,20 @@ class MatchQuery:
         self.con.close()
 
     def totals(self, threshold: float | None) -> Totals:
-        """Deduplicate (spilled), apply the threshold, count per class.
+        """Deduplicate (spilled), apply the threshold, count per class; done once per session (mine's summary
+        and its selection share it), so a second call must ask for the same threshold.
 
         Of the copies of one (source_id, url) the most similar wins (no similarity: after any similarity),
         ties by shard order then row."""
+        if self._totals is not None:
+            if self._totals[0] != threshold:
+                raise ImagenotError(f"internal: matches counted at threshold {self._totals[0]}, asked {threshold}")
+            return self._totals[1]
+        totals = self._count(threshold)
+        self._totals = (threshold, totals)
+        return totals
+
+    def _count(self, threshold: float | None) -> Totals:
         # Only the keys seen twice need a choice: count per key (a fixed-size state, spilled with the hash
         # table), then rank the copies of those keys alone. A `min` over a struct per key kept a sort-key blob
         # per group outside DuckDB's memory limit (1.9 GB peak RSS at 20M rows).
@@ -143,11 +169,63 @@ class MatchQuery:
         raw = self._one("SELECT count(*) FROM raw")
         matches, with_sim = self.con.execute("SELECT count(*), count(similarity) FROM k").fetchone() or (0, 0)
         scored = with_sim > 0
-        cond = f"CAST(similarity AS DOUBLE) > {float(threshold)!r}" if threshold is not None and scored else "TRUE"
+        cond = _above(threshold, scored)
         self.con.execute(f"CREATE TEMP VIEW kept AS SELECT * FROM k WHERE {cond}")
         per_class = {w: (int(n), int(s)) for w, n, s in self.con.execute(
             "SELECT wnid, count(*), count(similarity) FROM kept GROUP BY wnid").fetchall()}
         return Totals(raw, int(matches), scored, sum(n for n, _ in per_class.values()), per_class)
+
+    def class_matches(self) -> list[ClassMatches]:
+        """Per class over the deduplicated matches (after `totals`): rows, rows with a similarity, and where the
+        class first appears (shard, row), which orders classes of equal size as a pass over the shards would."""
+        rows = self._fetch("SELECT wnid, count(*), count(similarity), min({'f': fidx, 'r': frow}) FROM k "
+                           "WHERE wnid IS NOT NULL GROUP BY wnid")
+        return [ClassMatches(w, int(n), int(s), (int(first["f"]), int(first["r"]))) for w, n, s, first in rows]
+
+    def lemma_counts(self, threshold: float | None) -> list[tuple[str, str, int]]:
+        """(wnid, lemma, rows) of the matches as written (no deduplication: the pool pass counts every match)
+        above the threshold (every row when there is none or no row has a similarity), in order of each
+        pair's first (shard, row): the order in which a pass over the shards would first count it."""
+        scored = self._one("SELECT count(similarity) FROM raw") > 0
+        cond = _above(threshold, scored)
+        rows = self._fetch(f"SELECT wnid, lemma, count(*), min({{'f': fidx, 'r': frow}}) AS first FROM raw "
+                           f"WHERE {cond} GROUP BY wnid, lemma")
+        rows.sort(key=lambda r: (r[3]["f"], r[3]["r"]))
+        return [(w, lemma, int(n)) for w, lemma, n, _ in rows]
+
+    def min_similarity(self) -> float | None:
+        """The lowest similarity of the deduplicated matches (after `totals`), None when none has one."""
+        rows = self._fetch("SELECT min(similarity) FROM k")
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    def similarities(self, batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
+        """(wnid, similarity) of every deduplicated match with a similarity (after `totals`), in batches."""
+        try:
+            yield from self.con.sql("SELECT wnid, similarity FROM k WHERE similarity IS NOT NULL").to_arrow_reader(
+                batch_rows)
+        except self._error as exc:
+            raise _failed(exc, self.memory_mb) from exc
+
+    def similarities_at(self, wanted: pa.Table) -> pa.Table:
+        """The similarities at the asked positions (wanted: wnid, i) of each class's similarities in ascending
+        order (after `totals`): a sort per class that spills, not every value of a class in memory, so exact
+        quantiles cost only the rows around each quantile. Returns wnid, i, similarity."""
+        self.con.register("wanted", wanted)
+        try:
+            return self.con.sql(
+                "SELECT wnid, i, similarity FROM (SELECT wnid, similarity, row_number() OVER (PARTITION BY wnid "
+                "ORDER BY similarity) - 1 AS i FROM k WHERE similarity IS NOT NULL) SEMI JOIN wanted USING (wnid, i)"
+            ).to_arrow_table()
+        except self._error as exc:
+            raise _failed(exc, self.memory_mb) from exc
+        finally:
+            self.con.unregister("wanted")
+
+    def _fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        try:
+            return self.con.execute(sql).fetchall()
+        except self._error as exc:
+            raise _failed(exc, self.memory_mb) from exc
 
     def _one(self, sql: str) -> int:
         row = self.con.execute(sql).fetchone()
@@ -197,6 +275,12 @@ class MatchQuery:
             self.con.execute(sql)
         except self._error as exc:
             raise _failed(exc, self.memory_mb) from exc
+
+
+def _above(threshold: float | None, scored: bool) -> str:
+    """The threshold as a SQL condition: strictly above it (a null similarity is not), or every row when
+    there is no threshold or no match has a similarity (--no-embed), as `resolve.above` reads it."""
+    return f"CAST(similarity AS DOUBLE) > {float(threshold)!r}" if threshold is not None and scored else "TRUE"
 
 
 def _failed(exc: Exception, memory_mb: int) -> ImagenotError:

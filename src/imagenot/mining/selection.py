@@ -17,6 +17,7 @@ import logging
 import math
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from imagenot.errors import ImagenotError, InputError
+from imagenot.errors import ImagenotError
 from imagenot.fileio import atomic_path, write_json
-from imagenot.mining.resolve import MATCH_SCHEMA
-from imagenot.mining.scan import KEPT_PREFIX
 from imagenot.mining.select_engine import MatchQuery, PartFile
 from imagenot.mining.settings import DEFAULT_MEMORY_MB, SelectionParams
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, write_classes
@@ -41,27 +40,6 @@ SELECTED_SCHEMA = pa.schema([
     ("source_id", pa.string()), ("url", pa.string()), ("caption", pa.string()), ("wnid", pa.string()),
     ("label", pa.int32()), ("lemma", pa.string()), ("similarity", pa.float32()), ("split", pa.string()),
 ])
-
-
-def read_matches(matches_dir: Path) -> tuple[pa.Table, int]:
-    """Every match in shard-name order, one row per (source_id, url): the one with the best similarity.
-
-    Returns (table, duplicates removed). Kept corpus columns (`corpus_*`) come along."""
-    files = sorted(matches_dir.glob("*.parquet"))
-    if not files:
-        raise InputError("no matches/*.parquet (run `imagenot mine` first)", matches_dir)
-    tables = []
-    for f in files:
-        try:
-            t = pq.read_table(f)
-            extra = [c for c in t.column_names if c.startswith(KEPT_PREFIX)]
-            base = t.select(MATCH_SCHEMA.names).cast(MATCH_SCHEMA)
-            for c in extra:
-                base = base.append_column(c, t[c])
-            tables.append(base.replace_schema_metadata(None))
-        except (pa.ArrowInvalid, OSError, KeyError) as exc:
-            raise InputError(f"unreadable matches file: {exc}", f) from None
-    return best_per_source(pa.concat_tables(tables, promote_options="permissive"))
 
 
 def best_per_source(table: pa.Table) -> tuple[pa.Table, int]:
@@ -206,15 +184,34 @@ def select_folder(
     provenance: dict[str, Any] | None = None,
     memory_mb: int = DEFAULT_MEMORY_MB,
     temp_dir: Path | None = None,
+    query: MatchQuery | None = None,
 ) -> tuple[list[ClassRow], dict[str, Any]]:
     """Select from a matches folder of any size into out_dir (selected.parquet, classes.tsv, selection.json),
     never holding the matches in memory: DuckDB works within `memory_mb` and spills to a folder in
-    `temp_dir` (default: out_dir), removed afterwards. Returns (final classes, report)."""
+    `temp_dir` (default: out_dir), removed afterwards; or within an open `query` over that folder (`mine`'s,
+    already deduplicated). Returns (final classes, report)."""
+    if query is not None:
+        return _select_into(query, classes, params, threshold, out_dir, provenance)
+    with open_matches(matches_dir, out_dir, memory_mb, temp_dir) as own:
+        return _select_into(own, classes, params, threshold, out_dir, provenance)
+
+
+@contextmanager
+def open_matches(matches_dir: Path, out_dir: Path, memory_mb: int = DEFAULT_MEMORY_MB,
+                 temp_dir: Path | None = None) -> Iterator[MatchQuery]:
+    """A MatchQuery over a matches folder whose database and spill files live in a folder of `temp_dir`
+    (default: out_dir), removed afterwards. `mine` opens one for its summary, histograms and selection, so
+    the matches are deduplicated once."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".select-", dir=temp_dir or out_dir) as tmp, \
             MatchQuery(matches_dir, Path(tmp), memory_mb) as query:
-        final, batches, schema, report = _select(query, classes, params, threshold, Path(tmp))
-        write_selection(out_dir, final, (_conform(b, schema) for b in batches), report, provenance, schema)
+        yield query
+
+
+def _select_into(query: MatchQuery, classes: list[ClassRow], params: SelectionParams, threshold: float | None,
+                 out_dir: Path, provenance: dict[str, Any] | None) -> tuple[list[ClassRow], dict[str, Any]]:
+    final, batches, schema, report = _select(query, classes, params, threshold, query.work_dir)
+    write_selection(out_dir, final, (_conform(b, schema) for b in batches), report, provenance, schema)
     return final, report
 
 

@@ -79,3 +79,21 @@ def test_download_blurs_datacomp_face_boxes_by_default(tmp_path: Path) -> None:
     assert off["counts"]["train"] == 2
     assert all(any(np.array_equal(p, s) for s in source)
                for p in (_pixels(d) for _, _, d in read_samples(tmp_path / "ds-off", "train")))
+
+
+def test_boxes_are_blurred_where_they_were_drawn_before_the_exif_turn() -> None:
+    """DataComp's boxes are fractions of the image as stored (img2dataset decodes without EXIF): a photo
+    with an EXIF orientation is blurred in stored coordinates, then turned upright."""
+    src = _noise(2)
+    exif = Image.Exif()
+    exif[0x0112] = 3  # orientation 3: displayed turned by 180 degrees
+    buf = io.BytesIO()
+    src.save(buf, "PNG", exif=exif)
+    opts = CleanOptions(image_size=min(SIZE), encode_format="png")
+    plain = clean_image(buf.getvalue(), opts)
+    blurred = clean_image(buf.getvalue(), opts, faces=[BOX])
+    assert plain.conversion == "exif_orientation" and "faces_blurred" in (blurred.conversion or "")
+    # undo the 180-degree turn: the changed pixels must sit in the box as drawn on the stored image
+    before, after = _pixels(plain.image)[::-1, ::-1], _pixels(blurred.image)[::-1, ::-1]
+    inside, far = _changed(before, after)
+    assert inside > 0.9 and far == 0

@@ -52,6 +52,21 @@ def test_svg_rendered_at_the_image_size_on_white() -> None:
                                                                           encode_format="png")).image)).size == (24, 48)
 
 
+@pytest.mark.parametrize("dims", ['width="1" height="100000"', 'viewBox="0 0 100000 1"',
+                                  'width="1px" height="100000px" viewBox="0 0 1 100000"'])
+def test_an_extreme_svg_is_refused_before_cairo_allocates_its_canvas(dims: str, monkeypatch) -> None:
+    """A 1:100000 document rendered with its shorter side at the image size would need billions of pixels:
+    refused from its declared size, and cairo is never called."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cairosvg", None)  # an import of cairosvg would now fail loudly
+    doc = f'<svg xmlns="http://www.w3.org/2000/svg" {dims}><path d="M0 0h1v1H0z"/></svg>'.encode()
+    res = clean_image(doc, CleanOptions(image_size=256))
+    assert res.reason == "extreme_aspect_ratio" and "100000" in res.message
+    wide = CleanOptions(image_size=256, max_aspect_ratio=1e9)  # aspect allowed: the pixel budget still holds
+    assert clean_image(doc, wide).reason == "decompression_bomb"
+
+
 @needs_cairo
 def test_a_broken_svg_gets_one_reason() -> None:
     res = clean_image(b"<svg xmlns='http://www.w3.org/2000/svg'><path d=", CleanOptions())

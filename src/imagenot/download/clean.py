@@ -195,6 +195,28 @@ def is_svg(data: bytes) -> bool:
     return head.startswith(b"<svg") or (head.startswith((b"<?xml", b"<!--", b"<!doctype")) and b"<svg" in head)
 
 
+def svg_aspect(data: bytes) -> float | None:
+    """Width / height of an SVG document from its root's viewBox (or width and height in absolute units),
+    read before rendering: cairo allocates the whole canvas, so a 1:100000 document rendered with its shorter
+    side at `size` would ask for billions of pixels. None when the document does not say."""
+    import re
+
+    from defusedxml import ElementTree
+
+    try:
+        root = ElementTree.fromstring(data)
+    except Exception:  # noqa: BLE001 - malformed or hostile XML: cairosvg refuses it too, as corrupt
+        return None
+    box = [float(v) for v in re.findall(r"-?[\d.]+(?:e-?\d+)?", root.get("viewBox") or "")]
+    if len(box) == 4 and box[2] > 0 and box[3] > 0:
+        return box[2] / box[3]
+    sizes = [re.fullmatch(r"\s*([\d.]+(?:e-?\d+)?)\s*(px|pt|mm|cm|in|pc)?\s*", root.get(k) or "")
+             for k in ("width", "height")]
+    if all(sizes) and float(sizes[0][1]) > 0 and float(sizes[1][1]) > 0:  # type: ignore[index]
+        return float(sizes[0][1]) / float(sizes[1][1])  # type: ignore[index]
+    return None
+
+
 def render_svg(data: bytes, size: int) -> bytes:
     """Render an SVG to an RGB PNG whose shorter side is `size`, on white, drawn at that size (not upscaled).
 
@@ -233,6 +255,14 @@ def clean_image(data: bytes | None, opts: CleanOptions, terms: tuple[str, ...] =
 
     svg = is_svg(data)
     if svg:
+        aspect = svg_aspect(data)
+        if aspect is not None:
+            long = max(aspect, 1 / aspect)
+            if long > opts.max_aspect_ratio:
+                return fail("extreme_aspect_ratio", f"svg aspect {long:.0f}:1 > {opts.max_aspect_ratio}:1")
+            if opts.image_size * opts.image_size * long > opts.max_image_pixels:
+                return fail("decompression_bomb", f"svg rendered at {opts.image_size} px would exceed "
+                            f"{opts.max_image_pixels} pixels")
         try:
             data = render_svg(data, opts.image_size)
         except ImportError as exc:
@@ -255,6 +285,10 @@ def clean_image(data: bytes | None, opts: CleanOptions, terms: tuple[str, ...] =
                 scale = opts.image_size / min(w, h)
                 im.draft(im.mode, (max(1, int(w * scale) + 1), max(1, int(h * scale) + 1)))
             im.load()
+            if faces:  # boxes are fractions of the image as stored (img2dataset decodes without EXIF): blur first
+                blurred = blur_faces(im, faces)
+                blurred.info.update(im.info)  # the EXIF orientation travels on, for `upright`
+                im = blurred
             turned = upright(im)  # stored as it displays: EXIF orientation applied, then the tag is gone
             rotated = turned is not im
             if turned.size != im.size:  # turned by 90 degrees: the original size as displayed
@@ -272,8 +306,6 @@ def clean_image(data: bytes | None, opts: CleanOptions, terms: tuple[str, ...] =
         return fail("corrupt", f"{type(exc).__name__}: {exc}")
     res = CleanResult(orig_width=w, orig_height=h)
     try:
-        if faces:
-            im = blur_faces(im, faces)
         small, digest, conv = prepare(im, opts.image_size)
     except (OSError, ValueError) as exc:
         return fail("corrupt", f"conversion failed: {exc}")

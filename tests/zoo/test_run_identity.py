@@ -135,3 +135,20 @@ def test_fine_tunes_of_a_rerun_pretraining_run_are_rerun_too(tmp_path):
     assert repre["epochs"] == 2 and repre["fingerprint"] != pre["fingerprint"]
     assert retuned["fingerprint"] != tuned["fingerprint"]  # trained from the new weights, not reused
     assert json.loads((run / "config.json").read_text())["resolved"]["init_fingerprint"] == repre["fingerprint"]
+
+
+@pytest.mark.parametrize("parallel", ["1", "2"])
+def test_a_changed_published_record_is_replaced_with_force(tmp_path, parallel):
+    """Evaluations and published records have no checkpoint to resume: --force replaces them all the same,
+    serially and side by side."""
+    base = {"models": ["alexnet", "resnet18"], "seeds": [0], "progress": False, "out": str(tmp_path / "zoo"),
+            "parallel": parallel}
+    run_zoo(plan_from_mapping({**base, "datasets": [{"source": "published", "name": "imagenet",
+                                                     "role": "reference"}]}))
+    changed = {**base, "datasets": [{"source": "published", "name": "imagenet", "role": "contrast"}]}
+    with pytest.raises(ZooError, match="other settings"):
+        run_zoo(plan_from_mapping(changed))
+    results = run_zoo(plan_from_mapping({**changed, "force": True}))
+    assert sorted(r["role"] for r in results) == ["contrast", "contrast"]
+    record = json.loads((tmp_path / "zoo" / "imagenet" / "alexnet" / "published" / "result.json").read_text())
+    assert record["role"] == "contrast"

@@ -20,3 +20,11 @@ def job_argv(job: Any) -> list[str]:
     command = "finetune" if job.kind == "finetune" else "train"
     resume = [] if cfg.force else ["--resume"]  # a forced job replaces the run in its folder
     return [command, *config_argv(dataclasses.replace(cfg, resume=False, progress=True)), *resume]
+
+
+def forced(job: Any) -> Any:
+    """`job` set to replace the run made with other settings in its folder (`--force`): what both the serial
+    and the side-by-side zoo rerun. Evaluations and published records have no checkpoint to resume from."""
+    cfg = job.config
+    no_resume = {"resume": False} if hasattr(cfg, "resume") else {}
+    return dataclasses.replace(job, config=dataclasses.replace(cfg, force=True, **no_resume))

@@ -32,7 +32,7 @@ from typing import Any
 
 from imagenot import rundir
 from imagenot.errors import ImagenotError
-from imagenot.zoo.argv import job_argv
+from imagenot.zoo.argv import forced, job_argv
 from imagenot.zoo.plan import ZooPlan
 from imagenot.zoo.schedule import Scheduler, Task, job_cost
 
@@ -164,7 +164,7 @@ def _stop_on_sigterm() -> Any:
 def _forced(job: Any) -> Any:
     """`job` replacing the run with other settings in its folder (what the serial zoo's `rerun` does)."""
     log.info("zoo: %s holds a run with other settings; rerunning it (--force)", job.run_dir)
-    return dataclasses.replace(job, config=dataclasses.replace(job.config, force=True, resume=False))
+    return forced(job)
 
 
 def _diverged(run_dir: Path) -> bool:

@@ -40,7 +40,7 @@ from imagenot.fileio import write_json
 from imagenot.lock import locks_output
 from imagenot.progress import Progress
 from imagenot.training.config import TrainConfig
-from imagenot.zoo.argv import job_argv
+from imagenot.zoo.argv import forced, job_argv
 from imagenot.zoo.plan import ZooDataset, ZooPlan, ZooTransfer, model_init, validate_plan
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ def run_job(job: Job, rerun: bool = False) -> dict[str, Any]:
     """Run one job (or read its result when it is finished); `rerun` replaces a run made with other
     settings."""
     if rerun:
-        job = dataclasses.replace(job, config=dataclasses.replace(job.config, force=True, resume=False))
+        job = forced(job)
         log.info("zoo: %s holds a run with other settings; rerunning it (--force)", job.run_dir)
     elif rundir.is_finished(job.run_dir):
         return rundir.read_result(job.run_dir)

@@ -126,6 +126,9 @@ def fingerprint(config: dict[str, Any]) -> str:
     records it as `resolved.init_fingerprint`), not its path: the path holds the pretraining seed, so the
     fine-tunes of every pretraining seed share a fingerprint, and one retrained with other settings does not."""
     ident = {k: v for k, v in config.items() if k not in FINGERPRINT_EXCLUDED}
+    resolved = ident.get("resolved")
+    if isinstance(resolved, dict) and "numerics" in resolved:  # what this machine made of the request: not it
+        ident["resolved"] = {k: v for k, v in resolved.items() if k != "numerics"}
     init = ident.get("init")
     if isinstance(init, str) and init.startswith("run:"):
         ident["init"] = "run"

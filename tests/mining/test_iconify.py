@@ -173,3 +173,47 @@ def test_mine_the_icons_alone_and_beside_openclipart(tmp_path: Path) -> None:
 def test_the_installed_package_has_the_layout_the_reader_expects() -> None:
     data = json.loads((PACKAGE_ROOT / "json" / "mdi.json").read_bytes())
     assert data["info"]["license"]["spdx"] and data["info"]["category"] and data["icons"]
+
+
+def test_names_from_the_package_never_leave_the_svg_folder(tmp_path: Path) -> None:
+    """Set prefixes and icon names come from the package's JSON: a `..` or `/` in them becomes a safe file
+    name inside mine/corpus/iconify, and a corpus whose urls were edited to point elsewhere is refused."""
+    import pyarrow as pa
+
+    from imagenot.errors import InputError
+
+    root = write_package(tmp_path / "pkg", [icon_set("pets", "MIT", "Thematic", {"../../../escaped-dog": SQUARE,
+                                                                                 "cat/../../x": SQUARE})])
+    data = json.loads((root / "json" / "pets.json").read_text())
+    data["prefix"] = "../../evil"
+    (root / "json" / "pets.json").write_text(json.dumps(data))
+    out = tmp_path / "mine" / "corpus" / "iconify.parquet"
+    write_iconify_corpus(out, root)
+    rows = pq.read_table(out).to_pylist()
+    assert materialise_selected(out, [r["SAMPLE_ID"] for r in rows]) == 2
+    written = sorted(p for p in tmp_path.rglob("*.svg"))
+    assert len(written) == 2 and all(p.is_relative_to(tmp_path / "mine" / "corpus" / "iconify") for p in written)
+    table = pq.read_table(out)
+    urls = [(tmp_path / "outside.svg").as_uri()] * table.num_rows
+    edited = table.set_column(table.schema.get_field_index("URL"), "URL", pa.array(urls))
+    pq.write_table(edited, out)
+    with pytest.raises(InputError, match="points outside"):
+        materialise_selected(out, [r["SAMPLE_ID"] for r in rows])
+    assert not (tmp_path / "outside.svg").exists()
+
+
+def test_a_converted_corpus_is_reused_only_for_the_folder_it_came_from(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from imagenot.mining.plan import prepare_corpus
+
+    one = small_package(tmp_path / "one")
+    two = write_package(tmp_path / "two", [icon_set("birds", "MIT", "Thematic", {"owl": SQUARE})])
+    out = tmp_path / "mine"
+    spec, local, _ = prepare_corpus(SimpleNamespace(corpus=f"iconify:{one}", allow_local=False), out)
+    assert local and {r["icon_set"] for r in pq.read_table(spec).to_pylist()} == {"pets", "more-pets", "old-pets"}
+    before = Path(spec).stat().st_mtime_ns
+    prepare_corpus(SimpleNamespace(corpus=f"iconify:{one}", allow_local=False), out)
+    assert Path(spec).stat().st_mtime_ns == before  # the same folder: reused
+    spec, _, _ = prepare_corpus(SimpleNamespace(corpus=f"iconify:{two}", allow_local=False), out)
+    assert {r["icon_set"] for r in pq.read_table(spec).to_pylist()} == {"birds"}  # another folder: converted

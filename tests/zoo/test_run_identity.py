@@ -152,3 +152,22 @@ def test_a_changed_published_record_is_replaced_with_force(tmp_path, parallel):
     assert sorted(r["role"] for r in results) == ["contrast", "contrast"]
     record = json.loads((tmp_path / "zoo" / "imagenet" / "alexnet" / "published" / "result.json").read_text())
     assert record["role"] == "contrast"
+
+
+def test_the_identity_keeps_the_requested_precision_not_what_a_machine_resolved(finished):
+    """config.json keeps the numerics asked for and records what the device resolved under
+    `resolved.numerics`; only the request is the run's identity, so a run trained on a GPU node matches its
+    plan checked on a CPU login node."""
+    from imagenot.training.trainer import run_record
+    from imagenot.zoo.run import job_record, jobs
+
+    out, result = finished
+    config = json.loads((out / "ref" / "alexnet_s32" / "seed0" / "config.json").read_text())
+    assert config["precision"] == "auto" and config["resolved"]["numerics"]["precision"] in ("bf16", "fp32")
+    on_a_gpu = {**config, "resolved": {**config["resolved"], "numerics": {
+        "precision": "bf16", "channels_last": True, "fp32_grouped_convs": False}}}
+    assert rundir.fingerprint(on_a_gpu) == result["fingerprint"]
+    [job] = jobs(plan_from_mapping({**PLAN, "out": str(out)}))
+    assert run_record(job.config)["precision"] == "auto"  # nothing resolved for a plan: no device needed
+    assert rundir.fingerprint(job_record(job)) == result["fingerprint"]
+    assert rundir.fingerprint({**config, "precision": "fp32"}) != result["fingerprint"]  # another request

@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from imagenot import safepath
 from imagenot.errors import InputError
 from imagenot.fileio import atomic_path
 from imagenot.mining.openclipart import LOCAL_KEY, SOURCE_KEY
@@ -184,7 +185,9 @@ def iter_icons(data: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
 
 
 def svg_path(svg_root: Path, prefix: str, name: str) -> Path:
-    return svg_root / prefix / f"{name}.svg"
+    """Where a selected icon's SVG is written: set prefix and icon name come from the package's JSON, so
+    each becomes one safe path component (plain names unchanged, any other a distinct safe name)."""
+    return svg_root / safepath.unique_slug(prefix) / f"{safepath.unique_slug(name, limit=200)}.svg"
 
 
 def write_iconify_corpus(out: str | Path, root: str | Path = PACKAGE_ROOT,
@@ -239,8 +242,11 @@ def materialise_selected(corpus: str | Path, source_ids: list[str]) -> int:
     table = pq.read_table(corpus, columns=["SAMPLE_ID", "URL", "svg"],
                           filters=pc.field("SAMPLE_ID").isin(sorted(set(source_ids))))
     written = 0
+    svg_root = Path(corpus).parent / "iconify"
     for url, svg in zip(table["URL"].to_pylist(), table["svg"].to_pylist()):
         path = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+        if not safepath.is_within(path, svg_root):  # a corpus file edited (or written) elsewhere: never follow
+            raise InputError(f"an iconify corpus url points outside {svg_root}: {url}", corpus)
         data = svg.encode("utf-8")
         if path.is_file() and path.read_bytes() == data:
             continue

@@ -29,7 +29,7 @@ from imagenot.fileio import (
     write_json,
     write_manifest,
 )
-from imagenot.lock import locks_output
+from imagenot.lock import locks_output, output_lock
 from imagenot.mining.embed import EncoderSpec
 from imagenot.mining.encoders import default_threshold, published_laionet, threshold_note
 from imagenot.mining.folder import claim_mine_folder
@@ -328,7 +328,8 @@ def run_select(cfg: SelectConfig) -> tuple[list[ClassRow], dict[str, Any]]:
     out = Path(cfg.out) if cfg.out else mine_dir
     final, report = select_folder(mine_dir / "matches", read_classes(classes_path), cfg.selection(), threshold, out,
                                   prov, cfg.selection_memory_mb, _temp_dir(cfg.selection_temp_dir))
-    materialise_selected(mine_dir, str(prov.get("corpus") or ""), out / "selected.parquet")
+    with output_lock(mine_dir):  # the selected icons' files go into the mine folder, even with another --out
+        materialise_selected(mine_dir, str(prov.get("corpus") or ""), out / "selected.parquet")
     write_json(out / "select_config.json", to_record(cfg))
     write_json(out / "select_manifest.json", {"config": to_record(cfg), "environment": environment(),
                                               "inputs": {"mined_classes.tsv": sha256_file(classes_path)}})

@@ -64,6 +64,28 @@ def is_builtin(corpus: str) -> bool:
     return builtin_parts(corpus) is not None
 
 
+def _source(name: str, where: str | None) -> str:
+    """The folder a built-in corpus is converted from (recorded in the parquet's metadata)."""
+    if name == OPENCLIPART:
+        from imagenot.mining.openclipart import SVG_ROOT
+
+        return str(Path(where) if where else SVG_ROOT)
+    from imagenot.mining.iconify import PACKAGE_ROOT
+
+    return str(Path(where) if where else PACKAGE_ROOT)
+
+
+def _converted_from(path: Path) -> str | None:
+    from imagenot.mining.openclipart import SOURCE_KEY
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None  # unreadable: converted again
+    value = meta.get(SOURCE_KEY)
+    return value.decode() if value else None
+
+
 def _prepare_openclipart(where: str | None, path: Path) -> None:
     from imagenot.mining.openclipart import PNG_ROOT, SVG_ROOT, write_openclipart_corpus
 
@@ -91,9 +113,12 @@ def prepare_corpus(cfg: MineConfig, out: Path) -> tuple[str, bool, dict[str, str
     paths = []
     for name, where in parts:
         path = out / "corpus" / f"{name}.parquet"
-        if path.is_file():
+        if path.is_file() and _converted_from(path) == _source(name, where):
             log.info("reusing %s", path)
         else:
+            if path.is_file():
+                log.info("%s was converted from another folder than %s: converting again", path,
+                         _source(name, where))
             (_prepare_openclipart if name == OPENCLIPART else _prepare_iconify)(where, path)
         paths.append(path)
         inputs["corpus" if len(parts) == 1 else f"corpus:{name}"] = sha256_file(path)

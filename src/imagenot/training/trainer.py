@@ -221,12 +221,6 @@ def _plan(cfg: TrainConfig) -> RunState:
         # a run started from another run is another experiment when that run was retrained with other settings
         resolved["init_fingerprint"] = rundir.recorded_fingerprint(cfg.init.partition(":")[2])
     config_dict["resolved"] = json.loads(json.dumps(resolved))
-    # precision and memory format as the run will resolve them on this machine's device type: part of the
-    # record a zoo compares (rundir.fingerprint), so a finished run matches the plan that made it
-    numerics = resolve_numerics(_resolve_device(cfg.device, 0), cfg.precision, cfg.channels_last,
-                                cfg.fp32_grouped_convs)
-    config_dict.update(precision=numerics.precision, channels_last=numerics.channels_last,
-                       fp32_grouped_convs=numerics.fp32_grouped_convs)
     return RunState(cfg=cfg, dist=DistInfo(), run_dir=Path(cfg.out), recipe=recipe, plan=plan, epochs=epochs,
                     global_batch=global_batch, family=info.family, year=info.year, config_dict=config_dict)
 
@@ -324,14 +318,18 @@ def setup(state: RunState) -> dict[str, Any] | None:
 
 
 def resolve_run_numerics(state: RunState) -> None:
-    """Device, precision, memory format and fp32 layers of the run, written into its config record before the
-    run directory is checked: config.json then replays them (`--config`), as it does the thread count."""
+    """Device, precision, memory format and fp32 layers of the run, resolved before the run directory is
+    checked. config.json keeps what was asked for (`precision: auto` resolves the same on the same machine, so
+    a replay runs the same numerics) and records the resolution under `resolved.numerics`, which is not part of
+    the run's identity (rundir.fingerprint): "auto" trained on a GPU node is the same experiment for a zoo
+    that checks it on a CPU login node."""
     cfg = state.cfg
     state.device = _resolve_device(cfg.device, state.dist.local_rank)
     numerics = resolve_numerics(state.device, cfg.precision, cfg.channels_last, cfg.fp32_grouped_convs)
     state.numerics, state.precision, state.mem_format = numerics, numerics.precision, numerics.memory_format
-    state.config_dict.update(precision=numerics.precision, channels_last=numerics.channels_last,
-                             fp32_grouped_convs=numerics.fp32_grouped_convs)
+    state.config_dict.setdefault("resolved", {})["numerics"] = {
+        "precision": numerics.precision, "channels_last": numerics.channels_last,
+        "fp32_grouped_convs": numerics.fp32_grouped_convs}
     log.info("%s: %s%s%s (%s)", cfg.model, numerics.precision, ", channels_last" if numerics.channels_last else "",
              ", grouped convolutions in fp32" if numerics.fp32_grouped_convs else "", numerics.why)
 

@@ -55,3 +55,20 @@ def test_unreadable_context_files_are_notes_not_failures(tmp_path: Path):
     bad.write_text("{not json")
     paths = run_report(ReportConfig(runs=(str(runs),), out=str(tmp_path / "report"), audit=str(bad), n_boot=200))
     assert "could not be read" in Path(paths["report_md"]).read_text()
+
+
+
+def test_a_sweep_of_epoch_multiples_is_stated_as_the_gain_from_more_epochs(tmp_path: Path):
+    runs = write_zoo(tmp_path / "runs", seeds=(0,), transfer=False)
+    sweep = tmp_path / "budget.json"
+    # seed 0 sits 0.4 below each listed accuracy: gains of at most 1.4 and 2.4
+    sweep.write_text(json.dumps({"source": "the sweep", "multiples": [1, 2, 4], "plateau": {
+        "reference": {m: {"top1": ref + (1.0 if m == "vgg_s" else 0.0)} for m, _, _, ref, _, _, _ in ZOO},
+        "contrast": {m: {"top1": con + 2.0} for m, _, _, _, con, _, _ in ZOO}}}))
+    paths = run_report(ReportConfig(runs=(str(runs),), out=str(tmp_path / "report"), plateau=str(sweep),
+                                    n_boot=200))
+    text = Path(paths["report_md"]).read_text()
+    assert "what the same model reaches with 4x these epochs" in text
+    assert "on fashion every model is within 1.4 points of its 4x-epoch figure" in text
+    assert "on clipart every model is within 2.4 points of its 4x-epoch figure" in text
+    assert "| model | fashion top-1 | 4x the epochs | gain |" in text

@@ -27,13 +27,16 @@ def test_stage_keys_change_only_downstream():
 
 
 def test_corpus_choice_reruns_mining_and_after():
-    """`corpus`: openclipart (the default, unchanged), iconify, or both; a change reruns mine onwards."""
+    """`corpus`: iconify (the default: enough classes to rank six models), openclipart (the quick preset's), or
+    both; a change reruns mine onwards, as does the class choice."""
     base = stage_keys(DemoConfig())
-    assert DemoConfig().corpus == "openclipart"
-    for corpus in ("iconify", "openclipart+iconify"):
+    assert DemoConfig().corpus == "iconify" and PRESETS["quick"]["corpus"] == "openclipart"
+    for corpus in ("openclipart", "openclipart+iconify"):
         other = stage_keys(DemoConfig(corpus=corpus))
         assert other["classes"] == base["classes"] and other["mine"] != base["mine"]
         assert other["download"] != base["download"]
+    most = stage_keys(DemoConfig(class_choice="most"))
+    assert most["classes"] == base["classes"] and most["mine"] != base["mine"]
 
 
 @pytest.mark.parametrize("argv, message", [

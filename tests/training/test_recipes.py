@@ -142,9 +142,23 @@ def test_uniform_is_the_same_for_every_model():
     assert len(recipes) == 1
 
 
+def test_uniform_small_is_one_recipe_with_a_long_warm_up_and_a_linear_decay_to_zero():
+    recipes = {get_recipe("uniform-small", m, model_info(m).family) for m in list_models()}
+    assert len(recipes) == 1
+    r = recipes.pop()
+    assert (r.optimizer, r.schedule, r.augment, r.final_lr_factor) == ("adamw", "linear", "flip", 0.0)
+    assert r.scaled_lr(128) == pytest.approx(4e-3)
+    epochs = 8  # warm-up: a quarter of the run, linearly from 1% of the peak
+    assert r.lr_factor(0.0, epochs) == pytest.approx(0.01)
+    assert r.lr_factor(1.0, epochs) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert r.lr_factor(2.0, epochs) == pytest.approx(1.0)
+    assert r.lr_factor(5.0, epochs) == pytest.approx(0.5)  # halfway through the decay
+    assert r.lr_factor(8.0, epochs) == pytest.approx(0.0)  # exactly 0 at the end
+
+
 def test_user_overrides_and_bad_recipes():
     assert get_recipe("uniform", "resnet_s32", "ResNet", {"lr": 0.5}).lr == 0.5
-    with pytest.raises(ConfigError, match="known: uniform, torchvision"):
+    with pytest.raises(ConfigError, match="known: uniform, uniform-small, torchvision"):
         get_recipe("fancy")
     with pytest.raises(ConfigError, match="unknown key"):
         get_recipe("uniform", overrides={"learning_rate": 1})

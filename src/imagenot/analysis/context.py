@@ -125,21 +125,28 @@ def plateau_blocks(path: str | Path | None, analysis: Analysis, notes: list[str]
         rows.append(row)
     if not gaps:
         return []
+    # A sweep over multiples of these runs' epochs (the demo's) names its largest multiple; older files a budget.
+    multiple = max(data.get("multiples") or [0]) or None
+    what = f"{multiple}x the epochs" if multiple else "plateau"
     headers = ["model"]
     for _, name, _ in sides:
-        headers += [f"{name} top-1", "plateau", "below plateau"]
+        headers += [f"{name} top-1", what, "gain" if multiple else "below plateau"]
     worst = {role: max((g for r, _, g in gaps if r == role), default=None) for role, _, _ in sides}
     def phrase(role: str, name: str) -> str:
         gap = worst[role]
         if gap <= 0:
-            return f"on {name} every model is at or above its plateau"
-        return f"on {name} every model is within {gap:.1f} points of its plateau"
+            return f"on {name} no model gains from it" if multiple else \
+                f"on {name} every model is at or above its plateau"
+        target = f"its {multiple}x-epoch figure" if multiple else "its plateau"
+        return f"on {name} every model is within {gap:.1f} points of {target}"
 
     words = "; ".join(phrase(role, name) for role, name, _ in sides if worst[role] is not None)
     source = data.get("source", "a budget sweep")
     when = f" ({data['date']})" if data.get("date") else ""
+    against = (f"what the same model reaches with {multiple}x these epochs" if multiple else
+               "its plateau, the accuracy it reached with the largest budget")
     return [Heading(2, "Training budget: architectures or learning speed?"),
-            Paragraph(f"Each model's top-1 here against its plateau, the accuracy it reached with the largest "
-                      f"budget of {source}{when} (same recipe and input size): {words}. Differences between "
-                      "models smaller than these gaps may reflect how fast a model learns, not how far.", "sub"),
+            Paragraph(f"Each model's top-1 here against {against} in {source}{when} (same recipe, data and input "
+                      f"size): {words}. Differences between models smaller than these gaps may reflect how fast a "
+                      "model learns, not how far.", "sub"),
             table(headers, rows)]

@@ -57,7 +57,7 @@ def _mine(cfg: DemoConfig, p: DemoPaths) -> str:
         corpus=cfg.corpus, classes=str(p.pool), out=str(p.mine), allow_local=True, pool=True,
         encoder=cfg.encoder, threshold=cfg.threshold, num_classes=cfg.num_classes,
         min_matches_per_class=cfg.min_per_class, max_per_class=cfg.max_per_class, val_per_class=cfg.val_per_class,
-        seed=cfg.seed, hist_classes=cfg.num_classes,
+        class_choice=cfg.class_choice, seed=cfg.seed, hist_classes=cfg.num_classes,
     ))
     s = res.stats
     return (f"{s.get('rows_read', 0)} captions, {s.get('matched', 0)} matched, "
@@ -81,10 +81,13 @@ def _download(cfg: DemoConfig, p: DemoPaths) -> str:
     return summary
 
 
-def _plan(cfg: DemoConfig, p: DemoPaths) -> Any:
+def zoo_plan(cfg: DemoConfig, p: DemoPaths) -> Any:
+    """The demo's zoo: also what scripts/demo_budget_sweep.py multiplies."""
     from imagenot.zoo.plan import ZooDataset, ZooPlan, ZooTransfer
 
-    reference_options: dict[str, Any] = {"train.limit_per_class": cfg.reference_limit_per_class}
+    reference_options: dict[str, Any] = {}
+    if cfg.reference_limit_per_class:
+        reference_options["train.limit_per_class"] = cfg.reference_limit_per_class
     if cfg.reference_val_limit:
         reference_options["val.limit"] = cfg.reference_val_limit
     return ZooPlan(
@@ -103,7 +106,7 @@ def _plan(cfg: DemoConfig, p: DemoPaths) -> Any:
 def _zoo(cfg: DemoConfig, p: DemoPaths) -> str:
     from imagenot.zoo.run import run_zoo
 
-    results = run_zoo(_plan(cfg, p))
+    results = run_zoo(zoo_plan(cfg, p))
     n_pre = sum(1 for r in results if r.get("role") != "transfer")
     return f"{n_pre} pretraining runs and {len(results) - n_pre} fine-tunes finished"
 
@@ -179,7 +182,7 @@ def run_demo(cfg: DemoConfig, echo: Any = print) -> Path:
     out = Path(cfg.out)
     p = DemoPaths(out)
     # The zoo's models, recipe and image size are checked now, not after three stages of mining and download.
-    validate_plan(_plan(cfg, p))
+    validate_plan(zoo_plan(cfg, p))
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", to_record(cfg))
     runner = StageRunner(out, echo=echo)
@@ -203,8 +206,8 @@ def run_demo(cfg: DemoConfig, echo: Any = print) -> Path:
 # The settings each stage depends on; a stage reruns when these (or an earlier stage's) change.
 _STAGE_FIELDS = {
     "classes": ("reference_classes", "root", "exclude_hierarchy"),
-    "mine": ("corpus", "encoder", "threshold", "num_classes", "min_per_class", "max_per_class", "val_per_class",
-             "seed"),
+    "mine": ("corpus", "encoder", "threshold", "num_classes", "class_choice", "min_per_class", "max_per_class",
+             "val_per_class", "seed"),
     "download": ("image_size", "near_dup_distance", "min_images_per_class", "text_filter", "text_filter_fraction"),
     "zoo": ("models", "seeds", "recipe", "epochs", "contrast_epochs", "batch_size", "reference",
             "reference_limit_per_class", "reference_val_limit", "finetune_epochs", "finetune_mode", "transfer",
@@ -236,4 +239,4 @@ def _zoo_done(cfg: DemoConfig, p: DemoPaths) -> bool:
     from imagenot import rundir
     from imagenot.zoo.run import jobs
 
-    return all(rundir.is_finished(j.run_dir) for j in jobs(_plan(cfg, p)))
+    return all(rundir.is_finished(j.run_dir) for j in jobs(zoo_plan(cfg, p)))

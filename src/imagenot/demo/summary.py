@@ -88,6 +88,52 @@ def _flip_sentences(stats: dict[str, Any]) -> list[str]:
     return out
 
 
+def _verdict(stats: dict[str, Any], plateau: dict[str, Any]) -> dict[str, Any]:
+    """What the numbers say, for the summary's first lines: the rank agreement and whether the data establish
+    it, the flips the data support, and how far the models are from what more training gives."""
+    main = stats.get("main") or {}
+    rank, perm = main.get("rank") or {}, main.get("permutation") or {}
+    ci = ((main.get("noise") or {}).get("images") or {}).get("kendall_tau") or {}
+    flips = main.get("flip_support") or []
+    gaps: dict[str, list[float]] = {}
+    for role, key in (("reference", "x"), ("contrast", "y")):
+        for model, value in (main.get(key) or {}).items():
+            top = ((plateau.get(role) or {}).get(model) or {}).get("top1")
+            if top is not None and (value or {}).get("mean") is not None:
+                gaps.setdefault(role, []).append(top - value["mean"])
+    return {"tau": rank.get("kendall_tau"), "p": perm.get("p", rank.get("kendall_p")), "ci_low": ci.get("low"),
+            "ci_high": ci.get("high"), "n_models": main.get("n_models") or rank.get("n"), "flips": len(flips),
+            "flips_both": sum(f.get("support") == "both" for f in flips),
+            "gap_max": {role: max(g) for role, g in gaps.items()},
+            "gap_min": {role: min(g) for role, g in gaps.items()}}
+
+
+def verdict_lines(v: dict[str, Any], multiple: int | None, x: str = "Fashion-MNIST", y: str = "clipart-not") -> list[str]:
+    """The verdict in words, claiming no more than the intervals allow."""
+    tau, p, lo, hi = v.get("tau"), v.get("p"), v.get("ci_low"), v.get("ci_high")
+    if tau is None:
+        return []
+    interval = f"95% interval {_f(lo, 2)} to {_f(hi, 2)} when the test images are resampled"
+    stat = f"Kendall tau {tau:.2f} over {v.get('n_models')} models (exact permutation p = {_f(p, 3)}; {interval})"
+    if p is not None and p < 0.05 and lo is not None and lo > 0:
+        head = f"**The two rankings agree**: {stat}."
+    elif tau > 0:
+        head = f"**The rankings lean the same way, but these test images cannot establish it**: {stat}."
+    else:
+        head = f"**The rankings do not agree**: {stat}."
+    n = v.get("flips") or 0
+    both = v.get("flips_both") or 0
+    head += (f" {n} pair(s) of models change order, {both} of them significantly on both datasets." if n
+             else " No pair of models changes order.")
+    gap_max = v.get("gap_max") or {}
+    if multiple and gap_max:
+        parts = [f"{name} {_f(v['gap_min'][role])} to {_f(gap_max[role])} points"
+                 for role, name in (("reference", x), ("contrast", y)) if role in gap_max]
+        head += (f" Training every model {multiple}x as long changes its top-1 by " + " and ".join(parts)
+                 + " ([docs/demo_budget.md](docs/demo_budget.md)).")
+    return [head]
+
+
 def build_summary(cfg: DemoConfig, out: Path, timings: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Everything the summary states, as data (summary.json)."""
     stats = _read(out / "report" / "stats.json")
@@ -96,7 +142,8 @@ def build_summary(cfg: DemoConfig, out: Path, timings: dict[str, dict[str, Any]]
     from imagenot.demo.run import plateau_file
 
     plateau_path = plateau_file()
-    plateau = (_read(plateau_path) if plateau_path else {}).get("plateau") or {}
+    budget = _read(plateau_path) if plateau_path else {}
+    plateau = budget.get("plateau") or {}
     main = stats.get("main") or {}
     noise = main.get("noise") or {}
     total = sum(float(v.get("seconds") or 0.0) for v in timings.values())
@@ -108,6 +155,7 @@ def build_summary(cfg: DemoConfig, out: Path, timings: dict[str, dict[str, Any]]
         "tau_model_ci": ((noise.get("models") or {}).get("kendall_tau")),
         "tau_seed_ci": ((noise.get("seeds") or {}).get("kendall_tau")),
         "flips": _flip_sentences(stats), "datasets": stats.get("datasets"),
+        "verdict": _verdict(stats, plateau), "plateau_multiple": max(budget.get("multiples") or [0]) or None,
         "audit": audit.get("summary"), "text_filter": card.get("text_filter"),
         "contrast_classes": [c.get("name") for c in card.get("classes") or []],
     }
@@ -117,21 +165,22 @@ def render(s: dict[str, Any]) -> str:
     """summary.md; every string of the summary (model and class names, stage notes) escaped up front."""
     s = escape.md_tree(s)
     cfg = s["config"]
-    lines = [BEGIN, "",
+    lines = [BEGIN, "", *verdict_lines(s.get("verdict") or {}, s.get("plateau_multiple")), "",
              f"One run of `imagenot demo` ({s['date']}, {s['machine']}, training seeds "
              f"{', '.join(str(x) for x in cfg['seeds'])}), {_seconds(s['total_s'])} after set-up:", "",
              "| stage | result | time |", "|---|---|---:|"]
     for name, st in s["stages"].items():
         lines.append(f"| {name} | {st.get('summary', '')} | {_seconds(st.get('seconds'))} |")
+    more = f"{s['plateau_multiple']}x" if s.get("plateau_multiple") else "plateau"
     datasets = s.get("datasets") or {}
     ref, con = datasets.get("fashion-mnist") or {}, datasets.get("clipart-not") or {}
     lines += ["", "![clipart-not top-1 against Fashion-MNIST top-1, with 95% intervals](docs/demo_scatter.png)", "",
               f"Top-1 (%) with 95% Clopper-Pearson intervals; Fashion-MNIST validated on {ref.get('n_val', '?'):,} "
               f"test images after {ref.get('epochs', '?')} epochs on {ref.get('train_images', '?'):,} training "
               f"images, clipart-not on {con.get('n_val', '?')} after {con.get('epochs', '?')} epochs on "
-              f"{con.get('train_images', '?')}; plateau = the budget sweep's largest budget "
+              f"{con.get('train_images', '?')}; {more} = the same model trained with {more} the epochs "
               "([docs/demo_budget.md](docs/demo_budget.md)).", "",
-              "| model | Fashion-MNIST | plateau | clipart-not | plateau | Animal-MNIST, from Fashion-MNIST | "
+              f"| model | Fashion-MNIST | {more} | clipart-not | {more} | Animal-MNIST, from Fashion-MNIST | "
               "from clipart-not |", "|---|---:|---:|---:|---:|---:|---:|"]
     lines += ["| " + " | ".join(row) + " |" for row in s["models"]]
     rank, perm, fit = s.get("rank") or {}, s.get("permutation") or {}, s.get("fit") or {}

@@ -44,7 +44,7 @@ from imagenot.mining.plan import (
     prepare_corpus,
     provenance,
 )
-from imagenot.mining.pool import SenseRanker, choose_from_pool, pool_counts
+from imagenot.mining.pool import SenseRanker, choose_from_pool, pool_classes, pool_counts
 from imagenot.mining.scan import COUNTERS, ScanContext
 from imagenot.mining.select_engine import MatchQuery
 from imagenot.mining.selection import open_matches, select_folder
@@ -245,7 +245,8 @@ def _mine(cfg: MineConfig) -> MineResult:
             counts, lemma_counts = pool_counts(query.lemma_counts(threshold))
             stats["pool_pass"] = {k: v for k, v in summarize(res1, query, pool_rows, threshold).items()
                                   if k != "per_class"}
-        mined = choose_from_pool(pool_rows, counts, lemma_counts, cfg.num_classes, cfg.min_matches_per_class)
+        mined = choose_from_pool(pool_rows, counts, lemma_counts, pool_classes(cfg.num_classes, cfg.class_choice),
+                                 cfg.min_matches_per_class, cfg.class_choice, cfg.seed)
         _write_pool_counts(pool_dir / "pool_counts.tsv", pool_rows, counts, lemma_counts,
                            {c.wnid for c in mined})
         stats["pool_pass"]["classes_counted"] = len(counts)

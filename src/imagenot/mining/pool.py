@@ -64,17 +64,35 @@ def pool_counts(groups: Iterable[tuple[str, str, int]]) -> tuple[Counter[str], d
     return per_class, lemmas
 
 
+def pool_classes(num_classes: int | None, class_choice: str) -> int | None:
+    """How many classes the pool pass keeps for the final pass. A class's pool count is over every pool lemma;
+    in the final pass a caption counts once, for its best class, so a class can fall below the minimum there.
+    With a random choice the pool pass keeps a few spare drawn classes, and the selection draws the N among
+    those that still qualify (its own seeded draw), so the dataset still gets N classes."""
+    if num_classes is None or class_choice != "random":
+        return num_classes
+    return num_classes + max(2, num_classes // 10)
+
+
 def choose_from_pool(
     pool: Sequence[ClassRow],
     counts: Counter[str],
     lemma_counts: dict[str, Counter[str]],
     num_classes: int | None,
     min_matches_per_class: int,
+    class_choice: str = "most",
+    seed: int = 0,
 ) -> list[ClassRow]:
-    """The chosen classes in order of their pass-1 count, with lemmas unique within the chosen set."""
+    """The chosen classes, with lemmas unique within the chosen set: those with the most pass-1 matches, in
+    that order, or (`class_choice="random"`) a seeded draw among every class with enough, so that a corpus whose
+    biggest classes are all of one kind (an icon set's interface words) does not decide the whole set."""
     by_wnid = {c.wnid: c for c in pool}
     order = sorted((w for w, n in counts.items() if n >= min_matches_per_class and w in by_wnid),
                    key=lambda w: (-counts[w], by_wnid[w].index))
+    if class_choice == "random":
+        import numpy as np
+
+        order = [order[i] for i in np.random.default_rng([seed, 3]).permutation(len(order))]
     chosen: list[ClassRow] = []
     all_lemmas: set[str] = set()  # every lemma of a chosen class
     counted_lemmas: set[str] = set()  # lemmas that brought a chosen class its images

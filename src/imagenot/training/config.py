@@ -36,7 +36,8 @@ class TrainConfig:
                                       group="run")
     pretrain_name: str | None = option(None, help="fine-tuning: the name recorded as pretrain_dataset (default: "
                                        "the weights' own, e.g. the run's dataset or imagenet-1k)", group="run")
-    recipe: str | None = option(None, help="uniform (one recipe for every model), torchvision (the references' "
+    recipe: str | None = option(None, help="uniform (one recipe for every model), uniform-small (the same for "
+                                "small-input models on small data: the demo's), torchvision (the references' "
                                 "per-model recipes), finetune, finetune-linear (default: uniform from scratch, "
                                 "finetune / finetune-linear from weights)", group="recipe")
     recipe_overrides: dict[str, Any] = option(

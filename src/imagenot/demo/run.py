@@ -1,8 +1,8 @@
 """`imagenot demo`: the study in miniature, end to end, on data that installs from the package registries.
 
 Fashion-MNIST plays ImageNet (a curated, human-labelled benchmark); "clipart-not", built here by the tool's
-own classes -> mine -> download stages from the Open Clip Art Library, plays ImageNot (WordNet classes
-disjoint from the reference, images chosen by caption text alone); Animal-MNIST plays CIFAR-10 (the transfer
+own classes -> mine -> download stages from the @iconify/json icon sets (or the Open Clip Art Library), plays
+ImageNot (WordNet classes disjoint from the reference, images chosen by caption text alone); Animal-MNIST plays CIFAR-10 (the transfer
 target). Six small-input architecture families are trained on both with one recipe, fine-tuned on the
 target, and the report says whether their ranking survived. Every stage skips what a previous run finished.
 """
@@ -25,6 +25,10 @@ from imagenot.fileio import read_json, write_json, write_manifest
 from imagenot.lock import locks_output
 
 log = logging.getLogger(__name__)
+
+
+CORPUS_TITLES = {"openclipart": "Open Clip Art", "iconify": "@iconify/json icon sets",
+                 "openclipart+iconify": "Open Clip Art and @iconify/json icon sets"}
 
 
 class DemoPaths:
@@ -151,7 +155,7 @@ def _report(cfg: DemoConfig, p: DemoPaths) -> str:
     run_report(ReportConfig(runs=(str(p.runs),), out=str(p.report), reference="fashion-mnist",
                             contrast="clipart-not", audit=str(audit) if audit.is_file() else None,
                             plateau=str(plateau) if plateau else None,
-                            title="imagenot demo: Fashion-MNIST vs clipart-not (Open Clip Art)"))
+                            title=f"imagenot demo: Fashion-MNIST vs clipart-not ({CORPUS_TITLES[cfg.corpus]})"))
     stats = read_json(p.report / "stats.json")
     return _headline(stats)
 

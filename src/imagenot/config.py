@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from imagenot.errors import ImagenotError
+from imagenot.spec import Spec
 
 T = TypeVar("T")
 
@@ -273,13 +274,9 @@ NON_PATH_SPEC_KINDS = frozenset({"torchvision", "http", "https", "s3", "gs", "hf
 
 
 def _absolute(value: str, base: Path, kind: Any) -> str:
-    if kind == "spec":
-        head, sep, rest = value.partition(":")
-        if not sep:  # a bare registry name such as fashion-mnist, or "scratch"
-            return value
-        if not rest or head.lower() in NON_PATH_SPEC_KINDS or rest.startswith("//"):
-            return value
-        return f"{head}:{_absolute(rest, base, True)}"
+    if kind == "spec":  # only the path a spec names (imagenot.spec's rule); a bare name such as scratch stays
+        spec = Spec.parse(value)
+        return value if spec.path is None else str(spec.with_arg(_absolute(spec.path, base, True)))
     path = Path(value).expanduser()
     return os.path.normpath(path if path.is_absolute() else base / path)
 

@@ -8,10 +8,10 @@ actually used, so `imagenot train --config RUN/config.json` replays it from any 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from imagenot.config import ConfigError, option
+from imagenot.spec import dataset_display_name  # noqa: F401 - re-exported: training's name for it
 
 ROLES = (None, "reference", "contrast", "transfer")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -141,10 +141,3 @@ class TrainConfig:
             return "uniform"
         return "finetune-linear" if self.finetune_mode == "linear" else "finetune"
 
-
-def dataset_display_name(spec: str) -> str:
-    """`wds:/data/imagenot-1k` -> `imagenot-1k`, `cifar10:/x` -> `cifar10`, `fashion-mnist` -> itself."""
-    kind, sep, rest = spec.partition(":")
-    if sep and kind in ("wds", "imagefolder") and rest:
-        return Path(rest.rstrip("/")).name or kind
-    return kind

@@ -1,13 +1,47 @@
-"""imagenot.config: resolve's config-file layer (the one the CLI uses)."""
+"""imagenot.config: choices checked from the Literal types, and resolve's config-file layer (the one the CLI uses)."""
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
-from imagenot.config import ConfigError, option, resolve
+from imagenot.config import ConfigError, check_choices, from_dict, option, resolve
+
+
+@dataclass(frozen=True)
+class Checked:
+    mode: Literal["fast", "exact"] = option("fast", help="how")
+    role: Literal["reference", "contrast"] | None = option(None, help="which side")
+    name: str = option("x", help="free text")
+
+    def __post_init__(self) -> None:
+        check_choices(self, prefix="toy: ")
+
+
+def test_choices_come_from_the_literal_types():
+    assert Checked(mode="exact", role="contrast").role == "contrast"
+    assert Checked(role=None, name="anything").mode == "fast"
+    with pytest.raises(ConfigError, match="^toy: mode 'slow' not one of fast, exact$"):
+        Checked(mode="slow")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="^toy: role 'both' not one of reference, contrast$"):
+        Checked(role="both")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="Checked.mode: 'slow' is not one of fast, exact"):
+        from_dict(Checked, {"mode": "slow"})  # the file and CLI layers coerce through the same type
+
+
+def test_stage_configs_check_their_choices_when_built_directly():
+    from imagenot.demo.config import DemoConfig
+    from imagenot.training.config import TrainConfig
+    from imagenot.training.recipes import Recipe
+
+    with pytest.raises(ConfigError, match="^finetune_mode 'half' not one of full, linear$"):
+        DemoConfig(finetune_mode="half")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="^precision 'bfloat16' not one of auto, fp32, bf16, fp16$"):
+        TrainConfig(precision="bfloat16")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="^recipe r: optimizer 'lamb' not one of sgd, adamw, rmsprop$"):
+        Recipe(name="r", optimizer="lamb")  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import types
@@ -124,6 +125,35 @@ def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
     cfg = cls(**kwargs)
     check_paths(cfg)
     return cfg  # type: ignore[return-value]
+
+
+def check_choices(cfg: Any, prefix: str = "") -> None:
+    """Every `Literal`-typed field of `cfg` holds one of its choices (None where the type is optional).
+
+    The one validation of choices: `from_dict` coerces through the same `Literal` types, and a config's
+    `__post_init__` calls this for configs built directly, so the choices are written once, in the type.
+    """
+    for name, (choices, optional) in _literal_fields(type(cfg)).items():
+        value = getattr(cfg, name)
+        if value in choices or (value is None and optional):
+            continue
+        raise ConfigError(f"{prefix}{name} {value!r} not one of {', '.join(str(c) for c in choices)}")
+
+
+@functools.cache
+def _literal_fields(cls: type) -> dict[str, tuple[tuple[Any, ...], bool]]:
+    """{field: (its Literal choices, whether None is allowed)} of the Literal-typed fields of `cls`."""
+    out: dict[str, tuple[tuple[Any, ...], bool]] = {}
+    for name, tp in typing.get_type_hints(cls).items():
+        optional = False
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            args = typing.get_args(tp)
+            optional = type(None) in args
+            non_none = [a for a in args if a is not type(None)]
+            tp = non_none[0] if len(non_none) == 1 else tp
+        if typing.get_origin(tp) is typing.Literal:
+            out[name] = (typing.get_args(tp), optional)
+    return out
 
 
 def _refuse_nul(value: Any, name: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from imagenot.config import ConfigError, option
+from imagenot.config import ConfigError, check_choices, option
 from imagenot.spec import dataset_display_name  # noqa: F401 - re-exported: training's name for it
 
 ROLES = (None, "reference", "contrast", "transfer")
@@ -106,17 +106,7 @@ class TrainConfig:
              "the run resolved to (informative; recomputed, never read, when a config is given)")
 
     def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise ConfigError(f"role {self.role!r} not one of reference, contrast, transfer")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision {self.precision!r} not one of {', '.join(PRECISIONS)}")
-        if self.finetune_mode not in ("full", "linear"):
-            raise ConfigError(f"finetune_mode {self.finetune_mode!r} not one of full, linear")
-        for name, choices in (("pipeline", ("auto", "batched", "per_sample")),
-                              ("normalization", ("auto", *NORMALIZATIONS, "dataset")),
-                              ("wds_read", ("auto", "sequential", "random"))):
-            if getattr(self, name) not in choices:
-                raise ConfigError(f"{name} {getattr(self, name)!r} not one of {', '.join(choices)}")
+        check_choices(self)  # role, finetune_mode, pipeline, normalization, wds_read, precision
         for name in ("epochs", "batch_size", "image_size", "limit", "eval_batch_size", "threads", "shuffle_buffer"):
             v = getattr(self, name)
             if v is not None and v < 1:

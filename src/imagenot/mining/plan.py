@@ -58,7 +58,7 @@ def builtin_parts(corpus: str) -> list[tuple[str, str | None]] | None:
 
 
 def is_openclipart(corpus: str) -> bool:
-    return corpus == OPENCLIPART or corpus.startswith(OPENCLIPART + ":")
+    return Spec.parse(corpus).kind == OPENCLIPART
 
 
 def is_builtin(corpus: str) -> bool:

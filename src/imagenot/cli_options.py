@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from imagenot.config import ConfigError, absolute_paths, load_mapping, resolve
+from imagenot.config import ConfigError, absolute_paths, resolve
 
 log = logging.getLogger(__name__)
 
@@ -267,26 +267,10 @@ def config_from_args(
     """
     config_file = getattr(args, "config", None)
     chosen = getattr(args, "preset", None) or preset
-    overrides = overrides_from_args(cls, args)
-    hints = typing.get_type_hints(cls)
-    file_data: dict[str, Any] = {}
-    if config_file:
-        file_data = load_mapping(config_file)
-        file_data.pop("_meta", None)
-    for key, value in list(overrides.items()):
-        base = _unwrap_optional(hints[key])
-        if isinstance(value, dict) and (typing.get_origin(base) in (dict, Mapping) or base is dict):
-            overrides[key] = {**dict(file_data.get(key) or {}), **value}
-    overrides.update(changes or {})
-    if config_file:
-        file_data = absolute_paths(cls, file_data, base=Path(config_file).resolve().parent)
+    overrides = {**overrides_from_args(cls, args), **(changes or {})}
     overrides = absolute_paths(cls, overrides, base=Path.cwd())
-    try:
-        cfg = resolve(cls, presets=presets, preset=chosen, config_file=None,
-                      overrides={**file_data, **overrides}, keep_none=True)
-    except ConfigError as exc:
-        where = f"{config_file}: " if config_file else ""
-        raise ConfigError(f"{where}{exc}") from exc
+    cfg = resolve(cls, presets=presets, preset=chosen, config_file=config_file or None, overrides=overrides,
+                  keep_none=True)
     # defaults and presets name paths relative to where the command runs: make those absolute as well
     current = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls) if f.metadata.get("path")}
     fixed = absolute_paths(cls, current)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import types
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from imagenot.errors import ImagenotError
+from imagenot.spec import Spec
 
 T = TypeVar("T")
 
@@ -123,6 +125,35 @@ def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
     cfg = cls(**kwargs)
     check_paths(cfg)
     return cfg  # type: ignore[return-value]
+
+
+def check_choices(cfg: Any, prefix: str = "") -> None:
+    """Every `Literal`-typed field of `cfg` holds one of its choices (None where the type is optional).
+
+    The one validation of choices: `from_dict` coerces through the same `Literal` types, and a config's
+    `__post_init__` calls this for configs built directly, so the choices are written once, in the type.
+    """
+    for name, (choices, optional) in _literal_fields(type(cfg)).items():
+        value = getattr(cfg, name)
+        if value in choices or (value is None and optional):
+            continue
+        raise ConfigError(f"{prefix}{name} {value!r} not one of {', '.join(str(c) for c in choices)}")
+
+
+@functools.cache
+def _literal_fields(cls: type) -> dict[str, tuple[tuple[Any, ...], bool]]:
+    """{field: (its Literal choices, whether None is allowed)} of the Literal-typed fields of `cls`."""
+    out: dict[str, tuple[tuple[Any, ...], bool]] = {}
+    for name, tp in typing.get_type_hints(cls).items():
+        optional = False
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            args = typing.get_args(tp)
+            optional = type(None) in args
+            non_none = [a for a in args if a is not type(None)]
+            tp = non_none[0] if len(non_none) == 1 else tp
+        if typing.get_origin(tp) is typing.Literal:
+            out[name] = (typing.get_args(tp), optional)
+    return out
 
 
 def _refuse_nul(value: Any, name: str) -> None:
@@ -252,34 +283,58 @@ def resolve(
     keep_none: bool = False,
 ) -> T:
     """Layer defaults < preset < config file < explicit overrides (None overrides are ignored unless
-    `keep_none`: then an explicit None, e.g. `"epochs": null` in a config file, unsets a preset's value)."""
+    `keep_none`: then an explicit None, e.g. `"epochs": null` in a config file, unsets a preset's value).
+
+    The config file's path fields are made absolute against the file's folder (a written config.json replays
+    from any directory), and an override of a dict field merges over the file's mapping instead of replacing
+    it; a value the file gets wrong is reported with the file's name.
+    """
     data: dict[str, Any] = {}
     if preset is not None:
         presets = presets or {}
         if preset not in presets:
             raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(sorted(presets)) or '(none)'}")
         data.update(presets[preset])
-    if config_file is not None:
-        loaded = load_mapping(config_file)
-        loaded.pop("_meta", None)
-        data.update(loaded)
+    file_data = _file_layer(cls, config_file) if config_file is not None else {}
+    data.update(file_data)
     if overrides:
-        data.update({k: v for k, v in overrides.items() if keep_none or v is not None})
-    return from_dict(cls, data)
+        data.update(_merge_dicts(cls, file_data, {k: v for k, v in overrides.items() if keep_none or v is not None}))
+    try:
+        return from_dict(cls, data)
+    except ConfigError as exc:
+        if config_file is None:
+            raise
+        raise ConfigError(f"{config_file}: {exc}") from exc
 
 
-# Spec kinds whose argument is not a filesystem path (`torchvision:resnet152.IMAGENET1K_V1`, urls).
-NON_PATH_SPEC_KINDS = frozenset({"torchvision", "http", "https", "s3", "gs", "hf", "synthetic"})
+def _file_layer(cls: type, config_file: str | Path) -> dict[str, Any]:
+    """A config file's mapping, less its `_meta` record, with its path fields absolute against its folder."""
+    loaded = load_mapping(config_file)
+    loaded.pop("_meta", None)
+    return absolute_paths(cls, loaded, base=Path(config_file).resolve().parent)
+
+
+def _merge_dicts(cls: type, below: Mapping[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` with each dict value of a dict field merged over `below`'s mapping for that field."""
+    hints = typing.get_type_hints(cls)
+    out = dict(overrides)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and key in hints and _is_dict_type(hints[key]):
+            out[key] = {**dict(below.get(key) or {}), **value}
+    return out
+
+
+def _is_dict_type(tp: Any) -> bool:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        non_none = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = non_none[0] if len(non_none) == 1 else tp
+    return typing.get_origin(tp) in (dict, Mapping) or tp is dict
 
 
 def _absolute(value: str, base: Path, kind: Any) -> str:
-    if kind == "spec":
-        head, sep, rest = value.partition(":")
-        if not sep:  # a bare registry name such as fashion-mnist, or "scratch"
-            return value
-        if not rest or head.lower() in NON_PATH_SPEC_KINDS or rest.startswith("//"):
-            return value
-        return f"{head}:{_absolute(rest, base, True)}"
+    if kind == "spec":  # only the path a spec names (imagenot.spec's rule); a bare name such as scratch stays
+        spec = Spec.parse(value)
+        return value if spec.path is None else str(spec.with_arg(_absolute(spec.path, base, True)))
     path = Path(value).expanduser()
     return os.path.normpath(path if path.is_absolute() else base / path)
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from imagenot.errors import InputError
+from imagenot.spec import Spec
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,7 @@ def spec_path(spec: str | None) -> str | None:
     `check_output`; a registry name comes back as itself (a relative path that rarely exists)."""
     if not spec:
         return None
-    kind, sep, rest = spec.partition(":")
-    return rest if sep and kind.isidentifier() and rest else spec
+    return Spec.parse(spec).path or spec
 
 
 def check_output(out: str | Path, inputs: Iterable[str | Path | None], what: str = "--out", *,

@@ -21,6 +21,7 @@ from typing import Any
 
 from imagenot.analysis.blocks import Block, Heading, Link, Paragraph, bullets, table
 from imagenot.analysis.comparison import Analysis
+from imagenot.spec import Spec
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,7 @@ def text_filter_lines(analysis: Analysis) -> list[str]:
     out = []
     for info in analysis.datasets.values():
         for spec in info.specs:
-            _, sep, rest = spec.partition(":")
-            card = Path(rest if sep else spec) / "dataset.json"
+            card = Path(Spec.parse(spec).path or spec) / "dataset.json"
             if not card.is_file():
                 continue
             try:

@@ -35,6 +35,7 @@ from imagenot.analysis.outdir import replaced_folder
 from imagenot.analysis.results import write_results_csv
 from imagenot.analysis.uncertainty import FlipSupport, SideEvidence
 from imagenot.fileio import atomic_open, write_json, write_manifest, write_text
+from imagenot.spec import Spec
 
 log = logging.getLogger(__name__)
 
@@ -366,8 +367,7 @@ def dataset_links(info: DatasetInfo, out_dir: Path) -> list[Link]:
     """The dataset card and contact sheet of a dataset folder (from a run's dataset_spec), relative to out_dir."""
     links: list[Link] = []
     for spec in info.specs:
-        kind, sep, rest = spec.partition(":")
-        folder = Path(rest if sep and rest else spec).expanduser()
+        folder = Path(Spec.parse(spec).path or spec).expanduser()
         if not folder.is_absolute() or not folder.is_dir():
             continue
         for name, label in (("README.md", "card"), ("dataset.json", "dataset.json"),

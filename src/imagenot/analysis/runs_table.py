@@ -20,6 +20,7 @@ from typing import Any
 from imagenot import escape, rundir
 from imagenot.errors import InputError
 from imagenot.fileio import read_json
+from imagenot.spec import dataset_display_name
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,7 @@ def _display_dataset(config: dict[str, Any]) -> str | None:
     if config.get("dataset_name"):
         return str(config["dataset_name"])
     spec = str(config.get("dataset") or "")
-    if not spec:
-        return None
-    kind, sep, rest = spec.partition(":")
-    if sep and kind in ("wds", "imagefolder") and rest:
-        return Path(rest.rstrip("/")).name or kind
-    return kind
+    return dataset_display_name(spec) if spec else None
 
 
 def _number(value: Any) -> float | None:

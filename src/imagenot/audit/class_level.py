@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from imagenot.errors import InputError
+from imagenot.spec import FOLDER_KINDS, Spec
 from imagenot.wordnet.classes import COLUMNS, check_class_set, read_classes
 from imagenot.wordnet.references import REFERENCES, read_wnid_file, reference_wnids
 from imagenot.wordnet.synsets import is_wnid, synset_name, synset_to_wnid, wnid_to_synset
@@ -65,8 +66,8 @@ def class_set_override(value: str) -> ClassSet:
     """`--reference-classes` / `--contrast-classes`: a reference name, a `wds:PATH`, a classes.tsv or wnid list."""
     if value in REFERENCES:
         return ClassSet(tuple(reference_wnids(value)), f"reference {value}")
-    name, sep, arg = value.partition(":")
-    if sep and name in ("wds", "imagefolder") and arg:
+    parsed = Spec.parse(value)
+    if parsed.kind in FOLDER_KINDS and parsed.arg:
         found, reason = class_set_of_dataset(value)
         if found is None:
             raise InputError(f"class set {value!r}: {reason}")
@@ -84,8 +85,8 @@ def class_set_of_dataset(spec: str) -> tuple[ClassSet | None, str]:
     `imagenot download --export` writes them); a registry dataset has it when it is a reference class set
     (fashion-mnist).
     """
-    name, sep, arg = spec.partition(":")
-    name = name.strip()
+    parsed = Spec.parse(spec)
+    name, arg = parsed.kind, parsed.arg
     if name == "wds" and arg:
         tsv = Path(arg).expanduser() / "classes.tsv"
         if not tsv.is_file():
@@ -102,7 +103,7 @@ def class_set_of_dataset(spec: str) -> tuple[ClassSet | None, str]:
                 wnid_to_synset(n)
             return ClassSet(tuple(names), f"class folders of {spec}"), ""
         return None, f"the class folders of {spec} are not named by wnid"
-    if name in REFERENCES and not sep:
+    if name in REFERENCES and arg is None:
         return ClassSet(tuple(reference_wnids(name)), f"reference {name}"), ""
     return None, f"dataset {spec} has no WordNet class ids (pass a class set with --*-classes)"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from imagenot.config import ConfigError, option
+from imagenot.spec import Spec
 
 LEVELS = ("class", "image", "label")
 Level = Literal["class", "image", "label"]
@@ -129,10 +130,10 @@ def absolute_spec(spec: str | None) -> str | None:
     """`wds:rel/path` -> `wds:/abs/path` (the registry's path-taking entries), other specs unchanged."""
     if spec is None:
         return None
-    name, sep, arg = spec.partition(":")
-    if sep and arg and name.strip() in ("wds", "imagefolder", "cifar10", "fashion-mnist", "animal-mnist"):
-        return f"{name}:{Path(arg).expanduser().resolve()}"
-    return spec
+    parsed = Spec.parse(spec)
+    if parsed.path is None:
+        return spec
+    return str(parsed.with_arg(str(Path(parsed.path).expanduser().resolve())))
 
 
 def _absolute_if_file(value: str | None) -> str | None:

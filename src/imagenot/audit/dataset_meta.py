@@ -16,6 +16,7 @@ from typing import Any
 
 from imagenot.errors import InputError
 from imagenot.progress import progress
+from imagenot.spec import Spec
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,10 @@ def wds_root(spec: str | None) -> Path | None:
     """The folder of a `wds:PATH` spec, or None for any other spec."""
     if not spec:
         return None
-    name, sep, arg = spec.partition(":")
-    if name.strip() != "wds" or not arg:
+    parsed = Spec.parse(spec)
+    if parsed.kind != "wds" or not parsed.arg:
         return None
-    return Path(arg).expanduser()
+    return Path(parsed.arg).expanduser()
 
 
 def is_download_folder(root: Path) -> bool:

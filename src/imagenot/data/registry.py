@@ -33,6 +33,7 @@ from imagenot.data.readers.files import RecordSet, env_cache_dir, fingerprint_fi
 from imagenot.data.streaming import StreamingDataset
 from imagenot.errors import InputError
 from imagenot.registry import Registry
+from imagenot.spec import Spec
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ def register(entry: DatasetEntry) -> None:
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
-    name, sep, arg = spec.partition(":")
-    return name.strip(), (arg if sep else None)
+    parsed = Spec.parse(spec)
+    return parsed.kind, parsed.arg
 
 
 def get_dataset(spec: str, split: str = "train", **options: Any) -> ImageDataset | StreamingDataset:

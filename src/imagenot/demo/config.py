@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from imagenot.config import ConfigError, option
+from imagenot.config import ConfigError, check_choices, option
 
 SMALL_MODELS = ("alexnet_s32", "vgg_s32", "resnet_s32", "densenet_s32", "efficientnet_s32", "convnext_s32")
 
@@ -71,7 +71,8 @@ class DemoConfig:
     reference_val_limit: int | None = option(None, help="at most this many reference validation images "
                                              "(default: all 10,000 test images)", group="training")
     finetune_epochs: int = option(2, help="fine-tuning epochs on the transfer target", group="transfer")
-    finetune_mode: str = option("full", help="full or linear fine-tuning", group="transfer")
+    finetune_mode: Literal["full", "linear"] = option("full", help="full or linear fine-tuning",
+                                                      group="transfer")
     transfer: str = option("animal-mnist", help="the transfer target dataset spec", group="transfer")
     transfer_limit_per_class: int = option(200, help="transfer training images per class", group="transfer")
     threads: int | None = option(None, help="torch CPU threads (default: torch's choice, the core count)",
@@ -97,8 +98,7 @@ class DemoConfig:
             raise ConfigError(f"threshold {self.threshold} is not a cosine similarity (between -1 and 1)")
         if self.min_per_class > self.max_per_class:
             raise ConfigError(f"min_per_class {self.min_per_class} exceeds max_per_class {self.max_per_class}")
-        if self.finetune_mode not in ("full", "linear"):
-            raise ConfigError(f"finetune_mode {self.finetune_mode!r} not one of full, linear")
+        check_choices(self)  # corpus, text_filter, finetune_mode
         if not self.models:
             raise ConfigError("the demo needs at least one model")
         if not self.seeds:

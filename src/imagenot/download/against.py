@@ -25,6 +25,7 @@ from imagenot.download.dedup import Reference
 from imagenot.errors import ImagenotError, InputError
 from imagenot.fileio import atomic_path
 from imagenot.progress import pool_map, progress
+from imagenot.spec import Spec
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +130,10 @@ def check_reference(spec: str) -> None:
         names: list[str] = []
     else:  # listed as e.g. "fashion-mnist[:PATH]", "wds:PATH"
         names = [n.split("[")[0].split(":")[0] for n, _ in list_datasets()]
-    name, sep, arg = spec.partition(":")
-    if name in names:
-        if sep and arg and not Path(arg).expanduser().exists():
-            raise InputError(f"--against {spec}: no such path", arg)
+    parsed = Spec.parse(spec)
+    if parsed.kind in names:
+        if parsed.arg and not Path(parsed.arg).expanduser().exists():
+            raise InputError(f"--against {spec}: no such path", parsed.arg)
         return
     if any(c in spec for c in "/\\") or spec.startswith((".", "~")) or not names:
         raise InputError("--against: no such folder (expected a dataset folder, an ImageFolder tree or a "

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from imagenot import escape, safepath
-from imagenot.download.config import EXPORT_FORMATS, ExportConfig
+from imagenot.config import check_choices
+from imagenot.download.config import ExportConfig
 from imagenot.errors import ImagenotError, InputError, disk_full_is_an_error
 from imagenot.fileio import write_json, write_text
 from imagenot.lock import locks_output
@@ -59,8 +60,7 @@ def _extension(data: bytes, default: str) -> str:
 def run_export(cfg: ExportConfig) -> dict[str, Any]:
     from imagenot.data.readers.files import wds_card, wds_classes, wds_shards
 
-    if cfg.format not in EXPORT_FORMATS:
-        raise ImagenotError(f"unknown export format {cfg.format!r}; known: {', '.join(EXPORT_FORMATS)}")
+    check_choices(cfg)  # format
     if not cfg.dataset or not cfg.out:
         raise ImagenotError("--dataset and --out are required")
     src = Path(cfg.dataset)

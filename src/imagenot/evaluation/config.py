@@ -51,8 +51,9 @@ def evaluation_record(cfg: EvaluateConfig) -> dict[str, Any]:
     with --config skips), so an evaluation of a run retrained since is another evaluation, not a finished one.
     """
     from imagenot import rundir
+    from imagenot.spec import Spec
 
     record = {**to_record(cfg), "force": False}
     if (cfg.init or "").startswith("run:"):
-        record["_meta"] = {"init_fingerprint": rundir.recorded_fingerprint(cfg.init.partition(":")[2])}
+        record["_meta"] = {"init_fingerprint": rundir.recorded_fingerprint(Spec.parse(cfg.init).arg or "")}
     return record

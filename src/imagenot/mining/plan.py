@@ -30,6 +30,7 @@ from imagenot.mining.corpus import (
 from imagenot.mining.scan import KEPT_PREFIX
 from imagenot.mining.schemas import COLUMN_FLAGS, ResolvedSchema, builtin_schema, resolve_schema
 from imagenot.mining.settings import MineConfig
+from imagenot.spec import Spec
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +49,16 @@ def builtin_parts(corpus: str) -> list[tuple[str, str | None]] | None:
     `openclipart`, `iconify`, `openclipart:SVG_DIR`, `iconify:PACKAGE_DIR`, `openclipart+iconify`."""
     parts: list[tuple[str, str | None]] = []
     for item in corpus.split("+"):
-        name, sep, where = item.partition(":")
-        if name not in BUILTIN_CORPORA:
+        spec = Spec.parse(item)
+        if spec.kind not in BUILTIN_CORPORA:
             return None
-        parts.append((name, where if sep else None))
+        parts.append((spec.kind, spec.arg))
     names = [n for n, _ in parts]
     return parts if len(set(names)) == len(names) else None
 
 
 def is_openclipart(corpus: str) -> bool:
-    return corpus == OPENCLIPART or corpus.startswith(OPENCLIPART + ":")
+    return Spec.parse(corpus).kind == OPENCLIPART
 
 
 def is_builtin(corpus: str) -> bool:

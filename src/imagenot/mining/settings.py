@@ -6,12 +6,11 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from imagenot.config import option
+from imagenot.config import check_choices, option
 from imagenot.errors import ImagenotError, InputError
 from imagenot.mining.encoders import DEFAULT_ENCODER, STUDY_ENCODER, default_threshold, threshold_note
 from imagenot.mining.schemas import DEFAULT_SAFETY_MAX
 
-ENGINES = ("local", "ray")
 CAPS = ("top", "random")
 CLASS_CHOICES = ("most", "random")
 DEFAULT_MEMORY_MB = 512  # the selection's DuckDB working memory; beyond it, it spills to disk
@@ -168,8 +167,7 @@ class MineConfig:
                          "matches and selection are removed first; without it such a folder is refused")
 
     def check(self) -> None:
-        if self.engine not in ENGINES:
-            raise ImagenotError(f"unknown --engine {self.engine!r}; known: {', '.join(ENGINES)}")
+        check_choices(self)  # engine, multi, ... (the Literal types)
         if self.multi == "best" and not self.embed:
             raise ImagenotError("--multi best needs caption embeddings; drop --no-embed")
         if self.max_caption_bytes < 1 or self.batch_rows < 1 or self.part_rows < 0:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from imagenot.errors import ImagenotError
+from imagenot.spec import Spec
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -147,14 +148,14 @@ class InitSpec:
 def parse_init(spec: str | None) -> InitSpec:
     """`scratch` | `run:DIR` | `torchvision[:<model>.<WEIGHTS>]` | `file:PATH` -> InitSpec (no I/O)."""
     text = (spec or "scratch").strip()
-    kind, sep, value = text.partition(":")
-    kind = kind.strip().lower()
+    parsed = Spec.parse(text)
+    kind = parsed.kind.lower()
     if kind not in INIT_KINDS:
         raise WeightsError(
             f"unknown weights source {text!r}; use scratch, run:DIR (a finished imagenot run), "
             "torchvision:<model>.<WEIGHTS> (e.g. torchvision:resnet152.IMAGENET1K_V1) or file:PATH (a state_dict)"
         )
-    value = value.strip() if sep else ""
+    value = (parsed.arg or "").strip()
     if kind == "scratch":
         if value:
             raise WeightsError(f"'scratch' takes no argument (got {text!r})")

@@ -8,10 +8,10 @@ actually used, so `imagenot train --config RUN/config.json` replays it from any 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-from imagenot.config import ConfigError, option
+from imagenot.config import ConfigError, check_choices, option
+from imagenot.spec import dataset_display_name  # noqa: F401 - re-exported: training's name for it
 
 ROLES = (None, "reference", "contrast", "transfer")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -107,17 +107,7 @@ class TrainConfig:
              "the run resolved to (informative; recomputed, never read, when a config is given)")
 
     def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise ConfigError(f"role {self.role!r} not one of reference, contrast, transfer")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision {self.precision!r} not one of {', '.join(PRECISIONS)}")
-        if self.finetune_mode not in ("full", "linear"):
-            raise ConfigError(f"finetune_mode {self.finetune_mode!r} not one of full, linear")
-        for name, choices in (("pipeline", ("auto", "batched", "per_sample")),
-                              ("normalization", ("auto", *NORMALIZATIONS, "dataset")),
-                              ("wds_read", ("auto", "sequential", "random"))):
-            if getattr(self, name) not in choices:
-                raise ConfigError(f"{name} {getattr(self, name)!r} not one of {', '.join(choices)}")
+        check_choices(self)  # role, finetune_mode, pipeline, normalization, wds_read, precision
         for name in ("epochs", "batch_size", "image_size", "limit", "eval_batch_size", "threads", "shuffle_buffer"):
             v = getattr(self, name)
             if v is not None and v < 1:
@@ -142,10 +132,3 @@ class TrainConfig:
             return "uniform"
         return "finetune-linear" if self.finetune_mode == "linear" else "finetune"
 
-
-def dataset_display_name(spec: str) -> str:
-    """`wds:/data/imagenot-1k` -> `imagenot-1k`, `cifar10:/x` -> `cifar10`, `fashion-mnist` -> itself."""
-    kind, sep, rest = spec.partition(":")
-    if sep and kind in ("wds", "imagefolder") and rest:
-        return Path(rest.rstrip("/")).name or kind
-    return kind

@@ -28,12 +28,11 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import math
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from imagenot.config import ConfigError, from_dict, option, to_dict
+from imagenot.config import ConfigError, check_choices, from_dict, option, to_dict
 
 Optimizer = Literal["sgd", "adamw", "rmsprop"]
 Schedule = Literal["cosine", "linear", "step", "exponential", "constant"]
@@ -41,13 +40,6 @@ Augment = Literal["crop_flip", "flip", "none"]
 LrScaling = Literal["linear", "sqrt", "none"]
 AutoAugment = Literal["ta_wide", "ra", "augmix", "imagenet", "cifar10", "svhn"]
 Interpolation = Literal["bilinear", "bicubic", "nearest"]
-
-OPTIMIZERS = typing.get_args(Optimizer)
-SCHEDULES = typing.get_args(Schedule)
-AUGMENTS = typing.get_args(Augment)
-LR_SCALINGS = typing.get_args(LrScaling)
-AUTO_AUGMENTS = typing.get_args(AutoAugment)
-INTERPOLATIONS = typing.get_args(Interpolation)
 
 
 @dataclass(frozen=True)
@@ -108,18 +100,7 @@ class Recipe:
     source: str = option("", help="where the recipe comes from (the README command a torchvision row quotes)")
 
     def __post_init__(self) -> None:
-        for fname, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("augment", AUGMENTS),
-                               ("lr_scaling", LR_SCALINGS), ("lr_update", ("step", "epoch"))):
-            if getattr(self, fname) not in choices:
-                raise ConfigError(f"recipe {self.name}: {fname} {getattr(self, fname)!r} not one of "
-                                  f"{', '.join(choices)}")
-        if self.auto_augment is not None and self.auto_augment not in AUTO_AUGMENTS:
-            raise ConfigError(f"recipe {self.name}: unknown auto_augment policy {self.auto_augment!r}; known: "
-                              f"{', '.join(AUTO_AUGMENTS)}")
-        for fname in ("train_interpolation", "val_interpolation"):
-            v = getattr(self, fname)
-            if v is not None and v not in INTERPOLATIONS:
-                raise ConfigError(f"recipe {self.name}: {fname} {v!r} not one of {', '.join(INTERPOLATIONS)}")
+        check_choices(self, prefix=f"recipe {self.name}: ")  # optimizer, schedule, augment, ... (the Literals)
         if not self.lr > 0 or self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(f"recipe {self.name}: lr, epochs and batch_size must be positive")
         if not 0 <= self.warmup_fraction < 1 or self.warmup_epochs < 0:

@@ -44,6 +44,7 @@ from imagenot.errors import ImagenotError, disk_full_is_an_error
 from imagenot.fileio import environment, write_json, write_manifest, write_text
 from imagenot.lock import output_lock
 from imagenot.progress import Progress
+from imagenot.spec import Spec
 from imagenot.training.config import NORMALIZATIONS, ROLES, TrainConfig, dataset_display_name
 from imagenot.training.distributed import (
     DistInfo,
@@ -219,7 +220,7 @@ def _plan(cfg: TrainConfig) -> RunState:
     resolved = {"input": plan.to_dict(), "recipe": to_dict(recipe), "epochs": epochs, "batch_size": global_batch}
     if (cfg.init or "").startswith("run:"):
         # a run started from another run is another experiment when that run was retrained with other settings
-        resolved["init_fingerprint"] = rundir.recorded_fingerprint(cfg.init.partition(":")[2])
+        resolved["init_fingerprint"] = rundir.recorded_fingerprint(Spec.parse(cfg.init).arg or "")
     config_dict["resolved"] = json.loads(json.dumps(resolved))
     return RunState(cfg=cfg, dist=DistInfo(), run_dir=Path(cfg.out), recipe=recipe, plan=plan, epochs=epochs,
                     global_batch=global_batch, family=info.family, year=info.year, config_dict=config_dict)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from imagenot.config import ConfigError, from_dict, load_mapping, option
+from imagenot.spec import Spec
 from imagenot.training.config import dataset_display_name
 
 SOURCES = ("train", "evaluate", "published")
@@ -235,9 +236,9 @@ def model_init(model: str, init: str | None) -> str:
     `file:`/`run:` spec is taken as it is."""
     if not init or init == "torchvision":
         return "torchvision"
-    kind, _, value = init.partition(":")
-    if kind == "torchvision" and value and "." not in value:
-        return f"torchvision:{model}.{value}"
+    spec = Spec.parse(init)
+    if spec.kind == "torchvision" and spec.arg and "." not in spec.arg:
+        return str(spec.with_arg(f"{model}.{spec.arg}"))
     return init
 
 

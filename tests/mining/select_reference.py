@@ -20,7 +20,7 @@ from imagenot.errors import ImagenotError, InputError
 from imagenot.mining.resolve import MATCH_SCHEMA, above
 from imagenot.mining.scan import KEPT_PREFIX
 from imagenot.mining.selection import SELECTED_SCHEMA
-from imagenot.mining.settings import SelectionParams
+from imagenot.mining.config import SelectionParams
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas
 
 

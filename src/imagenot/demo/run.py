@@ -51,7 +51,7 @@ def _classes(cfg: DemoConfig, p: DemoPaths) -> str:
 
 def _mine(cfg: DemoConfig, p: DemoPaths) -> str:
     from imagenot.mining.pipeline import mine
-    from imagenot.mining.settings import MineConfig
+    from imagenot.mining.config import MineConfig
 
     res = mine(MineConfig(
         corpus=cfg.corpus, classes=str(p.pool), out=str(p.mine), allow_local=True, pool=True,

@@ -48,7 +48,7 @@ from imagenot.mining.pool import SenseRanker, choose_from_pool, pool_counts
 from imagenot.mining.scan import COUNTERS, ScanContext
 from imagenot.mining.select_engine import MatchQuery
 from imagenot.mining.selection import open_matches, select_folder
-from imagenot.mining.settings import MineConfig, SelectConfig
+from imagenot.mining.config import MineConfig, SelectConfig
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, read_classes, write_classes
 
 log = logging.getLogger(__name__)

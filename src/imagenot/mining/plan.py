@@ -29,7 +29,7 @@ from imagenot.mining.corpus import (
 )
 from imagenot.mining.scan import KEPT_PREFIX
 from imagenot.mining.schemas import COLUMN_FLAGS, ResolvedSchema, builtin_schema, resolve_schema
-from imagenot.mining.settings import MineConfig
+from imagenot.mining.config import MineConfig
 
 log = logging.getLogger(__name__)
 

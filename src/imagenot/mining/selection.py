@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from imagenot.errors import ImagenotError
 from imagenot.fileio import atomic_path, write_json
 from imagenot.mining.select_engine import MatchQuery, PartFile
-from imagenot.mining.settings import DEFAULT_MEMORY_MB, SelectionParams
+from imagenot.mining.config import DEFAULT_MEMORY_MB, SelectionParams
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, write_classes
 
 log = logging.getLogger(__name__)

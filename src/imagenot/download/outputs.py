@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from imagenot.download.card import write_contact_sheet
 from imagenot.download.config import DownloadConfig
 from imagenot.download.decide import Decision
-from imagenot.download.inputs import Selection
+from imagenot.download.matches import Selection
 from imagenot.download.shards import SPLITS, write_split_shards
 from imagenot.fileio import atomic_path
 from imagenot.progress import progress

@@ -49,8 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_mine(args: argparse.Namespace) -> int:
-    from imagenot.mining.pipeline import mine
     from imagenot.mining.config import MINE_PRESETS, MineConfig
+    from imagenot.mining.pipeline import mine
 
     res = mine(config_from_args(MineConfig, args, presets=MINE_PRESETS))
     st = res.stats
@@ -70,8 +70,8 @@ def run_mine(args: argparse.Namespace) -> int:
 
 
 def run_select_cmd(args: argparse.Namespace) -> int:
-    from imagenot.mining.pipeline import run_select
     from imagenot.mining.config import SelectConfig
+    from imagenot.mining.pipeline import run_select
 
     final, report = run_select(config_from_args(SelectConfig, args))
     if not report["scored"]:

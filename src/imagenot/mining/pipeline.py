@@ -30,6 +30,7 @@ from imagenot.fileio import (
     write_manifest,
 )
 from imagenot.lock import locks_output, output_lock
+from imagenot.mining.config import MineConfig, SelectConfig
 from imagenot.mining.embed import EncoderSpec
 from imagenot.mining.encoders import default_threshold, published_laionet, threshold_note
 from imagenot.mining.folder import claim_mine_folder
@@ -48,7 +49,6 @@ from imagenot.mining.pool import SenseRanker, choose_from_pool, pool_counts
 from imagenot.mining.scan import COUNTERS, ScanContext
 from imagenot.mining.select_engine import MatchQuery
 from imagenot.mining.selection import open_matches, select_folder
-from imagenot.mining.config import MineConfig, SelectConfig
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, read_classes, write_classes
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,6 @@ positions here class by class, and streams the chosen rows into selected.parquet
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import tempfile
@@ -24,22 +23,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from imagenot.errors import ImagenotError
-from imagenot.fileio import atomic_path, write_json
-from imagenot.mining.select_engine import MatchQuery, PartFile
+from imagenot.fileio import write_json
 from imagenot.mining.config import DEFAULT_MEMORY_MB, SelectionParams
+from imagenot.mining.select_engine import MatchQuery, PartFile
+from imagenot.mining.selected import SELECTED_SCHEMA, write_selected
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, write_classes
 
 log = logging.getLogger(__name__)
-
-ROW_GROUP = 65536  # rows per row group of selected.parquet
-PROVENANCE_KEY = b"imagenot.provenance"  # selected.parquet schema metadata: corpus, schema, filters (JSON)
-SELECTED_SCHEMA = pa.schema([
-    ("source_id", pa.string()), ("url", pa.string()), ("caption", pa.string()), ("wnid", pa.string()),
-    ("label", pa.int32()), ("lemma", pa.string()), ("similarity", pa.float32()), ("split", pa.string()),
-])
 
 
 def best_per_source(table: pa.Table) -> tuple[pa.Table, int]:
@@ -223,29 +215,9 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 def write_selection(out_dir: Path, final: list[ClassRow], selected: pa.Table | Iterable[pa.RecordBatch],
                     report: dict[str, Any], provenance: dict[str, Any] | None = None,
                     schema: pa.Schema | None = None) -> None:
-    """selected.parquet (with the provenance JSON under `imagenot.provenance` in its schema metadata),
-    classes.tsv and selection.json. `selected` may be a table or record batches of `schema`, written as they
-    come (the parquet file is renamed into place only when complete)."""
+    """selected.parquet (`imagenot.mining.selected.write_selected`: a table, or record batches of `schema`
+    written as they come), classes.tsv and selection.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(selected, pa.Table):
-        schema, batches = selected.schema, selected.to_batches()
-    else:
-        batches = selected
-        if schema is None:
-            raise ImagenotError("internal: write_selection needs the schema of its record batches")
-    if provenance is not None:
-        meta = dict(schema.metadata or {})
-        meta[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True, default=str).encode()
-        schema = schema.with_metadata(meta)
-    with atomic_path(out_dir / "selected.parquet") as tmp, \
-            pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        pending: list[pa.RecordBatch] = []
-        for batch in batches:  # row groups of about ROW_GROUP rows, whatever the batches' size
-            pending.append(batch.replace_schema_metadata(schema.metadata))
-            if sum(len(b) for b in pending) >= ROW_GROUP:
-                writer.write_table(pa.Table.from_batches(pending, schema=schema))
-                pending = []
-        if pending:
-            writer.write_table(pa.Table.from_batches(pending, schema=schema))
+    write_selected(out_dir / "selected.parquet", selected, schema, provenance)
     write_classes(out_dir / "classes.tsv", final)
     write_json(out_dir / "selection.json", report)

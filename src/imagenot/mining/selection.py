@@ -121,17 +121,8 @@ def _select(query: MatchQuery, classes: list[ClassRow], params: SelectionParams,
         log.warning("--cap top without similarities (--no-embed): the cap keeps a seeded random sample")
     counts = {w: n for w, (n, _) in totals.per_class.items()}
     eligible, final = choose_classes(counts, classes, params)
-    perm = PartFile(work_dir / "perm.parquet", PERM_SCHEMA)
-    val = PartFile(work_dir / "val.parquet", VAL_SCHEMA)
-    plan: list[tuple[str, int, int, bool]] = []
-    per_class: dict[str, dict[str, Any]] = {}
-    for cls in final:
-        n_sel, n_val, ranked = _plan_class(cls, *totals.per_class[cls.wnid], params, perm, val)
-        plan.append((cls.wnid, cls.index, n_sel, ranked))
-        per_class[cls.wnid] = {"label": cls.index, "name": cls.name, "available": counts[cls.wnid],
-                               "selected": n_sel, "train": n_sel - n_val, "val": n_val}
-    plan_table = pa.Table.from_pylist([dict(zip(PLAN_SCHEMA.names, p)) for p in plan], schema=PLAN_SCHEMA)
-    batches = query.chosen_rows(plan_table, perm.close(), val.close())
+    plan_table, per_class, perm_path, val_path = _plan_classes(final, totals.per_class, params, work_dir)
+    batches = query.chosen_rows(plan_table, perm_path, val_path)
     schema = pa.schema([*SELECTED_SCHEMA, *query.corpus_fields])
     report = {
         "threshold": threshold,
@@ -143,12 +134,30 @@ def _select(query: MatchQuery, classes: list[ClassRow], params: SelectionParams,
         "classes_with_matches": len(counts),
         "classes_eligible": len(eligible),
         "classes": len(final),
-        "rows": sum(p[2] for p in plan),
+        "rows": sum(c["selected"] for c in per_class.values()),
         "per_class": per_class,
         "dropped_below_min": sorted(w for w in counts if counts[w] < params.min_matches_per_class),
         "duplicate_ids": totals.duplicates,
     }
     return final, batches, schema, report
+
+
+def _plan_classes(final: list[ClassRow], per_wnid: dict[str, tuple[int, int]], params: SelectionParams,
+                  work_dir: Path) -> tuple[pa.Table, dict[str, dict[str, Any]], Path | None, Path | None]:
+    """Each final class's plan (PLAN_SCHEMA), its report entry, and the seeded parts (permutations, val
+    positions) written to `work_dir` for the query's final ordered read."""
+    perm = PartFile(work_dir / "perm.parquet", PERM_SCHEMA)
+    val = PartFile(work_dir / "val.parquet", VAL_SCHEMA)
+    plan: list[tuple[str, int, int, bool]] = []
+    per_class: dict[str, dict[str, Any]] = {}
+    for cls in final:
+        available, with_sim = per_wnid[cls.wnid]
+        n_sel, n_val, ranked = _plan_class(cls, available, with_sim, params, perm, val)
+        plan.append((cls.wnid, cls.index, n_sel, ranked))
+        per_class[cls.wnid] = {"label": cls.index, "name": cls.name, "available": available,
+                               "selected": n_sel, "train": n_sel - n_val, "val": n_val}
+    plan_table = pa.Table.from_pylist([dict(zip(PLAN_SCHEMA.names, p)) for p in plan], schema=PLAN_SCHEMA)
+    return plan_table, per_class, perm.close(), val.close()
 
 
 def select(

@@ -45,7 +45,7 @@ if {old!r}:
     spec = importlib.util.spec_from_file_location("select_reference", {ref!r})
     ref = importlib.util.module_from_spec(spec); spec.loader.exec_module(ref)
     from imagenot.mining.selection import write_selection
-    from imagenot.mining.settings import SelectConfig
+    from imagenot.mining.config import SelectConfig
     from imagenot.wordnet.classes import read_classes
     cfg = SelectConfig(mine_dir={mine!r}, out={out!r}, num_classes=1000, max_per_class=1000, oversample=1.4,
                        val_per_class=50)

@@ -14,8 +14,8 @@ from imagenot.config import to_record
 
 STAGES = {
     "classes": "imagenot.wordnet.cli:ClassesConfig",
-    "mine": "imagenot.mining.settings:MineConfig",
-    "select": "imagenot.mining.settings:SelectConfig",
+    "mine": "imagenot.mining.config:MineConfig",
+    "select": "imagenot.mining.config:SelectConfig",
     "download": "imagenot.download.config:DownloadConfig",
     "export": "imagenot.download.config:ExportConfig",
     "models": "imagenot.models.cli:ModelsConfig",

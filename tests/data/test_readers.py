@@ -168,7 +168,7 @@ def test_imagefolder_reader(folder_tree):
 
 
 def test_imagefolder_cache_and_streaming(folder_tree, monkeypatch):
-    import imagenot.data.registry as reg
+    import imagenot.data.loading as reg
 
     first = get_dataset(f"imagefolder:{folder_tree}", "train", image_size=12)
 

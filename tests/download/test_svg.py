@@ -76,8 +76,8 @@ def test_a_broken_svg_gets_one_reason() -> None:
 @needs_cairo
 def test_mine_then_download_the_icons(tmp_path: Path) -> None:
     from imagenot.download import DownloadConfig, run_download
+    from imagenot.mining.config import MineConfig
     from imagenot.mining.pipeline import mine
-    from imagenot.mining.settings import MineConfig
     from imagenot.wordnet.classes import write_classes
     from tests.mining.mine_helpers import ANIMALS, make_classes
     from tests.mining.test_iconify import icon_set, write_package

@@ -17,10 +17,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from imagenot.errors import ImagenotError, InputError
+from imagenot.mining.config import SelectionParams
 from imagenot.mining.resolve import MATCH_SCHEMA, above
-from imagenot.mining.scan import KEPT_PREFIX
-from imagenot.mining.selection import SELECTED_SCHEMA
-from imagenot.mining.settings import SelectionParams
+from imagenot.mining.selected import CORPUS_PREFIX, SELECTED_SCHEMA
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas
 
 
@@ -35,7 +34,7 @@ def read_matches(matches_dir: Path) -> tuple[pa.Table, int]:
     for f in files:
         try:
             t = pq.read_table(f)
-            extra = [c for c in t.column_names if c.startswith(KEPT_PREFIX)]
+            extra = [c for c in t.column_names if c.startswith(CORPUS_PREFIX)]
             base = t.select(MATCH_SCHEMA.names).cast(MATCH_SCHEMA)
             for c in extra:
                 base = base.append_column(c, t[c])
@@ -144,12 +143,12 @@ def reference_select(
             "split": pa.array(splits, pa.string()),
         }, schema=SELECTED_SCHEMA)
         for c in kept.column_names:
-            if c.startswith(KEPT_PREFIX):
+            if c.startswith(CORPUS_PREFIX):
                 selected = selected.append_column(c, sel[c])
     else:
         selected = SELECTED_SCHEMA.empty_table()
         for c in kept.column_names:
-            if c.startswith(KEPT_PREFIX):
+            if c.startswith(CORPUS_PREFIX):
                 selected = selected.append_column(c, pa.nulls(0, kept.schema.field(c).type))
     scored = matches.num_rows > 0 and matches["similarity"].null_count < matches.num_rows
     report = {

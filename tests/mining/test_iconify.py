@@ -131,8 +131,8 @@ def test_missing_package_says_how_to_install(tmp_path: Path) -> None:
 def test_mine_the_icons_alone_and_beside_openclipart(tmp_path: Path) -> None:
     """`--corpus iconify:DIR` and `openclipart:SVG+iconify:DIR`: declared local, licence columns carried into
     selected.parquet, and the chosen icons' SVG files written for the download stage."""
+    from imagenot.mining.config import MineConfig
     from imagenot.mining.pipeline import mine
-    from imagenot.mining.settings import MineConfig
     from imagenot.wordnet.classes import write_classes
 
     from .mine_helpers import ANIMALS, make_classes
@@ -149,8 +149,8 @@ def test_mine_the_icons_alone_and_beside_openclipart(tmp_path: Path) -> None:
     for r in sel:
         assert Path(r["url"].removeprefix("file://")).read_text().startswith("<svg")
 
+    from imagenot.mining.config import SelectConfig
     from imagenot.mining.pipeline import run_select
-    from imagenot.mining.settings import SelectConfig
 
     shutil.rmtree(tmp_path / "mine" / "corpus" / "iconify")  # `imagenot select` writes what it selects
     run_select(SelectConfig(mine_dir=str(tmp_path / "mine"), min_matches_per_class=1))

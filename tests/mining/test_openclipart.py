@@ -86,9 +86,9 @@ def test_mine_the_library_as_the_demo_does(tmp_path: Path) -> None:
     provenance says why no safety filter applies."""
     import json
 
+    from imagenot.mining.config import MineConfig
     from imagenot.mining.pipeline import mine
-    from imagenot.mining.selection import PROVENANCE_KEY
-    from imagenot.mining.settings import MineConfig
+    from imagenot.mining.selected import PROVENANCE_KEY
     from imagenot.wordnet.classes import write_classes
 
     from .mine_helpers import ANIMALS, make_classes

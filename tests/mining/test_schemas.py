@@ -15,7 +15,7 @@ import pytest
 from imagenot.cli import main
 from imagenot.fileio import read_json
 from imagenot.mining.schemas import AMBIGUOUS, DEFAULT_SAFETY_MAX, SCHEMAS, detect_schema, resolve_schema
-from imagenot.mining.selection import PROVENANCE_KEY
+from imagenot.mining.selected import PROVENANCE_KEY
 
 N = 10
 CAPTIONS = ["a dog on the beach", "my cat", "the sea at night", "a dog", "New York!", "a cat", "a dog",

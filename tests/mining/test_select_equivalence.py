@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from imagenot.mining.config import SelectionParams
 from imagenot.mining.resolve import MATCH_SCHEMA
 from imagenot.mining.selection import select, select_folder
-from imagenot.mining.settings import SelectionParams
 from imagenot.wordnet.classes import ClassRow
 
 from .mine_helpers import make_classes
@@ -198,8 +198,8 @@ def _mine_folder(tmp: Path) -> Path:
 
 def test_select_command_records_the_class_choice_and_streams_into_its_folder(tmp_path: Path) -> None:
     from imagenot.fileio import read_json
+    from imagenot.mining.config import SelectConfig
     from imagenot.mining.pipeline import run_select
-    from imagenot.mining.settings import SelectConfig
 
     mine = _mine_folder(tmp_path)
     cfg = SelectConfig(mine_dir=str(mine), out=str(tmp_path / "out"), num_classes=2, min_matches_per_class=5,
@@ -216,8 +216,8 @@ def test_select_command_records_the_class_choice_and_streams_into_its_folder(tmp
 
 def test_select_settings_are_checked(tmp_path: Path) -> None:
     from imagenot.errors import ImagenotError
+    from imagenot.mining.config import SelectConfig
     from imagenot.mining.pipeline import run_select
-    from imagenot.mining.settings import SelectConfig
 
     mine = _mine_folder(tmp_path)
     with pytest.raises(ImagenotError, match="--selection-memory-mb"):

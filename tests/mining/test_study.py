@@ -15,8 +15,8 @@ from imagenot.cli_options import config_from_args
 from imagenot.errors import InputError
 from imagenot.fileio import read_json
 from imagenot.mining import cli
+from imagenot.mining.config import MINE_PRESETS, MineConfig
 from imagenot.mining.pipeline import _precision
-from imagenot.mining.settings import MINE_PRESETS, MineConfig
 
 from .mine_helpers import run_cli, write_parquet
 

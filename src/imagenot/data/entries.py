@@ -1,4 +1,4 @@
-"""The registered dataset entries (`imagenot datasets` lists them)."""
+"""The built-in dataset entries (`imagenot datasets` lists them; `imagenot.data.registry` registers them)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from imagenot.data.loading import DatasetEntry, from_arrays, from_records, path_arg
 from imagenot.data.readers.files import RecordSet
-from imagenot.data.registry import DatasetEntry, from_arrays, from_records, path_arg, register
 from imagenot.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -102,24 +102,26 @@ def _decoded_side(records: RecordSet) -> int:
     return int(min(decode_image(records.read_bytes(0), 3, records.source(0)).shape[-2:]))
 
 
-register(DatasetEntry(
-    "fashion-mnist", "Fashion-MNIST, 70k 28x28 gray clothing images in 10 classes (Debian dataset-fashion-mnist "
-    "idx files; ARG: another folder of the idx files); test set = 'val'", "PATH", False, (), _fashion_mnist))
-register(DatasetEntry(
-    "animal-mnist", "Animal-MNIST, 10k 28x28 animal silhouettes in 10 classes (PyPI animal-mnist, read "
-    "without TensorFlow); seeded stratified val split (option val_fraction, default 1/6)", "PATH", False,
-    ("val_fraction",), _animal_mnist))
-register(DatasetEntry(
-    "cifar10", "CIFAR-10 in torchvision's python format (PATH holds cifar-10-batches-py/); option download=True "
-    "fetches it with torchvision", "PATH", True, ("download",), _cifar10))
-register(DatasetEntry(
-    "imagefolder", "class folders of images: PATH/train/<class>/*, PATH/val/<class>/* or PATH/<class>/* "
-    "(seeded split, options val_fraction, split_seed); class names may be wnids", "PATH", True,
-    ("val_fraction", "split_seed"), _imagefolder))
-register(DatasetEntry(
-    "wds", "a dataset folder made by `imagenot download`: webdataset shards train-*.tar/val-*.tar, classes.tsv, "
-    "dataset.json; loads only when complete (option allow_incomplete=true loads anyway, with a warning; "
-    "verify=auto|full|size: when shard hashes are checked)", "PATH", True, ("allow_incomplete", "verify"), _wds))
-register(DatasetEntry(
-    "synthetic", "random but learnable class patterns, for tests (options num_classes, size, n, noise)",
-    None, False, ("num_classes", "size", "n", "noise"), _synthetic))
+ENTRIES: tuple[DatasetEntry, ...] = (
+    DatasetEntry(
+        "fashion-mnist", "Fashion-MNIST, 70k 28x28 gray clothing images in 10 classes (Debian dataset-fashion-mnist "
+        "idx files; ARG: another folder of the idx files); test set = 'val'", "PATH", False, (), _fashion_mnist),
+    DatasetEntry(
+        "animal-mnist", "Animal-MNIST, 10k 28x28 animal silhouettes in 10 classes (PyPI animal-mnist, read "
+        "without TensorFlow); seeded stratified val split (option val_fraction, default 1/6)", "PATH", False,
+        ("val_fraction",), _animal_mnist),
+    DatasetEntry(
+        "cifar10", "CIFAR-10 in torchvision's python format (PATH holds cifar-10-batches-py/); option download=True "
+        "fetches it with torchvision", "PATH", True, ("download",), _cifar10),
+    DatasetEntry(
+        "imagefolder", "class folders of images: PATH/train/<class>/*, PATH/val/<class>/* or PATH/<class>/* "
+        "(seeded split, options val_fraction, split_seed); class names may be wnids", "PATH", True,
+        ("val_fraction", "split_seed"), _imagefolder),
+    DatasetEntry(
+        "wds", "a dataset folder made by `imagenot download`: webdataset shards train-*.tar/val-*.tar, classes.tsv, "
+        "dataset.json; loads only when complete (option allow_incomplete=true loads anyway, with a warning; "
+        "verify=auto|full|size: when shard hashes are checked)", "PATH", True, ("allow_incomplete", "verify"), _wds),
+    DatasetEntry(
+        "synthetic", "random but learnable class patterns, for tests (options num_classes, size, n, noise)",
+        None, False, ("num_classes", "size", "n", "noise"), _synthetic),
+)

@@ -54,8 +54,8 @@ def _classes(cfg: DemoConfig, p: DemoPaths) -> str:
 
 
 def _mine(cfg: DemoConfig, p: DemoPaths) -> str:
+    from imagenot.mining.config import MineConfig
     from imagenot.mining.pipeline import mine
-    from imagenot.mining.settings import MineConfig
 
     res = mine(MineConfig(
         corpus=cfg.corpus, classes=str(p.pool), out=str(p.mine), allow_local=True, pool=True,

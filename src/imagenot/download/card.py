@@ -25,7 +25,7 @@ from imagenot import __version__, escape
 from imagenot.data.orientation import upright
 from imagenot.download.config import DownloadConfig
 from imagenot.download.decide import TEXT_IN_IMAGE, Decision
-from imagenot.download.inputs import Selection
+from imagenot.download.matches import Selection
 from imagenot.fileio import atomic_path, write_text
 
 log = logging.getLogger(__name__)

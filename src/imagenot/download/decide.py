@@ -19,7 +19,7 @@ import pyarrow as pa
 from imagenot.download.clean import FETCH_REASONS
 from imagenot.download.config import DownloadConfig
 from imagenot.download.dedup import Candidate, Reference, dedup
-from imagenot.download.inputs import Selection
+from imagenot.download.matches import Selection
 from imagenot.download.splits import ClassSplit, assign_splits
 from imagenot.errors import ImagenotError
 from imagenot.wordnet.classes import ClassRow

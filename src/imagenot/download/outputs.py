@@ -13,6 +13,7 @@ import logging
 import math
 import shutil
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import pyarrow.parquet as pq
 from imagenot.download.card import write_contact_sheet
 from imagenot.download.config import DownloadConfig
 from imagenot.download.decide import Decision
-from imagenot.download.inputs import Selection
+from imagenot.download.matches import Selection
 from imagenot.download.shards import SPLITS, write_split_shards
 from imagenot.fileio import atomic_path
 from imagenot.progress import progress
@@ -51,27 +52,58 @@ def write_outputs(sel: Selection, table: pa.Table, d: Decision, cfg: DownloadCon
     return splits_info
 
 
+BUCKET_SCHEMA = pa.schema([("row_id", pa.int64()), ("pos", pa.int64()), ("image", pa.binary())])
+INDEX_SCHEMA = pa.schema([("key", pa.string()), ("split", pa.string()), ("shard", pa.string()),
+                          ("row_id", pa.int64()), ("label", pa.int32()), ("wnid", pa.string()),
+                          ("source_id", pa.string()), ("url", pa.string()), ("similarity", pa.float32()),
+                          ("pixel_sha256", pa.string()), ("phash", pa.string())])  # samples.parquet
+
+
 def _write_shards(sel: Selection, table: pa.Table, d: Decision, cfg: DownloadConfig, out: Path, work: Path,
                   stats: Path, clean_shards: list[Path]) -> tuple[dict[str, Any], dict[int, list[bytes]], pa.Table]:
     """Shuffle each split (seeded), bucket rows by output shard on disk, then write each bucket as a tar.
 
     Buckets keep memory bounded: images stream from the cleaned fetch shards into one Arrow file per
-    output shard, and only one output shard is ever held in memory.
+    output shard, and only one output shard is ever held in memory. Returns the card's splits, the contact
+    sheet's images per (source) label and the samples.parquet table.
     """
     labels = sel.table["label"].to_pylist()
-    new_index = d.new_index
+    position, n_buckets = _shuffle(d, labels, cfg)
+    bucket_dir = work / "buckets"
+    shutil.rmtree(bucket_dir, ignore_errors=True)
+    bucket_dir.mkdir(parents=True)
+    sheet = _fill_buckets(clean_shards, position, labels, cfg, bucket_dir)
+    rows = _SampleRows(sel, table, d, cfg.text_filter != "off", labels)
+    splits_info: dict[str, Any] = {}
+    index_rows: dict[str, list[Any]] = defaultdict(list)
+    for split in SPLITS:
+        samples = _bucket_samples(bucket_dir, split, n_buckets[split], rows, index_rows)
+        shards = write_split_shards(out, split, samples, shard_size=cfg.shard_size, stats_dir=stats,
+                                    encode_format=cfg.encode_format)
+        splits_info[split] = {"count": sum(s["samples"] for s in shards), "shards": shards}
+    shutil.rmtree(bucket_dir, ignore_errors=True)
+    index = pa.table({k: index_rows.get(k, []) for k in INDEX_SCHEMA.names}, schema=INDEX_SCHEMA)
+    return splits_info, sheet, index
+
+
+def _shuffle(d: Decision, labels: list[int], cfg: DownloadConfig) -> tuple[dict[int, tuple[str, int]],
+                                                                          dict[str, int]]:
+    """Each kept row's (split, position in its split's seeded shuffle), and each split's number of shards."""
     position: dict[int, tuple[str, int]] = {}
     n_buckets: dict[str, int] = {}
     for split in SPLITS:
-        rows = [i for i, s in enumerate(d.split_of) if s == split and labels[i] in new_index]
+        rows = [i for i, s in enumerate(d.split_of) if s == split and labels[i] in d.new_index]
         order = np.random.default_rng([cfg.seed, SPLITS.index(split), 7]).permutation(len(rows))
         for pos, j in enumerate(order):
             position[rows[j]] = (split, pos)
         n_buckets[split] = max(1, math.ceil(len(rows) / cfg.shard_size))
-    bucket_dir = work / "buckets"
-    shutil.rmtree(bucket_dir, ignore_errors=True)
-    bucket_dir.mkdir(parents=True)
-    schema = pa.schema([("row_id", pa.int64()), ("pos", pa.int64()), ("image", pa.binary())])
+    return position, n_buckets
+
+
+def _fill_buckets(clean_shards: list[Path], position: dict[int, tuple[str, int]], labels: list[int],
+                  cfg: DownloadConfig, bucket_dir: Path) -> dict[int, list[bytes]]:
+    """Stream the kept images from the cleaned fetch shards into one Arrow file per output shard
+    (`<split>-<shard>.arrow`); returns the first training images of each label, for the contact sheet."""
     writers: dict[tuple[str, int], pa.ipc.RecordBatchStreamWriter] = {}
     sheet: dict[int, list[bytes]] = defaultdict(list)
     try:
@@ -89,64 +121,73 @@ def _write_shards(sel: Selection, table: pa.Table, d: Decision, cfg: DownloadCon
             for key, items in groups.items():
                 if key not in writers:
                     sink = pa.OSFile(str(bucket_dir / f"{key[0]}-{key[1]:06d}.arrow"), "wb")
-                    writers[key] = pa.ipc.new_stream(sink, schema)
+                    writers[key] = pa.ipc.new_stream(sink, BUCKET_SCHEMA)
                 r, p, im = zip(*items)
                 writers[key].write_batch(pa.record_batch([pa.array(r, pa.int64()), pa.array(p, pa.int64()),
-                                                          pa.array(im, pa.binary())], schema=schema))
+                                                          pa.array(im, pa.binary())], schema=BUCKET_SCHEMA))
     finally:
         for w in writers.values():
             w.close()
-    t = sel.table
-    meta_cols = {c: t[c].to_pylist() for c in ("source_id", "url", "caption", "wnid", "lemma", "similarity")}
-    fp = {c: table[c].to_pylist() for c in ("pixel_sha256", "phash", "orig_width", "orig_height",
-                                             "conversion", "text_match")}
-    corpus = sel.corpus_values()
-    ocr = cfg.text_filter != "off"
-    splits_info: dict[str, Any] = {}
-    index_rows: dict[str, list[Any]] = defaultdict(list)
-    for split in SPLITS:
-        def samples(split: str = split) -> Any:
-            for b in range(n_buckets[split]):
-                path = bucket_dir / f"{split}-{b:06d}.arrow"
-                if not path.is_file():
-                    continue
-                with pa.OSFile(str(path), "rb") as f:
-                    bt = pa.ipc.open_stream(f).read_all().sort_by("pos")
-                for rid, img in zip(bt["row_id"].to_pylist(), bt["image"].to_pylist()):
-                    sim = meta_cols["similarity"][rid]
-                    meta = {
-                        "wnid": meta_cols["wnid"][rid], "caption": meta_cols["caption"][rid],
-                        "url": meta_cols["url"][rid],
-                        "similarity": None if sim is None else round(float(sim), 6),
-                        "source_id": meta_cols["source_id"][rid], "lemma": meta_cols["lemma"][rid],
-                        "label": new_index[labels[rid]], "source_label": labels[rid],
-                        "pixel_sha256": fp["pixel_sha256"][rid], "phash": fp["phash"][rid],
-                        "orig_width": fp["orig_width"][rid], "orig_height": fp["orig_height"][rid],
-                        "conversion": fp["conversion"][rid],
-                    }
-                    if ocr:
-                        meta["text_in_image"] = fp["text_match"][rid]
-                    if corpus is not None:
-                        meta["corpus"] = corpus[rid]
-                    index_rows["key"].append(sample_key(rid))
-                    index_rows["split"].append(split)
-                    index_rows["shard"].append(f"{split}-{b:06d}.tar")
-                    index_rows["row_id"].append(rid)
-                    index_rows["label"].append(new_index[labels[rid]])
-                    for k in ("wnid", "source_id", "url"):
-                        index_rows[k].append(meta[k])
-                    index_rows["similarity"].append(sim)
-                    index_rows["pixel_sha256"].append(meta["pixel_sha256"])
-                    index_rows["phash"].append(meta["phash"])
-                    yield {"key": sample_key(rid), "image": img, "label": new_index[labels[rid]], "meta": meta}
+    return dict(sheet)
 
-        shards = write_split_shards(out, split, samples(), shard_size=cfg.shard_size, stats_dir=stats,
-                                    encode_format=cfg.encode_format)
-        splits_info[split] = {"count": sum(s["samples"] for s in shards), "shards": shards}
-    shutil.rmtree(bucket_dir, ignore_errors=True)
-    schema_idx = pa.schema([("key", pa.string()), ("split", pa.string()), ("shard", pa.string()),
-                            ("row_id", pa.int64()), ("label", pa.int32()), ("wnid", pa.string()),
-                            ("source_id", pa.string()), ("url", pa.string()), ("similarity", pa.float32()),
-                            ("pixel_sha256", pa.string()), ("phash", pa.string())])
-    index = pa.table({k: index_rows.get(k, []) for k in schema_idx.names}, schema=schema_idx)
-    return splits_info, dict(sheet), index
+
+class _SampleRows:
+    """Per selected row, what its sample's json says and what samples.parquet lists (columns read once)."""
+
+    def __init__(self, sel: Selection, table: pa.Table, d: Decision, ocr: bool, labels: list[int]) -> None:
+        t = sel.table
+        self.cols = {c: t[c].to_pylist() for c in ("source_id", "url", "caption", "wnid", "lemma", "similarity")}
+        self.fp = {c: table[c].to_pylist() for c in ("pixel_sha256", "phash", "orig_width", "orig_height",
+                                                      "conversion", "text_match")}
+        self.corpus = sel.corpus_values()
+        self.ocr = ocr
+        self.labels = labels
+        self.new_index = d.new_index
+
+    def meta(self, rid: int) -> dict[str, Any]:
+        """The sample's json (key order as always written)."""
+        cols, fp = self.cols, self.fp
+        sim = cols["similarity"][rid]
+        meta = {
+            "wnid": cols["wnid"][rid], "caption": cols["caption"][rid], "url": cols["url"][rid],
+            "similarity": None if sim is None else round(float(sim), 6),
+            "source_id": cols["source_id"][rid], "lemma": cols["lemma"][rid],
+            "label": self.new_index[self.labels[rid]], "source_label": self.labels[rid],
+            "pixel_sha256": fp["pixel_sha256"][rid], "phash": fp["phash"][rid],
+            "orig_width": fp["orig_width"][rid], "orig_height": fp["orig_height"][rid],
+            "conversion": fp["conversion"][rid],
+        }
+        if self.ocr:
+            meta["text_in_image"] = fp["text_match"][rid]
+        if self.corpus is not None:
+            meta["corpus"] = self.corpus[rid]
+        return meta
+
+    def index(self, index_rows: dict[str, list[Any]], rid: int, split: str, shard: str,
+              meta: dict[str, Any]) -> None:
+        """Append the sample's samples.parquet row (INDEX_SCHEMA) to `index_rows`."""
+        index_rows["key"].append(sample_key(rid))
+        index_rows["split"].append(split)
+        index_rows["shard"].append(shard)
+        index_rows["row_id"].append(rid)
+        index_rows["label"].append(meta["label"])
+        for k in ("wnid", "source_id", "url"):
+            index_rows[k].append(meta[k])
+        index_rows["similarity"].append(self.cols["similarity"][rid])
+        index_rows["pixel_sha256"].append(meta["pixel_sha256"])
+        index_rows["phash"].append(meta["phash"])
+
+
+def _bucket_samples(bucket_dir: Path, split: str, n_buckets: int, rows: _SampleRows,
+                    index_rows: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """A split's samples in shuffled order, one bucket in memory at a time; each is listed in `index_rows`."""
+    for b in range(n_buckets):
+        path = bucket_dir / f"{split}-{b:06d}.arrow"
+        if not path.is_file():
+            continue
+        with pa.OSFile(str(path), "rb") as f:
+            bt = pa.ipc.open_stream(f).read_all().sort_by("pos")
+        for rid, img in zip(bt["row_id"].to_pylist(), bt["image"].to_pylist()):
+            meta = rows.meta(rid)
+            rows.index(index_rows, rid, split, f"{split}-{b:06d}.tar", meta)
+            yield {"key": sample_key(rid), "image": img, "label": meta["label"], "meta": meta}

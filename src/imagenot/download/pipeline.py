@@ -46,7 +46,7 @@ from imagenot.download.clean import (
 from imagenot.download.config import DISTRIBUTORS, ENCODE_FORMATS, FETCHERS, TEXT_FILTERS, DownloadConfig
 from imagenot.download.decide import DUPLICATE_SOURCE_ID, decide, removed_table
 from imagenot.download.fetch import done_fetch_shards, drop_broken_fetch_shards, run_img2dataset, shard_name
-from imagenot.download.inputs import Selection, check_urls, read_selection
+from imagenot.download.matches import Selection, check_urls, read_selection
 from imagenot.download.outputs import write_outputs
 from imagenot.errors import ImagenotError, InputError, disk_full_is_an_error
 from imagenot.fileio import atomic_path, json_digest, read_json, sha256_file, write_json, write_manifest

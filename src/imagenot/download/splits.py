@@ -41,6 +41,19 @@ class ClassSplit:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """assign_splits' settings, passed to each class's steps."""
+
+    seed: int
+    val_fraction: float
+    min_per_class: int
+    min_val_per_class: int
+    keep_small: bool
+    train_cap: int | None
+    val_cap: int | None
+
+
 def assign_splits(
     labels: Sequence[int],
     given: Sequence[str | None],
@@ -59,6 +72,7 @@ def assign_splits(
 
     `labels`, `given` (mining's split or None) and `kept` are per selected row, in row (priority) order.
     """
+    rules = _Rules(seed, val_fraction, min_per_class, min_val_per_class, keep_small, train_cap, val_cap)
     by_class: dict[int, list[int]] = defaultdict(list)
     for i, lab in enumerate(labels):
         by_class[int(lab)].append(i)
@@ -66,55 +80,7 @@ def assign_splits(
     capped: set[int] = set()
     report: dict[int, ClassSplit] = {}
     for lab in sorted(by_class):
-        rows = by_class[lab]
-        rng = np.random.default_rng([seed, lab])
-        survivors = [i for i in rows if kept[i]]
-        has_given = any(given[i] is not None for i in rows)
-        selected_val = sum(1 for i in rows if given[i] == "val")
-        n = len(survivors)
-        if has_given and selected_val:
-            target = selected_val
-            if any(given[i] is None for i in rows):  # partly split: plan val for the rest by fraction
-                target += round(val_fraction * sum(1 for i in rows if given[i] is None))
-        else:  # no split, or mining planned no val rows (val_per_class 0): a val share of the survivors
-            target = round(val_fraction * n)
-        if val_cap is not None:
-            target = min(target, val_cap)
-        target = max(target, min_val_per_class) if n >= 2 else 0
-        target = min(target, max(n - 1, 0))  # a class keeps at least one train image
-        val = [i for i in survivors if given[i] == "val"]
-        train = [i for i in survivors if given[i] != "val"]
-        rec = ClassSplit(lab, len(rows), selected_val, n, target)
-        if val_cap is not None and len(val) > val_cap:  # the lowest-priority val rows go
-            capped.update(val[val_cap:])
-            rec.over_cap += len(val) - val_cap
-            val = val[:val_cap]
-        if len(val) > target:  # e.g. a class that would have no train image left
-            extra = [int(i) for i in rng.permutation(val)[: len(val) - target]]
-            rec.moved_to_train = len(extra)
-            val = [i for i in val if i not in set(extra)]
-            train = sorted(train + extra)
-        if len(val) < target:
-            need = target - len(val)
-            surplus = train[train_cap:] if train_cap is not None else []
-            pool = list(reversed(surplus))  # rows the train cap would remove anyway
-            rest = [i for i in train if i not in set(surplus)]
-            pool += [int(i) for i in rng.permutation([i for i in rest if given[i] is None])]
-            pool += [int(i) for i in rng.permutation([i for i in rest if given[i] is not None])]
-            moved = pool[:need]
-            rec.moved_to_val = sum(1 for i in moved if given[i] is not None)
-            moved_set = set(moved)
-            val += moved
-            train = [i for i in train if i not in moved_set]
-        if train_cap is not None and len(train) > train_cap:
-            capped.update(train[train_cap:])
-            rec.over_cap += len(train) - train_cap
-            train = train[:train_cap]
-        rec.train, rec.val = len(train), len(val)
-        if rec.train + rec.val < min_per_class or len(val) < min_val_per_class:
-            rec.status = "kept_below_minimum" if keep_small else "dropped"
-            log.debug("class %d has %d images (%d val) after download, below the minimum %d (%d val): %s",
-                      lab, n, len(val), min_per_class, min_val_per_class, rec.status)
+        rec, train, val = _split_class(lab, by_class[lab], given, kept, rules, capped)
         if rec.status != "dropped":
             for i in train:
                 out[i] = "train"
@@ -126,3 +92,67 @@ def assign_splits(
         log.info("%d of %d classes are below the minimum of %d images (%d val): %s", len(small), len(report),
                  min_per_class, min_val_per_class, "kept and flagged" if keep_small else "dropped")
     return out, report, capped
+
+
+def _split_class(lab: int, rows: list[int], given: Sequence[str | None], kept: Sequence[bool], rules: _Rules,
+                 capped: set[int]) -> tuple[ClassSplit, list[int], list[int]]:
+    """One class: (its report, train rows, val rows); rows removed by the caps are added to `capped`."""
+    rng = np.random.default_rng([rules.seed, lab])
+    survivors = [i for i in rows if kept[i]]
+    selected_val = sum(1 for i in rows if given[i] == "val")
+    target = _val_target(rows, given, len(survivors), selected_val, rules)
+    val = [i for i in survivors if given[i] == "val"]
+    train = [i for i in survivors if given[i] != "val"]
+    rec = ClassSplit(lab, len(rows), selected_val, len(survivors), target)
+    if rules.val_cap is not None and len(val) > rules.val_cap:  # the lowest-priority val rows go
+        capped.update(val[rules.val_cap:])
+        rec.over_cap += len(val) - rules.val_cap
+        val = val[:rules.val_cap]
+    if len(val) > target:  # e.g. a class that would have no train image left
+        extra = [int(i) for i in rng.permutation(val)[: len(val) - target]]
+        rec.moved_to_train = len(extra)
+        val = [i for i in val if i not in set(extra)]
+        train = sorted(train + extra)
+    if len(val) < target:
+        train, val = _refill_val(train, val, target - len(val), given, rules.train_cap, rng, rec)
+    if rules.train_cap is not None and len(train) > rules.train_cap:
+        capped.update(train[rules.train_cap:])
+        rec.over_cap += len(train) - rules.train_cap
+        train = train[:rules.train_cap]
+    rec.train, rec.val = len(train), len(val)
+    if rec.train + rec.val < rules.min_per_class or len(val) < rules.min_val_per_class:
+        rec.status = "kept_below_minimum" if rules.keep_small else "dropped"
+        log.debug("class %d has %d images (%d val) after download, below the minimum %d (%d val): %s",
+                  lab, rec.survived, len(val), rules.min_per_class, rules.min_val_per_class, rec.status)
+    return rec, train, val
+
+
+def _val_target(rows: list[int], given: Sequence[str | None], n: int, selected_val: int, rules: _Rules) -> int:
+    """How many of a class's `n` surviving rows should be val: mining's val count (plus a share of rows mining
+    gave no split), or a share of the survivors; within the val cap and the val minimum, leaving one train
+    image."""
+    if selected_val:
+        target = selected_val
+        if any(given[i] is None for i in rows):  # partly split: plan val for the rest by fraction
+            target += round(rules.val_fraction * sum(1 for i in rows if given[i] is None))
+    else:  # no split, or mining planned no val rows (val_per_class 0): a val share of the survivors
+        target = round(rules.val_fraction * n)
+    if rules.val_cap is not None:
+        target = min(target, rules.val_cap)
+    target = max(target, rules.min_val_per_class) if n >= 2 else 0
+    return min(target, max(n - 1, 0))  # a class keeps at least one train image
+
+
+def _refill_val(train: list[int], val: list[int], need: int, given: Sequence[str | None], train_cap: int | None,
+                rng: np.random.Generator, rec: ClassSplit) -> tuple[list[int], list[int]]:
+    """Move `need` train rows to val: first those the train cap would remove anyway (lowest priority first),
+    then seeded draws of rows mining gave no split, then of mining's train rows."""
+    surplus = train[train_cap:] if train_cap is not None else []
+    pool = list(reversed(surplus))  # rows the train cap would remove anyway
+    rest = [i for i in train if i not in set(surplus)]
+    pool += [int(i) for i in rng.permutation([i for i in rest if given[i] is None])]
+    pool += [int(i) for i in rng.permutation([i for i in rest if given[i] is not None])]
+    moved = pool[:need]
+    rec.moved_to_val = sum(1 for i in moved if given[i] is not None)
+    moved_set = set(moved)
+    return [i for i in train if i not in moved_set], val + moved

@@ -18,9 +18,9 @@ def __getattr__(name: str) -> Any:
 
         return getattr(pipeline, name)
     if name in ("MineConfig", "SelectConfig"):
-        from imagenot.mining import settings
+        from imagenot.mining import config
 
-        return getattr(settings, name)
+        return getattr(config, name)
     if name == "write_openclipart_corpus":
         from imagenot.mining.openclipart import write_openclipart_corpus
 

@@ -25,7 +25,7 @@ SELECT_EXAMPLES = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from imagenot.mining.settings import MINE_PRESETS, MineConfig, SelectConfig
+    from imagenot.mining.config import MINE_PRESETS, MineConfig, SelectConfig
 
     p = add_stage_parser(
         sub, "mine", MineConfig,
@@ -49,8 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_mine(args: argparse.Namespace) -> int:
+    from imagenot.mining.config import MINE_PRESETS, MineConfig
     from imagenot.mining.pipeline import mine
-    from imagenot.mining.settings import MINE_PRESETS, MineConfig
 
     res = mine(config_from_args(MineConfig, args, presets=MINE_PRESETS))
     st = res.stats
@@ -70,8 +70,8 @@ def run_mine(args: argparse.Namespace) -> int:
 
 
 def run_select_cmd(args: argparse.Namespace) -> int:
+    from imagenot.mining.config import SelectConfig
     from imagenot.mining.pipeline import run_select
-    from imagenot.mining.settings import SelectConfig
 
     final, report = run_select(config_from_args(SelectConfig, args))
     if not report["scored"]:

@@ -30,6 +30,7 @@ from imagenot.fileio import (
     write_manifest,
 )
 from imagenot.lock import locks_output, output_lock
+from imagenot.mining.config import MineConfig, SelectConfig
 from imagenot.mining.embed import EncoderSpec
 from imagenot.mining.encoders import default_threshold, published_laionet, threshold_note
 from imagenot.mining.folder import claim_mine_folder
@@ -37,6 +38,7 @@ from imagenot.mining.histograms import write_histograms
 from imagenot.mining.matcher import LemmaMatcher
 from imagenot.mining.passes import PassResult, PassSpec, run_local
 from imagenot.mining.plan import (
+    CorpusPlan,
     is_builtin,
     is_openclipart,
     materialise_selected,
@@ -48,7 +50,6 @@ from imagenot.mining.pool import SenseRanker, choose_from_pool, pool_classes, po
 from imagenot.mining.scan import COUNTERS, ScanContext
 from imagenot.mining.select_engine import MatchQuery
 from imagenot.mining.selection import open_matches, select_folder
-from imagenot.mining.settings import MineConfig, SelectConfig
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, read_classes, write_classes
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,32 @@ def mine(cfg: MineConfig) -> MineResult:
         return _mine(cfg)
 
 
+@dataclass
+class _MineRun:
+    """What every step of one mine shares, decided before the output folder is touched: the corpus plan,
+    whether it is local, the input hashes, the threshold and where it comes from, and the encoder."""
+
+    cfg: MineConfig
+    out: Path
+    plan: CorpusPlan
+    local: bool
+    inputs: dict[str, str]
+    threshold: float | None
+    threshold_source: str | None
+    embed: EncoderSpec | None
+    base: dict[str, Any]  # every setting that changes a pass's matches (its resume key digests them)
+
+    def context(self, matcher: LemmaMatcher, keep_multi: bool) -> ScanContext:
+        cfg = self.cfg
+        return ScanContext(matcher, self.plan.columns, self.plan.resolved.safety, self.local, cfg.max_caption_bytes,
+                           cfg.batch_rows, keep_multi=keep_multi, watermark_max=cfg.watermark_max,
+                           min_image_size=cfg.min_image_size)
+
+    def pass_key(self, **what: Any) -> str:
+        """A pass's resume key: every setting that changes its matches, and `what` the pass is."""
+        return json_digest({**self.base, **what}, 32)
+
+
 def _mine(cfg: MineConfig) -> MineResult:
     """Run the mining stage (and the selection unless `cfg.select` is false).
 
@@ -197,12 +224,46 @@ def _mine(cfg: MineConfig) -> MineResult:
     created, so a mistake leaves nothing behind."""
     cfg.check()
     t0 = time.perf_counter()
-    out = Path(cfg.out)
+    pool_rows, classes_path = _class_pool(cfg)
+    run = _prepare(cfg, classes_path)
+    stats: dict[str, Any] = {"corpus": cfg.corpus, "schema": run.plan.resolved.name, "local_corpus": run.local,
+                             "encoder": cfg.encoder if run.embed else None}
+    mined = _pool_pass(run, pool_rows, stats) if cfg.pool else _unique_lemmas(cfg, pool_rows)
+    write_classes(run.out / "mined_classes.tsv", mined)
+    matcher = LemmaMatcher([r.lemmas for r in mined], cfg.match)
+    spec = PassSpec(run.plan.shards, mined, run.context(matcher, cfg.multi == "best"), run.out / "matches",
+                    run.pass_key(**{"pass": "mine", "multi": cfg.multi, "classes": _class_key(mined)}), run.embed,
+                    label="mine")
+    result = run_pass(spec, cfg)
+    if not list((run.out / "matches").glob("*.parquet")):
+        raise ImagenotError("no shard could be read: " + "; ".join(
+            f"{u['path']}: {u['error']}" for u in result.unreadable[:5]))
+    # One DuckDB session over the matches (deduplicated once, within --selection-memory-mb): the summary, the
+    # histograms and the selection; no table of all matches in Python.
+    with open_matches(run.out / "matches", run.out, cfg.selection_memory_mb,
+                      _temp_dir(cfg.selection_temp_dir)) as query:
+        _finish_stats(run, stats, result, query, mined, len(matcher.unmatchable), t0)
+        _write_mine_outputs(run, stats, query, mined)
+        res = MineResult(run.out, stats, mined)
+        if cfg.select:
+            res.selected, res.selection = select_folder(run.out / "matches", mined, cfg.selection(), run.threshold,
+                                                        run.out, stats["provenance"], query=query)
+    if cfg.select:
+        materialise_selected(run.out, cfg.corpus, run.out / "selected.parquet")
+    return res
+
+
+def _class_pool(cfg: MineConfig) -> tuple[list[ClassRow], Path]:
+    """The classes to mine (the released list, or --classes) and the file they come from."""
     if cfg.released_classes:
-        pool_rows, classes_path = released_classes()
-    else:
-        classes_path = Path(cfg.classes)
-        pool_rows = read_classes(classes_path)
+        return released_classes()
+    return read_classes(Path(cfg.classes)), Path(cfg.classes)
+
+
+def _prepare(cfg: MineConfig, classes_path: Path) -> _MineRun:
+    """Every check and decision before mining: the corpus (imagenot's own conversions written into OUT/corpus
+    first), its plan, the engine, the threshold, the folder claimed, the encoder."""
+    out = Path(cfg.out)
     inputs = {"classes": sha256_file(classes_path)}
     if is_builtin(cfg.corpus):  # our own conversions: written into OUT/corpus first
         corpus_spec, local, extra = prepare_corpus(cfg, out)
@@ -219,86 +280,78 @@ def _mine(cfg: MineConfig) -> MineResult:
     claim_mine_folder(out, plan.shards, inputs["classes"], cfg.force)  # another mine's folder: refused
     out.mkdir(parents=True, exist_ok=True)
     embed = EncoderSpec(cfg.encoder, cfg.device, cfg.embed_batch_size, cfg.encoder_backend, cfg.quantize,
-                        _precision(cfg, threshold), (cfg.embedding_store or str(out / "embeddings")) if cfg.store_embeddings
-                        else None) if cfg.embed else None
-    safety = plan.resolved.safety
-    base = {"columns": to_dict(plan.columns), "safety": to_dict(safety), "local": local, "match": cfg.match,
-            "max_caption_bytes": cfg.max_caption_bytes, "watermark_max": cfg.watermark_max,
+                        _precision(cfg, threshold), (cfg.embedding_store or str(out / "embeddings"))
+                        if cfg.store_embeddings else None) if cfg.embed else None
+    base = {"columns": to_dict(plan.columns), "safety": to_dict(plan.resolved.safety), "local": local,
+            "match": cfg.match, "max_caption_bytes": cfg.max_caption_bytes, "watermark_max": cfg.watermark_max,
             "min_image_size": cfg.min_image_size, "encoder": embed.fingerprint() if embed else None}
-    stats: dict[str, Any] = {"corpus": cfg.corpus, "schema": plan.resolved.name, "local_corpus": local,
-                             "encoder": cfg.encoder if embed else None}
+    return _MineRun(cfg, out, plan, local, inputs, threshold, threshold_source, embed, base)
 
-    def context(matcher: LemmaMatcher, keep_multi: bool) -> ScanContext:
-        return ScanContext(matcher, plan.columns, safety, local, cfg.max_caption_bytes, cfg.batch_rows,
-                           keep_multi=keep_multi, watermark_max=cfg.watermark_max,
-                           min_image_size=cfg.min_image_size)
 
-    if cfg.pool:
-        matcher = LemmaMatcher([r.lemmas for r in pool_rows], cfg.match)
-        pool_dir = out / "pool"
-        spec = PassSpec(plan.shards, pool_rows, context(matcher, True), pool_dir / "matches",
-                        json_digest({**base, "pass": "pool", "classes": _class_key(pool_rows)}, 32), embed,
-                        None if embed else SenseRanker(pool_rows), label="pool pass")
-        res1 = run_pass(spec, cfg)
-        with open_matches(pool_dir / "matches", pool_dir, cfg.selection_memory_mb,
-                          _temp_dir(cfg.selection_temp_dir)) as query:  # the pool's matches, out of core too
-            counts, lemma_counts = pool_counts(query.lemma_counts(threshold))
-            stats["pool_pass"] = {k: v for k, v in summarize(res1, query, pool_rows, threshold).items()
-                                  if k != "per_class"}
-        mined = choose_from_pool(pool_rows, counts, lemma_counts, pool_classes(cfg.num_classes, cfg.class_choice),
-                                 cfg.min_matches_per_class, cfg.class_choice, cfg.seed)
-        _write_pool_counts(pool_dir / "pool_counts.tsv", pool_rows, counts, lemma_counts,
-                           {c.wnid for c in mined})
-        stats["pool_pass"]["classes_counted"] = len(counts)
-        stats["pool_pass"]["classes_chosen"] = len(mined)
-        log.info("pool pass: %d pool classes counted, %d chosen", len(counts), len(mined))
-        if not mined:
-            raise ImagenotError(f"pool pass: no class has {cfg.min_matches_per_class} matches above threshold "
-                                f"{threshold}; see {pool_dir / 'pool_counts.tsv'}")
-    else:
-        mined = make_unique_lemmas(pool_rows)
-        if len(mined) != len(pool_rows) or any(a.lemmas != b.lemmas for a, b in zip(mined, pool_rows)):
-            log.warning("%s: lemmas were not unique; applied the LAIONet rule (%d -> %d classes); for a large "
-                        "pool use --pool", cfg.classes, len(pool_rows), len(mined))
-    write_classes(out / "mined_classes.tsv", mined)
+def _pool_pass(run: _MineRun, pool_rows: list[ClassRow], stats: dict[str, Any]) -> list[ClassRow]:
+    """--pool: match the whole pool (shared lemmas kept), count per class within the selection's memory,
+    choose --num-classes of them (pool/pool_counts.tsv says how); returns the chosen classes."""
+    cfg, threshold = run.cfg, run.threshold
+    matcher = LemmaMatcher([r.lemmas for r in pool_rows], cfg.match)
+    pool_dir = run.out / "pool"
+    spec = PassSpec(run.plan.shards, pool_rows, run.context(matcher, True), pool_dir / "matches",
+                    run.pass_key(**{"pass": "pool", "classes": _class_key(pool_rows)}), run.embed,
+                    None if run.embed else SenseRanker(pool_rows), label="pool pass")
+    res1 = run_pass(spec, cfg)
+    with open_matches(pool_dir / "matches", pool_dir, cfg.selection_memory_mb,
+                      _temp_dir(cfg.selection_temp_dir)) as query:  # the pool's matches, out of core too
+        counts, lemma_counts = pool_counts(query.lemma_counts(threshold))
+        stats["pool_pass"] = {k: v for k, v in summarize(res1, query, pool_rows, threshold).items()
+                              if k != "per_class"}
+    mined = choose_from_pool(pool_rows, counts, lemma_counts, pool_classes(cfg.num_classes, cfg.class_choice),
+                             cfg.min_matches_per_class, cfg.class_choice, cfg.seed)
+    _write_pool_counts(pool_dir / "pool_counts.tsv", pool_rows, counts, lemma_counts, {c.wnid for c in mined})
+    stats["pool_pass"]["classes_counted"] = len(counts)
+    stats["pool_pass"]["classes_chosen"] = len(mined)
+    log.info("pool pass: %d pool classes counted, %d chosen", len(counts), len(mined))
+    if not mined:
+        raise ImagenotError(f"pool pass: no class has {cfg.min_matches_per_class} matches above threshold "
+                            f"{threshold}; see {pool_dir / 'pool_counts.tsv'}")
+    return mined
 
-    matcher = LemmaMatcher([r.lemmas for r in mined], cfg.match)
-    spec = PassSpec(plan.shards, mined, context(matcher, cfg.multi == "best"), out / "matches",
-                    json_digest({**base, "pass": "mine", "multi": cfg.multi, "classes": _class_key(mined)}, 32),
-                    embed, label="mine")
-    result = run_pass(spec, cfg)
-    if not list((out / "matches").glob("*.parquet")):
-        raise ImagenotError("no shard could be read: " + "; ".join(
-            f"{u['path']}: {u['error']}" for u in result.unreadable[:5]))
-    # One DuckDB session over the matches (deduplicated once, within --selection-memory-mb): the summary, the
-    # histograms and the selection; no table of all matches in Python.
-    with open_matches(out / "matches", out, cfg.selection_memory_mb, _temp_dir(cfg.selection_temp_dir)) as query:
-        stats.update(summarize(result, query, mined, threshold))
-        if cfg.pool:
-            for k in RUN_COUNTERS:
-                stats[k] += stats["pool_pass"].get(k, 0)
-        stats["provenance"] = provenance(cfg, plan, stats, local, threshold)
-        stats["provenance"]["threshold_source"] = threshold_source
-        stats["unmatchable_lemmas"] = len(matcher.unmatchable)
-        stats["seconds"] = round(time.perf_counter() - t0, 3)
-        stats["captions_per_s"] = round(stats["rows_read"] / max(result.seconds, 1e-9), 1) if result.seconds \
-            else None
-        if cfg.embed:
-            write_histograms(query, query.class_matches(), {c.wnid: c.name for c in mined}, threshold,
-                             out / "histograms", cfg.hist_classes)
-        write_json(out / "mine_stats.json", stats)
-        write_json(out / "config.json", to_record(cfg))
-        write_manifest(out, to_record(cfg), inputs)
-        log.info("mine: %d rows read, %d matched, %d above threshold, %d classes with matches (%.1f s)",
-                 stats["rows_read"], stats["matched"], stats["above_threshold"], stats["classes_with_matches"],
-                 stats["seconds"])
-        res = MineResult(out, stats, mined)
-        if cfg.select:
-            res.selected, res.selection = select_folder(out / "matches", mined, cfg.selection(), threshold, out,
-                                                        stats["provenance"], query=query)
-    if cfg.select:
-        materialise_selected(out, cfg.corpus, out / "selected.parquet")
-    return res
+
+def _unique_lemmas(cfg: MineConfig, pool_rows: list[ClassRow]) -> list[ClassRow]:
+    """Without --pool: the classes as given, LAIONet's rule applied where lemmas are shared."""
+    mined = make_unique_lemmas(pool_rows)
+    if len(mined) != len(pool_rows) or any(a.lemmas != b.lemmas for a, b in zip(mined, pool_rows)):
+        log.warning("%s: lemmas were not unique; applied the LAIONet rule (%d -> %d classes); for a large "
+                    "pool use --pool", cfg.classes, len(pool_rows), len(mined))
+    return mined
+
+
+def _finish_stats(run: _MineRun, stats: dict[str, Any], result: PassResult, query: MatchQuery,
+                  mined: list[ClassRow], unmatchable: int, t0: float) -> None:
+    """mine_stats.json's contents: the summary of the matches, the pool pass's encoder work added, the
+    provenance, timings."""
+    stats.update(summarize(result, query, mined, run.threshold))
+    if run.cfg.pool:
+        for k in RUN_COUNTERS:
+            stats[k] += stats["pool_pass"].get(k, 0)
+    stats["provenance"] = provenance(run.cfg, run.plan, stats, run.local, run.threshold)
+    stats["provenance"]["threshold_source"] = run.threshold_source
+    stats["unmatchable_lemmas"] = unmatchable
+    stats["seconds"] = round(time.perf_counter() - t0, 3)
+    stats["captions_per_s"] = round(stats["rows_read"] / max(result.seconds, 1e-9), 1) if result.seconds \
+        else None
+
+
+def _write_mine_outputs(run: _MineRun, stats: dict[str, Any], query: MatchQuery, mined: list[ClassRow]) -> None:
+    """histograms/ (with similarities), mine_stats.json, config.json and manifest.json."""
+    cfg, out = run.cfg, run.out
+    if cfg.embed:
+        write_histograms(query, query.class_matches(), {c.wnid: c.name for c in mined}, run.threshold,
+                         out / "histograms", cfg.hist_classes)
+    write_json(out / "mine_stats.json", stats)
+    write_json(out / "config.json", to_record(cfg))
+    write_manifest(out, to_record(cfg), run.inputs)
+    log.info("mine: %d rows read, %d matched, %d above threshold, %d classes with matches (%.1f s)",
+             stats["rows_read"], stats["matched"], stats["above_threshold"], stats["classes_with_matches"],
+             stats["seconds"])
 
 
 def _temp_dir(path: str | None) -> Path | None:

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from imagenot.errors import InputError
 from imagenot.fileio import sha256_file
+from imagenot.mining.config import MineConfig
 from imagenot.mining.corpus import (
     Columns,
     Shard,
@@ -27,9 +28,8 @@ from imagenot.mining.corpus import (
     shard_columns,
     split_shards,
 )
-from imagenot.mining.scan import KEPT_PREFIX
 from imagenot.mining.schemas import COLUMN_FLAGS, ResolvedSchema, builtin_schema, resolve_schema
-from imagenot.mining.settings import MineConfig
+from imagenot.mining.selected import corpus_column
 from imagenot.spec import Spec
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ def provenance(cfg: MineConfig, plan: CorpusPlan, counters: dict[str, int], loca
         "columns": {k: v for k, v in sch.fields().items() if v is not None},
         "safety": plan.resolved.safety.provenance(counters.get("safety_dropped", 0)),
         "filters": filters,
-        "kept_columns": [KEPT_PREFIX + c for c in plan.keep],
+        "kept_columns": [corpus_column(c) for c in plan.keep],
         "encoder": cfg.encoder if cfg.embed else None,
         "threshold": threshold,
     }

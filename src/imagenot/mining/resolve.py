@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from imagenot.mining.matcher import LemmaMatcher
-from imagenot.mining.scan import KEPT_PREFIX
+from imagenot.mining.selected import CORPUS_PREFIX
 from imagenot.mining.similarity import Scorer
 from imagenot.wordnet.classes import ClassRow
 
@@ -105,7 +105,7 @@ def resolve_candidates(
         "similarity": similarity,
     }, schema=MATCH_SCHEMA)
     for name in candidates.column_names:
-        if name.startswith(KEPT_PREFIX):  # the corpus's own columns the user asked to keep
+        if name.startswith(CORPUS_PREFIX):  # the corpus's own columns the user asked to keep
             table = table.append_column(name, candidates[name])
     if not keep.all():
         table = table.filter(pa.array(keep))

@@ -20,6 +20,7 @@ from imagenot.mining.corpus import Columns, MissingColumnsError, Shard, read_bat
 from imagenot.mining.matcher import LemmaMatcher
 from imagenot.mining.normalize import check_captions
 from imagenot.mining.schemas import SafetyRule
+from imagenot.mining.selected import corpus_column
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ COUNTERS = (
     "oversized_captions", "safety_dropped", "watermark_dropped", "small_image_dropped", "null_urls", "url_refused",
     "unmatched", "multi_class_dropped", "multi_class_candidates", "candidates",
 )
-KEPT_PREFIX = "corpus_"  # a kept corpus column X travels as corpus_X (never clashes with our own columns)
 
 CANDIDATE_SCHEMA = pa.schema([
     ("source_id", pa.string()), ("url", pa.string()), ("caption", pa.string()),
@@ -182,7 +182,7 @@ def scan_batch(table: pa.Table, row_start: int, shard_name: str, ctx: ScanContex
         ids = pa.array(fallback, pa.string())
     out = pa.table([ids, url.take(idx), check.text.take(idx), classes, lemmas], schema=CANDIDATE_SCHEMA)
     for c in cols.keep:
-        out = out.append_column(KEPT_PREFIX + c, table[c].take(idx) if c in table.column_names
+        out = out.append_column(corpus_column(c), table[c].take(idx) if c in table.column_names
                                 else pa.nulls(len(idx)))
     return out
 

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from imagenot.errors import ImagenotError, InputError
 from imagenot.mining.resolve import MATCH_SCHEMA
-from imagenot.mining.scan import KEPT_PREFIX
+from imagenot.mining.selected import corpus_fields
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def matches_files(matches_dir: Path) -> tuple[list[Path], list[pa.Field]]:
         missing = [n for n in MATCH_SCHEMA.names if n not in schema.names]
         if missing:
             raise InputError(f"unreadable matches file: no column {', '.join(missing)}", f)
-        extra.append(pa.schema([schema.field(n) for n in schema.names if n.startswith(KEPT_PREFIX)]))
+        extra.append(pa.schema(corpus_fields(schema)))
     unified = pa.unify_schemas(extra, promote_options="permissive")
     return files, [unified.field(n) for n in unified.names]
 
@@ -116,7 +116,7 @@ class MatchQuery:
         for name, value in _ALLOCATOR.items():
             self.con.execute(f"SET {name} = '{value}'")
         if isinstance(source, pa.Table):
-            self.corpus_fields = [source.schema.field(c) for c in source.column_names if c.startswith(KEPT_PREFIX)]
+            self.corpus_fields = corpus_fields(source.schema)
             self._src = source.append_column("frow", pa.array(np.arange(source.num_rows, dtype=np.int64)))
             self.con.register("src", self._src)
             rel, fidx, frow = "src", "0", "frow"

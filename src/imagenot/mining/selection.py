@@ -12,7 +12,6 @@ positions here class by class, and streams the chosen rows into selected.parquet
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import tempfile
@@ -24,22 +23,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from imagenot.errors import ImagenotError
-from imagenot.fileio import atomic_path, write_json
+from imagenot.fileio import write_json
+from imagenot.mining.config import DEFAULT_MEMORY_MB, SelectionParams
 from imagenot.mining.select_engine import MatchQuery, PartFile
-from imagenot.mining.settings import DEFAULT_MEMORY_MB, SelectionParams
+from imagenot.mining.selected import SELECTED_SCHEMA, write_selected
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, write_classes
 
 log = logging.getLogger(__name__)
-
-ROW_GROUP = 65536  # rows per row group of selected.parquet
-PROVENANCE_KEY = b"imagenot.provenance"  # selected.parquet schema metadata: corpus, schema, filters (JSON)
-SELECTED_SCHEMA = pa.schema([
-    ("source_id", pa.string()), ("url", pa.string()), ("caption", pa.string()), ("wnid", pa.string()),
-    ("label", pa.int32()), ("lemma", pa.string()), ("similarity", pa.float32()), ("split", pa.string()),
-])
 
 
 def best_per_source(table: pa.Table) -> tuple[pa.Table, int]:
@@ -129,17 +121,8 @@ def _select(query: MatchQuery, classes: list[ClassRow], params: SelectionParams,
         log.warning("--cap top without similarities (--no-embed): the cap keeps a seeded random sample")
     counts = {w: n for w, (n, _) in totals.per_class.items()}
     eligible, final = choose_classes(counts, classes, params)
-    perm = PartFile(work_dir / "perm.parquet", PERM_SCHEMA)
-    val = PartFile(work_dir / "val.parquet", VAL_SCHEMA)
-    plan: list[tuple[str, int, int, bool]] = []
-    per_class: dict[str, dict[str, Any]] = {}
-    for cls in final:
-        n_sel, n_val, ranked = _plan_class(cls, *totals.per_class[cls.wnid], params, perm, val)
-        plan.append((cls.wnid, cls.index, n_sel, ranked))
-        per_class[cls.wnid] = {"label": cls.index, "name": cls.name, "available": counts[cls.wnid],
-                               "selected": n_sel, "train": n_sel - n_val, "val": n_val}
-    plan_table = pa.Table.from_pylist([dict(zip(PLAN_SCHEMA.names, p)) for p in plan], schema=PLAN_SCHEMA)
-    batches = query.chosen_rows(plan_table, perm.close(), val.close())
+    plan_table, per_class, perm_path, val_path = _plan_classes(final, totals.per_class, params, work_dir)
+    batches = query.chosen_rows(plan_table, perm_path, val_path)
     schema = pa.schema([*SELECTED_SCHEMA, *query.corpus_fields])
     report = {
         "threshold": threshold,
@@ -151,12 +134,30 @@ def _select(query: MatchQuery, classes: list[ClassRow], params: SelectionParams,
         "classes_with_matches": len(counts),
         "classes_eligible": len(eligible),
         "classes": len(final),
-        "rows": sum(p[2] for p in plan),
+        "rows": sum(c["selected"] for c in per_class.values()),
         "per_class": per_class,
         "dropped_below_min": sorted(w for w in counts if counts[w] < params.min_matches_per_class),
         "duplicate_ids": totals.duplicates,
     }
     return final, batches, schema, report
+
+
+def _plan_classes(final: list[ClassRow], per_wnid: dict[str, tuple[int, int]], params: SelectionParams,
+                  work_dir: Path) -> tuple[pa.Table, dict[str, dict[str, Any]], Path | None, Path | None]:
+    """Each final class's plan (PLAN_SCHEMA), its report entry, and the seeded parts (permutations, val
+    positions) written to `work_dir` for the query's final ordered read."""
+    perm = PartFile(work_dir / "perm.parquet", PERM_SCHEMA)
+    val = PartFile(work_dir / "val.parquet", VAL_SCHEMA)
+    plan: list[tuple[str, int, int, bool]] = []
+    per_class: dict[str, dict[str, Any]] = {}
+    for cls in final:
+        available, with_sim = per_wnid[cls.wnid]
+        n_sel, n_val, ranked = _plan_class(cls, available, with_sim, params, perm, val)
+        plan.append((cls.wnid, cls.index, n_sel, ranked))
+        per_class[cls.wnid] = {"label": cls.index, "name": cls.name, "available": available,
+                               "selected": n_sel, "train": n_sel - n_val, "val": n_val}
+    plan_table = pa.Table.from_pylist([dict(zip(PLAN_SCHEMA.names, p)) for p in plan], schema=PLAN_SCHEMA)
+    return plan_table, per_class, perm.close(), val.close()
 
 
 def select(
@@ -223,29 +224,9 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 def write_selection(out_dir: Path, final: list[ClassRow], selected: pa.Table | Iterable[pa.RecordBatch],
                     report: dict[str, Any], provenance: dict[str, Any] | None = None,
                     schema: pa.Schema | None = None) -> None:
-    """selected.parquet (with the provenance JSON under `imagenot.provenance` in its schema metadata),
-    classes.tsv and selection.json. `selected` may be a table or record batches of `schema`, written as they
-    come (the parquet file is renamed into place only when complete)."""
+    """selected.parquet (`imagenot.mining.selected.write_selected`: a table, or record batches of `schema`
+    written as they come), classes.tsv and selection.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(selected, pa.Table):
-        schema, batches = selected.schema, selected.to_batches()
-    else:
-        batches = selected
-        if schema is None:
-            raise ImagenotError("internal: write_selection needs the schema of its record batches")
-    if provenance is not None:
-        meta = dict(schema.metadata or {})
-        meta[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True, default=str).encode()
-        schema = schema.with_metadata(meta)
-    with atomic_path(out_dir / "selected.parquet") as tmp, \
-            pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        pending: list[pa.RecordBatch] = []
-        for batch in batches:  # row groups of about ROW_GROUP rows, whatever the batches' size
-            pending.append(batch.replace_schema_metadata(schema.metadata))
-            if sum(len(b) for b in pending) >= ROW_GROUP:
-                writer.write_table(pa.Table.from_batches(pending, schema=schema))
-                pending = []
-        if pending:
-            writer.write_table(pa.Table.from_batches(pending, schema=schema))
+    write_selected(out_dir / "selected.parquet", selected, schema, provenance)
     write_classes(out_dir / "classes.tsv", final)
     write_json(out_dir / "selection.json", report)

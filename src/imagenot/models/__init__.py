@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from imagenot.models.cost import count_params, flops_per_image, params_and_flops, params_for
 from imagenot.models.full_size import STUDY_MODELS
-from imagenot.models.info import InputSizeError, ModelInfo, all_entries, build, check_input_size, entry
+from imagenot.models.info import InputSizeError, all_entries, build, check_input_size, entry
+from imagenot.models.model_info import ModelInfo
 
 if TYPE_CHECKING:
     import torch.nn as nn

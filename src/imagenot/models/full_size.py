@@ -12,7 +12,7 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from imagenot.models.info import ModelInfo, register
+from imagenot.models.model_info import Factory, ModelInfo
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -81,18 +81,11 @@ def _describe(name: str) -> str:
     return f"torchvision.models.{name}(weights=None){study}"
 
 
-for _name, _family, _year, _size, _min in _TABLE:
-    register(
-        ModelInfo(
-            name=_name,
-            family=_family,
-            year=_year,
-            input_size=_size,
-            min_input_size=_min,
-            full_size=True,
-            torchvision_builder=_name,
-            description=_describe(_name),
-            fixed_input=_name.startswith("vit_"),
-        ),
-        partial(_build, _name),
-    )
+def _entry(name: str, family: str, year: int, size: int, smallest: int) -> tuple[ModelInfo, Factory]:
+    info = ModelInfo(name=name, family=family, year=year, input_size=size, min_input_size=smallest, full_size=True,
+                     torchvision_builder=name, description=_describe(name), fixed_input=name.startswith("vit_"))
+    return info, partial(_build, name)
+
+
+ENTRIES: tuple[tuple[ModelInfo, Factory], ...] = tuple(_entry(*row) for row in _TABLE)
+"""(info, factory) of every full-size architecture; `imagenot.models.info` registers them."""

@@ -8,43 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from imagenot.errors import ImagenotError
+from imagenot.models.model_info import Factory, ModelInfo
 from imagenot.registry import Registry
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
 log = logging.getLogger(__name__)
-
-Factory = Callable[..., "nn.Module"]
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """One registry entry.
-
-    `input_size` is the square input side (px) the architecture is meant for; `min_input_size` the smallest
-    side it accepts (smaller inputs raise in a pooling layer or a patch embedding). `full_size` is True for
-    the torchvision architectures at their published size, False for the small-input variants.
-    `torchvision_builder` names the `torchvision.models` builder used (None for small-input variants).
-    `fixed_input` is True when the model is built for exactly one input size (ViT: its position embeddings),
-    in which case `get_model(..., input_size=S)` builds it for S.
-    """
-
-    name: str
-    family: str
-    year: int
-    input_size: int
-    min_input_size: int
-    full_size: bool
-    torchvision_builder: str | None
-    description: str
-    fixed_input: bool = False
-
 
 @dataclass(frozen=True)
 class _Entry:
@@ -66,7 +40,8 @@ and torch's antialiased resize fails on 1 px outputs with an internal assert ins
 def register(info: ModelInfo, factory: Factory) -> None:
     """Add an entry; `factory(num_classes, input_size=..., **kwargs)` must build the model.
 
-    `min_input_size` is raised to MIN_IMAGE_SIDE where the measured limit of the layers is lower.
+    `min_input_size` is raised to MIN_IMAGE_SIDE where the measured limit of the layers is lower. The built-in
+    entries are `full_size.ENTRIES` and `small.ENTRIES`, registered on first use.
     """
     if info.min_input_size < MIN_IMAGE_SIDE:
         info = dataclasses.replace(info, min_input_size=MIN_IMAGE_SIDE)
@@ -87,12 +62,15 @@ _LOADED = False
 
 
 def _ensure_loaded() -> None:
-    """Import the modules that register entries (lazily, so `imagenot.models.info` itself stays light)."""
+    """Register the built-in entries on first use (lazily, so `imagenot.models.info` itself stays light)."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    from imagenot.models import full_size, small  # noqa: F401
+    from imagenot.models import full_size, small
+
+    for info, factory in (*full_size.ENTRIES, *small.ENTRIES):
+        register(info, factory)
 
 
 def check_input_size(name: str, size: int) -> ModelInfo:

@@ -27,7 +27,7 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from imagenot.models.info import ModelInfo, register
+from imagenot.models.model_info import Factory, ModelInfo
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -52,18 +52,13 @@ def _factory(builder: str, design: int, num_classes: int, input_size: int, **kwa
     return getattr(nets, builder)(num_classes, design=design, **kwargs)
 
 
-for _family, _year, _builder, _keeps, _mins in _SMALL:
-    for _design in (32, 64):
-        register(
-            ModelInfo(
-                name=f"{_family.lower()}_s{_design}",
-                family=_family,
-                year=_year,
-                input_size=_design,
-                min_input_size=_mins[0] if _design == 32 else _mins[1],
-                full_size=False,
-                torchvision_builder=None,
-                description=f"{_family} for {_design} px inputs: {_keeps}",
-            ),
-            partial(_factory, _builder, _design),
-        )
+def _entry(family: str, year: int, builder: str, keeps: str, mins: tuple[int, int],
+           design: int) -> tuple[ModelInfo, Factory]:
+    info = ModelInfo(name=f"{family.lower()}_s{design}", family=family, year=year, input_size=design,
+                     min_input_size=mins[0] if design == 32 else mins[1], full_size=False, torchvision_builder=None,
+                     description=f"{family} for {design} px inputs: {keeps}")
+    return info, partial(_factory, builder, design)
+
+
+ENTRIES: tuple[tuple[ModelInfo, Factory], ...] = tuple(_entry(*row, design) for row in _SMALL for design in (32, 64))
+"""(info, factory) of every small-input variant; `imagenot.models.info` registers them."""

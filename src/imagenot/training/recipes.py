@@ -207,7 +207,7 @@ PRESETS: dict[str, Recipe] = {
     "finetune": FINETUNE,
     "finetune-linear": FINETUNE_LINEAR,
 }
-RECIPE_NAMES = tuple(PRESETS)
+RECIPE_NAMES: tuple[str, ...] = tuple(PRESETS)  # the preset names, in declaration order
 
 
 @dataclass(frozen=True)

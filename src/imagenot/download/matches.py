@@ -1,17 +1,19 @@
 """Reading and checking the hand-off from mining: `selected.parquet`, `classes.tsv` and the mine folder.
 
+The file itself is `imagenot.mining.selected`'s (its columns, the `corpus_` prefix, the provenance record);
+this module adds what download needs on top: row ids, the kept corpus columns in a form each sample's json
+can hold, repeated source ids, the mine folder's config and stats, and the url policy.
+
 The url policy lives here because it is a property of the input: a corpus is untrusted unless the user
 declares it local, and a `file://` url in an untrusted corpus could read any file the user can read.
 
-Mining may hand on provenance: columns `corpus_<name>` (corpus columns the user asked to keep, e.g.
-`corpus_similarity`) travel into each sample's json, and the schema metadata key `imagenot.provenance` (JSON:
-corpus, schema, safety rule, filters, kept columns, encoder, threshold) goes into the card. Files without
-them still work.
+Mining may hand on provenance: the kept corpus columns (`corpus_<name>`, e.g. `corpus_similarity`) travel
+into each sample's json, and the provenance record (JSON: corpus, schema, safety rule, filters, kept columns,
+encoder, threshold) goes into the card. Files without them still work.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections import Counter
@@ -20,19 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from imagenot.errors import InputError
 from imagenot.fileio import read_json
-from imagenot.wordnet.classes import ClassRow, read_classes
+from imagenot.mining.selected import corpus_column, read_selected
+from imagenot.wordnet.classes import ClassRow
 
 log = logging.getLogger(__name__)
-
-REQUIRED_COLUMNS = ("source_id", "url", "caption", "wnid", "label")
-SPLITS = ("train", "val")
-CORPUS_PREFIX = "corpus_"
-PROVENANCE_KEY = b"imagenot.provenance"
 
 
 @dataclass
@@ -69,35 +65,11 @@ def read_selection(matches: str | Path, classes: str | Path | None = None) -> Se
     classes_path = Path(classes) if classes else matches_path.parent / "classes.tsv"
     if not classes_path.is_file():
         raise InputError("no classes.tsv (pass --classes, or keep it next to selected.parquet)", classes_path)
-    try:
-        table = pq.read_table(matches_path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"not a readable parquet file: {exc}", matches_path) from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-    if missing:
-        raise InputError(
-            f"missing column(s) {', '.join(missing)}; found {', '.join(table.column_names)}", matches_path
-        )
-    n = table.num_rows
-    cols: dict[str, pa.Array] = {"row_id": pa.array(range(n), pa.int64())}
-    for name in ("source_id", "url", "caption", "wnid"):
-        cols[name] = pc.cast(table[name], pa.string()).combine_chunks()
-    cols["label"] = pc.cast(table["label"], pa.int32()).combine_chunks()
-    cols["lemma"] = (pc.cast(table["lemma"], pa.string()).combine_chunks() if "lemma" in table.column_names
-                     else pa.nulls(n, pa.string()))
-    cols["similarity"] = (pc.cast(table["similarity"], pa.float32()).combine_chunks()
-                          if "similarity" in table.column_names else pa.nulls(n, pa.float32()))
-    cols["split"] = (pc.cast(table["split"], pa.string()).combine_chunks() if "split" in table.column_names
-                     else pa.nulls(n, pa.string()))
-    out = pa.table(cols)
-    class_rows = read_classes(classes_path)
-    _check_labels(out, class_rows, matches_path, classes_path)
-    bad_splits = sorted({s for s in out["split"].to_pylist() if s is not None and s not in SPLITS})
-    if bad_splits:
-        raise InputError(f"split values must be 'train' or 'val', found {bad_splits}", matches_path)
-    kept = [c for c in table.column_names if c.startswith(CORPUS_PREFIX) and len(c) > len(CORPUS_PREFIX)]
-    corpus = (pa.table({c[len(CORPUS_PREFIX):]: json_safe(table[c].combine_chunks(), c, matches_path)
-                        for c in kept}) if kept else None)
+    selected = read_selected(matches_path, classes_path)
+    n = selected.table.num_rows
+    out = selected.table.add_column(0, "row_id", pa.array(range(n), pa.int64()))
+    corpus = (pa.table({name: json_safe(col, corpus_column(name), matches_path)
+                        for name, col in selected.corpus.items()}) if selected.corpus else None)
     duplicates = repeated_source_ids(out["source_id"].to_pylist())
     if duplicates:
         first_dup = min(duplicates)
@@ -105,8 +77,8 @@ def read_selection(matches: str | Path, classes: str | Path | None = None) -> Se
                     "each source is downloaded once; the repeats are listed in removed.parquet as "
                     "duplicate_source_id", matches_path, len(duplicates), first_dup, duplicates[first_dup],
                     out["source_id"][first_dup].as_py())
-    return Selection(out, class_rows, matches_path, classes_path, read_mine_info(matches_path.parent),
-                     provenance=read_provenance(table.schema, matches_path), corpus=corpus, duplicates=duplicates)
+    return Selection(out, selected.classes, matches_path, classes_path, read_mine_info(matches_path.parent),
+                     provenance=selected.provenance, corpus=corpus, duplicates=duplicates)
 
 
 def _json_type(t: pa.DataType) -> pa.DataType | None:
@@ -166,36 +138,6 @@ def repeated_source_ids(source_ids: list[str | None]) -> dict[int, int]:
         if j != i:
             repeats[i] = j
     return repeats
-
-
-def read_provenance(schema: pa.Schema, path: Path) -> dict[str, Any] | None:
-    """Mining's provenance record from the parquet schema metadata, or None for files that have none."""
-    raw = (schema.metadata or {}).get(PROVENANCE_KEY)
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise InputError(f"schema metadata imagenot.provenance is not valid JSON: {exc}", path) from None
-    if not isinstance(value, dict):
-        raise InputError("schema metadata imagenot.provenance must be a JSON object", path)
-    return value
-
-
-def _check_labels(table: pa.Table, rows: list[ClassRow], matches_path: Path, classes_path: Path) -> None:
-    wnids = [r.wnid for r in sorted(rows, key=lambda r: r.index)]
-    if [r.index for r in rows] != list(range(len(rows))):
-        raise InputError("class index must be 0..N-1 in file order", classes_path)
-    labels = table["label"].to_pylist()
-    row_wnids = table["wnid"].to_pylist()
-    for i, (label, wnid) in enumerate(zip(labels, row_wnids)):
-        if label is None or not 0 <= label < len(wnids):
-            raise InputError(f"row {i}: label {label} outside 0..{len(wnids) - 1} of {classes_path}", matches_path)
-        if wnids[label] != wnid:
-            raise InputError(
-                f"row {i}: label {label} is {wnids[label]} in {classes_path}, but the row says {wnid}",
-                matches_path,
-            )
 
 
 def read_mine_info(folder: Path) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -57,7 +58,45 @@ class SelectionParams:
 
 
 @dataclass(frozen=True)
-class MineConfig:
+class SelectionOptions:
+    """The selection's options, declared once: `imagenot mine` selects after mining and `imagenot select`
+    redoes the selection of a mine folder, with the same flags, defaults and help (the "selection" group)."""
+
+    num_classes: int | None = option(None, group=_SEL, help="keep the N classes with the most matches "
+                                      "(default: every class with enough matches)")
+    min_matches_per_class: int = option(1, group=_SEL, help="a class needs at least K candidate matches above "
+                                        "the threshold (before download)")
+    max_per_class: int | None = option(None, group=_SEL, help="cap images per class, train+val (default: no cap)")
+    cap: Literal["top", "random"] = option("top", group=_SEL, help="which images the cap keeps: top similarity "
+                                           "or a seeded random sample")
+    seed: int = option(0, group=_SEL, help="seed of random caps and of the train/val split")
+    val_per_class: int = option(0, group=_SEL, help="validation images per class")
+    oversample: float = option(1.0, group=_SEL, help="keep F x the cap as candidates, for urls that will not "
+                               "download (LAION: about 1.4)")
+    max_val_fraction: float = option(0.5, group=_SEL, help="at most this fraction of a class goes to validation")
+    class_choice: Literal["most", "random"] = option("most", group=_SEL, help="which N classes: the N with the "
+                                                     "most matches, or a seeded random draw of N among the classes "
+                                                     "with at least --min-matches-per-class")
+    selection_memory_mb: int = option(DEFAULT_MEMORY_MB, group=_SEL, help="working memory of the selection "
+                                      "(DuckDB); beyond it, it spills to disk, so any number of matches fits")
+    selection_temp_dir: str | None = option(None, path=True, group=_SEL, help="folder for the selection's spill "
+                                            "files, removed afterwards (default: inside the output folder)")
+
+    def selection(self) -> SelectionParams:
+        """What `imagenot.mining.selection` decides with (the memory and spill folder are not part of it)."""
+        return SelectionParams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SelectionParams)})
+
+    def check_selection(self) -> None:
+        check_memory(self.selection_memory_mb)
+        self.selection().check()
+
+
+@dataclass(frozen=True)
+class _MineSource:
+    """`imagenot mine`'s options before the selection group: corpus, classes, filters, matching, encoder,
+    engine. (A base class only so that MineConfig lists its fields in the order the CLI and config.json always
+    had: these, the selection group, then the rest.)"""
+
     corpus: str = option("openclipart", help="the image-text corpus: a parquet/csv/tsv/jsonl(.gz) file, a folder "
                          "or glob of shards; or imagenot's own conversions 'openclipart' / 'openclipart:SVG_DIR' "
                          "(the Open Clip Art Library), 'iconify' / 'iconify:PACKAGE_DIR' (@iconify/json icon "
@@ -143,25 +182,12 @@ class MineConfig:
     ray_address: str | None = option(None, help="an existing Ray cluster (default: start one here)")
     select: bool = option(True, help="choose classes and images after mining "
                           "(--no-select: stop after matches and stats)")
-    num_classes: int | None = option(None, group=_SEL, help="keep the N classes with the most matches "
-                                      "(default: every class with enough matches)")
-    min_matches_per_class: int = option(1, group=_SEL, help="a class needs at least K candidate matches above "
-                                        "the threshold (before download)")
-    max_per_class: int | None = option(None, group=_SEL, help="cap images per class, train+val (default: no cap)")
-    cap: Literal["top", "random"] = option("top", group=_SEL, help="which images the cap keeps: top similarity "
-                                           "or a seeded random sample")
-    seed: int = option(0, group=_SEL, help="seed of random caps and of the train/val split")
-    val_per_class: int = option(0, group=_SEL, help="validation images per class")
-    oversample: float = option(1.0, group=_SEL, help="keep F x the cap as candidates, for urls that will not "
-                               "download (LAION: about 1.4)")
-    max_val_fraction: float = option(0.5, group=_SEL, help="at most this fraction of a class goes to validation")
-    class_choice: Literal["most", "random"] = option("most", group=_SEL, help="which N classes: the N with the "
-                                                     "most matches, or a seeded random draw of N among the classes "
-                                                     "with at least --min-matches-per-class")
-    selection_memory_mb: int = option(DEFAULT_MEMORY_MB, group=_SEL, help="working memory of the selection "
-                                      "(DuckDB); beyond it, it spills to disk, so any number of matches fits")
-    selection_temp_dir: str | None = option(None, path=True, group=_SEL, help="folder for the selection's spill "
-                                            "files, removed afterwards (default: inside the output folder)")
+
+
+@dataclass(frozen=True)
+class MineConfig(SelectionOptions, _MineSource):
+    """`imagenot mine` (its fields: `_MineSource`'s, `SelectionOptions`', then these)."""
+
     hist_classes: int = option(100, help="classes with a similarity histogram panel")
     force: bool = option(False, help="mine into a folder holding another mine (other corpus or classes): its "
                          "matches and selection are removed first; without it such a folder is refused")
@@ -193,13 +219,7 @@ class MineConfig:
             raise ImagenotError("--embed-batch-size must be at least 1")
         if self.workers < 0:
             raise ImagenotError("--workers must be >= 0")
-        check_memory(self.selection_memory_mb)
-        self.selection().check()
-
-    def selection(self) -> SelectionParams:
-        return SelectionParams(self.num_classes, self.min_matches_per_class, self.max_per_class, self.cap,
-                               self.seed, self.val_per_class, self.oversample, self.max_val_fraction,
-                               self.class_choice)
+        self.check_selection()
 
 
 # `imagenot mine --preset imagenot`: the study as published. The released class list, the paper's RoBERTa
@@ -212,35 +232,19 @@ MINE_PRESETS = {
 
 
 @dataclass(frozen=True)
-class SelectConfig:
+class _SelectSource:
+    """`imagenot select`'s own options, listed before the selection group (see `_MineSource`)."""
+
     mine_dir: str = option("mine", path=True, help="the mine folder to select from")
     out: str | None = option(None, path="dir", help="output folder (default: the mine folder)")
     threshold: float | None = option(None, help="keep similarity > T, a cosine in [-1, 1] (default: the mine "
                                      "run's; not allowed for a --no-embed mine folder)")
-    num_classes: int | None = option(None, group=_SEL, help="keep the N classes with the most matches "
-                                      "(default: every class with enough matches)")
-    min_matches_per_class: int = option(1, group=_SEL, help="a class needs at least K candidate matches above "
-                                        "the threshold (before download)")
-    max_per_class: int | None = option(None, group=_SEL, help="cap images per class, train+val (default: no cap)")
-    cap: Literal["top", "random"] = option("top", group=_SEL, help="which images the cap keeps")
-    seed: int = option(0, group=_SEL, help="seed of random caps and of the train/val split")
-    val_per_class: int = option(0, group=_SEL, help="validation images per class")
-    oversample: float = option(1.0, group=_SEL, help="keep F x the cap as candidates")
-    max_val_fraction: float = option(0.5, group=_SEL, help="at most this fraction of a class goes to validation")
-    class_choice: Literal["most", "random"] = option("most", group=_SEL, help="which N classes: the N with the "
-                                                     "most matches, or a seeded random draw of N among the classes "
-                                                     "with at least --min-matches-per-class")
-    selection_memory_mb: int = option(DEFAULT_MEMORY_MB, group=_SEL, help="working memory of the selection "
-                                      "(DuckDB); beyond it, it spills to disk, so any number of matches fits")
-    selection_temp_dir: str | None = option(None, path=True, group=_SEL, help="folder for the selection's spill "
-                                            "files, removed afterwards (default: inside the output folder)")
+
+
+@dataclass(frozen=True)
+class SelectConfig(SelectionOptions, _SelectSource):
+    """`imagenot select`: the selection of a mine folder redone (other threshold, N, K, cap...)."""
 
     def check(self) -> None:
         check_threshold(self.threshold)
-        check_memory(self.selection_memory_mb)
-        self.selection().check()
-
-    def selection(self) -> SelectionParams:
-        return SelectionParams(self.num_classes, self.min_matches_per_class, self.max_per_class, self.cap,
-                               self.seed, self.val_per_class, self.oversample, self.max_val_fraction,
-                               self.class_choice)
+        self.check_selection()

@@ -37,14 +37,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from imagenot import rundir
-from imagenot.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from imagenot import rundir, runtime
+from imagenot.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, trainer_checkpoint
 from imagenot.config import ConfigError, to_dict, to_record
 from imagenot.errors import ImagenotError, disk_full_is_an_error
-from imagenot.fileio import environment, write_json, write_manifest, write_text
+from imagenot.fileio import environment, write_text
 from imagenot.lock import output_lock
 from imagenot.progress import Progress
-from imagenot.training.config import NORMALIZATIONS, ROLES, TrainConfig, dataset_display_name
+from imagenot.training.config import ROLES, TrainConfig, dataset_display_name
 from imagenot.training.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -63,7 +63,14 @@ from imagenot.training.evaluation import (
     logits_of,
     model_channels,
 )
-from imagenot.training.inputs import InputPlan, TrainFeed, default_workers, eval_batches, resolve_plan
+from imagenot.training.inputs import (
+    InputPlan,
+    TrainFeed,
+    default_workers,
+    eval_batches,
+    resolve_normalization,
+    resolve_plan,
+)
 from imagenot.training.optim import build_ema, build_optimizer, build_scheduler, set_dropout
 from imagenot.training.precision import Numerics, numerics_record, prepare_model, resolve_numerics
 from imagenot.training.recipes import Recipe, get_recipe
@@ -172,8 +179,8 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     state = _plan(cfg)
     state.dist = init_distributed(dev0)
     # Process-wide torch settings a run changes are put back, so a zoo or a test session is not affected.
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    threads = torch.get_num_threads()
+    settings = runtime.torch_settings()
+    settings.__enter__()
     try:
         finished = setup(state)
         if finished is not None:
@@ -192,9 +199,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         state.lock.close()
         if state.feed is not None:
             state.feed.close()
-        torch.use_deterministic_algorithms(was_deterministic)
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+        settings.__exit__(None, None, None)
         destroy(state.dist)
 
 
@@ -251,13 +256,8 @@ def setup(state: RunState) -> dict[str, Any] | None:
     if state.global_batch % dist.world_size:
         raise ImagenotError(f"batch size {state.global_batch} is not divisible by the {dist.world_size} "
                             "processes; --batch-size is the global batch over all processes")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=state.device.type == "cuda")
-        torch.backends.cudnn.benchmark = False
-    elif state.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    runtime.set_threads(cfg.threads)
+    runtime.set_determinism(cfg.deterministic, state.device)
     if state.plan.gpu_decode and state.device.type != "cuda":
         log.warning("gpu_decode on %s: images are decoded by the CPU decoder in the main process", state.device)
     state.workers = cfg.workers if cfg.workers is not None else default_workers(dist)
@@ -275,7 +275,9 @@ def setup(state: RunState) -> dict[str, Any] | None:
     model, state.weights = _build_model(cfg, state.data.num_classes, state.plan.image_size)
     state.transfer_meta = _transfer_meta(cfg, state.weights)
     set_dropout(model, state.recipe.dropout)
-    state.mean, state.std = _normalization(cfg, state.plan, state.data.train, state.transfer_meta)
+    norm = state.transfer_meta.get("normalization")  # the starting weights', when they record it
+    state.mean, state.std = resolve_normalization(state.plan.normalization, cfg.model, state.data.train,
+                                                  (norm["mean"], norm["std"]) if norm else None)
     state.prep = Normalize(state.mean, state.std, model_channels(model)).to(state.device)
     model.to(state.device)
     state.fp32_modules = prepare_model(model, state.numerics)
@@ -324,7 +326,7 @@ def resolve_run_numerics(state: RunState) -> None:
     the run's identity (rundir.fingerprint): "auto" trained on a GPU node is the same experiment for a zoo
     that checks it on a CPU login node."""
     cfg = state.cfg
-    state.device = _resolve_device(cfg.device, state.dist.local_rank)
+    state.device = runtime.resolve_device(cfg.device, state.dist.local_rank)
     numerics = resolve_numerics(state.device, cfg.precision, cfg.channels_last, cfg.fp32_grouped_convs)
     state.numerics, state.precision, state.mem_format = numerics, numerics.precision, numerics.memory_format
     state.config_dict.setdefault("resolved", {})["numerics"] = {
@@ -465,23 +467,14 @@ def save(state: RunState) -> None:
     rngs = gather_objects(rng_state(), state.dist)
     if not state.dist.is_main:
         return
-    save_checkpoint(rundir.checkpoint_path(state.run_dir), {
-        "meta": state.meta,
-        "model": state.model.state_dict(),
-        "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict(),
-        "scaler": state.scaler.state_dict() if state.scaler.is_enabled() else None,
-        "ema": state.ema.state_dict() if state.ema is not None else None,
-        "epoch": state.epoch,
-        "step_in_epoch": state.step_in_epoch,
-        "epoch_loss_sum": state.loss_sum,
-        "epoch_seen": state.seen,
-        "history": state.history,
-        "elapsed_s": state.elapsed(),
-        "rng": rngs,
-        "normalization": {"mean": state.mean, "std": state.std},
-        "classes": state.data.classes,
-    })
+    save_checkpoint(rundir.checkpoint_path(state.run_dir), trainer_checkpoint(
+        meta=state.meta, model=state.model.state_dict(), optimizer=state.optimizer.state_dict(),
+        scheduler=state.scheduler.state_dict(),
+        scaler=state.scaler.state_dict() if state.scaler.is_enabled() else None,
+        ema=state.ema.state_dict() if state.ema is not None else None, epoch=state.epoch,
+        step_in_epoch=state.step_in_epoch, epoch_loss_sum=state.loss_sum, epoch_seen=state.seen,
+        history=state.history, elapsed_s=state.elapsed(), rng=rngs, mean=state.mean, std=state.std,
+        classes=state.data.classes))
 
 
 def finish(state: RunState) -> dict[str, Any]:
@@ -492,7 +485,7 @@ def finish(state: RunState) -> dict[str, Any]:
         write_text(state.run_dir / rundir.METRICS, "".join(json.dumps(r) + "\n" for r in state.history))
     result = _result(state, state.history[-1] if state.history else {})
     if state.dist.is_main:
-        write_json(rundir.result_path(state.run_dir), result)
+        rundir.write_result(state.run_dir, result)
     barrier(state.dist)
     return result
 
@@ -530,7 +523,7 @@ def finish_diverged(state: RunState, div: Diverged) -> dict[str, Any]:
                   diverged={"epoch": div.epoch, "step": div.step, "loss": str(div.loss), "which": div.which})
     if state.dist.is_main:
         rundir.predictions_path(state.run_dir).unlink(missing_ok=True)
-        write_json(rundir.result_path(state.run_dir), result)
+        rundir.write_result(state.run_dir, result)
     barrier(state.dist)
     return result
 
@@ -538,63 +531,29 @@ def finish_diverged(state: RunState, div: Diverged) -> dict[str, Any]:
 def _result(state: RunState, last: dict[str, Any]) -> dict[str, Any]:
     """The result.json record of the run's current state (`last`: the metrics row it reports)."""
     cfg, data = state.cfg, state.data
-    result = {
-        "model": cfg.model,
-        "family": state.family,
-        "year": state.year,
-        "dataset": cfg.dataset_name or dataset_display_name(cfg.dataset),
-        "dataset_spec": cfg.dataset,
-        "role": cfg.role,
-        "source": "trained",
-        "init": cfg.init,
-        "weights": state.weights.to_dict() if state.weights is not None and not cfg.from_scratch else None,
-        "pretrain_dataset": state.transfer_meta.get("pretrain_dataset"),
-        "pretrain_run": state.transfer_meta.get("pretrain_run"),
-        "pretrain_top1": state.transfer_meta.get("pretrain_top1"),
-        "finetune_mode": None if cfg.from_scratch else cfg.finetune_mode,
-        "seed": cfg.seed,
-        "fingerprint": rundir.fingerprint(state.config_dict),
-        "status": "finished",
-        "top1": last.get("top1"),
-        "top5": last.get("top5"),
-        "val_loss": last.get("val_loss"),
-        "train_loss": last.get("train_loss"),
-        "epochs": state.epochs,
-        "steps": state.steps_per_epoch * state.epochs,
-        "wall_time_s": state.elapsed(),
-        "params": state.n_params,
-        "flops": state.flops,
-        "image_size": state.plan.eval_size,
-        "train_crop_size": state.plan.image_size,
-        "num_classes": data.num_classes,
-        "train_images": len(data.train),
-        "val_images": len(data.val),
-        "batch_size": state.global_batch,
-        "recipe": state.recipe.name,
-        "recipe_params": to_dict(state.recipe),
-        "input": _input_summary(state),
-        "normalization": {"mean": state.mean, "std": state.std},
-        "predictions": rundir.PREDICTIONS,
-        "world_size": state.dist.world_size,
-        "device": str(state.device.type),
-        "precision": state.precision,
-        "numerics": numerics_record(state.numerics, state.fp32_modules),
-        "environment": environment(device=str(state.device)),
-    }
-    return result
+    return rundir.result_record(
+        model=cfg.model, family=state.family, year=state.year,
+        dataset=cfg.dataset_name or dataset_display_name(cfg.dataset), dataset_spec=cfg.dataset, role=cfg.role,
+        source="trained", init=cfg.init,
+        weights=state.weights.to_dict() if state.weights is not None and not cfg.from_scratch else None,
+        pretrain_dataset=state.transfer_meta.get("pretrain_dataset"),
+        pretrain_run=state.transfer_meta.get("pretrain_run"),
+        pretrain_top1=state.transfer_meta.get("pretrain_top1"),
+        finetune_mode=None if cfg.from_scratch else cfg.finetune_mode, seed=cfg.seed,
+        fingerprint=rundir.fingerprint(state.config_dict), status="finished", top1=last.get("top1"),
+        top5=last.get("top5"), val_loss=last.get("val_loss"), train_loss=last.get("train_loss"),
+        epochs=state.epochs, steps=state.steps_per_epoch * state.epochs, wall_time_s=state.elapsed(),
+        params=state.n_params, flops=state.flops, image_size=state.plan.eval_size,
+        train_crop_size=state.plan.image_size, num_classes=data.num_classes, train_images=len(data.train),
+        val_images=len(data.val), batch_size=state.global_batch, recipe=state.recipe.name,
+        recipe_params=to_dict(state.recipe), input=_input_summary(state),
+        normalization={"mean": state.mean, "std": state.std}, predictions=rundir.PREDICTIONS,
+        world_size=state.dist.world_size, device=str(state.device.type), precision=state.precision,
+        numerics=numerics_record(state.numerics, state.fp32_modules),
+        environment=environment(device=str(state.device)))
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def _resolve_device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ImagenotError("device cuda requested but no CUDA device is available")
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
 
 
 def _set_train_mode(model: nn.Module, finetune_mode: str) -> None:
@@ -635,33 +594,6 @@ def _load_data(cfg: TrainConfig, plan: InputPlan) -> _Data:
     if plan.pipeline == "batched" and int(train_ds.image_size) != int(val.image_size):
         raise ImagenotError(f"dataset {cfg.dataset}: train and val splits differ in image size")
     return _Data(train=train_ds, val=val, classes=list(train_ds.classes), num_classes=int(train_ds.num_classes))
-
-
-def _normalization(cfg: TrainConfig, plan: InputPlan, train_ds: Any, transfer_meta: dict[str, Any]
-                   ) -> tuple[list[float], list[float]]:
-    """The one mean/std of the run. Starting from pretrained weights, theirs: that is what they learned on."""
-    mode = plan.normalization
-    if mode == "pretrained":
-        pretrained = pretrained_normalization(cfg, transfer_meta)
-        if pretrained is not None:
-            return pretrained
-        from imagenot.training.inputs import default_normalization
-
-        mode = default_normalization(cfg.model)
-    if mode == "dataset":
-        from imagenot.data.stats import channel_stats
-
-        return channel_stats(train_ds)
-    mean, std = NORMALIZATIONS[mode]
-    return list(mean), list(std)
-
-
-def pretrained_normalization(cfg: TrainConfig, transfer_meta: dict[str, Any]) -> tuple[list[float], list[float]] | None:
-    """The normalisation the starting weights were trained with (from `imagenot.models.weights`), or None."""
-    norm = transfer_meta.get("normalization")
-    if not norm:
-        return None
-    return [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
 
 
 def _build_model(cfg: TrainConfig, num_classes: int, image_size: int) -> tuple[nn.Module, WeightsInfo]:
@@ -743,8 +675,6 @@ def _input_summary(state: RunState) -> dict[str, Any]:
 
 def _write_start_files(state: RunState) -> None:
     data = state.data
-    state.run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(state.run_dir / rundir.CONFIG, state.config_dict)
     inputs = {}
     for split, ds in (("train", data.train), ("val", data.val)):
         fingerprint = getattr(ds, "meta", {}).get("fingerprint")
@@ -752,8 +682,9 @@ def _write_start_files(state: RunState) -> None:
             inputs[f"dataset_{split}"] = fingerprint
     if state.weights is not None and state.weights.sha256:
         inputs["init_weights"] = state.weights.sha256
-    write_manifest(state.run_dir, state.config_dict, inputs, recipe=to_dict(state.recipe), device=str(state.device),
-                   world_size=state.dist.world_size, image_size=state.plan.image_size, input=_input_summary(state))
+    rundir.start_run(state.run_dir, state.config_dict, inputs, recipe=to_dict(state.recipe),
+                     device=str(state.device), world_size=state.dist.world_size, image_size=state.plan.image_size,
+                     input=_input_summary(state))
 
 
 def _write_predictions(state: RunState, result: EvalResult) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from imagenot import safepath
 from imagenot.errors import ImagenotError
-from imagenot.fileio import json_digest, read_json, write_json, write_manifest
+from imagenot.fileio import json_digest, read_json, write_json, write_manifest, write_text
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,13 @@ def start_run(run_dir: str | Path, config: dict[str, Any], inputs: dict[str, str
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / CONFIG, config)
     write_manifest(run_dir, config, inputs, **manifest)
+
+
+def write_metrics(run_dir: str | Path, history: list[dict[str, Any]]) -> Path:
+    """Write metrics.jsonl (one line per finished epoch), atomically, whole: the history a checkpoint holds."""
+    path = Path(run_dir) / METRICS
+    write_text(path, "".join(json.dumps(row) + "\n" for row in history))
+    return path
 
 
 def read_config(run_dir: str | Path) -> Any:

@@ -38,7 +38,7 @@ from imagenot.errors import ImagenotError
 from imagenot.fileio import json_digest
 from imagenot.mining.encoders import cache_dir, encoder_info, pooling, resolve_encoder
 from imagenot.progress import Progress
-from imagenot.runtime import canonical_precision, torch_dtype_name
+from imagenot.runtime import canonical_precision, default_device, torch_dtype_name
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,8 @@ class EncoderSpec:
 
 
 def pick_device(device: str | None = None) -> str:
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """`device` as given, or what no device means everywhere (imagenot.runtime: cuda when present)."""
+    return device or default_device()
 
 
 def default_batch_size(device: str, backend: str = "torch") -> int:

@@ -12,11 +12,15 @@ One notion for every stage (train, finetune, evaluate, zoo): an `init` spec says
 
 and `build_model` returns the model together with a `WeightsInfo` that says what was loaded (identity,
 sha256 of the file, the classes and normalisation the weights were trained with), which runs record in
-result.json. Head replacement and freezing live beside it (`imagenot.models.heads`).
+result.json. A run resolves its spec once (`resolve_source`: a `WeightsSource` reads a source run's
+result.json and checkpoint once for every step that needs them). Head replacement and freezing live beside it
+(`imagenot.models.heads`).
 
-`transform_defaults(model)` gives a model's evaluation sizes (resize, centre crop), interpolation and
-normalisation from its torchvision weights enum (IMAGENET1K_V1 where it exists, as in the study), which needs
-no network: the numbers are in the enum.
+This module is the init switch; what it switches between lives in modules of their own, whose public names
+it re-exports: torchvision's weights enums, their transforms and published numbers
+(`imagenot.models.torchvision_weights`: `transform_defaults(model)` gives a model's evaluation sizes,
+interpolation and normalisation offline, from IMAGENET1K_V1 where it exists, as in the study), state-dict
+files (`imagenot.models.state_dicts`), and a trainer checkpoint's layout (`imagenot.checkpoint`).
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ def save(state: RunState) -> None:
         meta=state.meta, model=state.model.state_dict(), optimizer=state.optimizer.state_dict(),
         scheduler=state.scheduler.state_dict(),
         scaler=state.scaler.state_dict() if state.scaler.is_enabled() else None,
-        ema=state.ema.state_dict() if state.ema is not None else None, epoch=state.epoch,
-        step_in_epoch=state.step_in_epoch, epoch_loss_sum=state.loss_sum, epoch_seen=state.seen,
-        history=state.history, elapsed_s=state.elapsed(), rng=rngs, mean=state.mean, std=state.std,
+        ema=state.ema.state_dict() if state.ema is not None else None, epoch=state.pos.epoch,
+        step_in_epoch=state.pos.step_in_epoch, epoch_loss_sum=state.pos.loss_sum, epoch_seen=state.pos.seen,
+        history=state.pos.history, elapsed_s=state.elapsed(), rng=rngs, mean=state.mean, std=state.std,
         classes=state.data.classes))
 
 
@@ -38,12 +38,12 @@ def restore(state: RunState, ckpt: dict[str, Any]) -> None:
         state.scaler.load_state_dict(ckpt["scaler"])
     if state.ema is not None and ckpt.get("ema") is not None:
         state.ema.load_state_dict(ckpt["ema"])
-    state.epoch, state.step_in_epoch = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
-    state.loss_sum, state.seen = float(ckpt["epoch_loss_sum"]), int(ckpt["epoch_seen"])
-    state.history = list(ckpt["history"])
-    state.elapsed_before = float(ckpt["elapsed_s"])
+    state.pos.epoch, state.pos.step_in_epoch = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
+    state.pos.loss_sum, state.pos.seen = float(ckpt["epoch_loss_sum"]), int(ckpt["epoch_seen"])
+    state.pos.history = list(ckpt["history"])
+    state.pos.elapsed_before = float(ckpt["elapsed_s"])
     rngs = ckpt["rng"]
     if len(rngs) == state.dist.world_size:
         set_rng_state(rngs[state.dist.rank])
-    log.info("resuming %s at epoch %d, step %d of %d", state.run_dir, state.epoch + 1, state.step_in_epoch,
+    log.info("resuming %s at epoch %d, step %d of %d", state.run_dir, state.pos.epoch + 1, state.pos.step_in_epoch,
              state.steps_per_epoch)

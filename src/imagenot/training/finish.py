@@ -20,11 +20,11 @@ log = logging.getLogger(__name__)
 
 def finish(state: RunState) -> dict[str, Any]:
     """result.json (and predictions.parquet if a resumed run had already finished its last epoch)."""
-    if state.final_eval is None and not rundir.predictions_path(state.run_dir).is_file():
+    if state.pos.final_eval is None and not rundir.predictions_path(state.run_dir).is_file():
         evaluate_epoch(state, final=True)  # killed between the last checkpoint and result.json
     if state.dist.is_main:  # stopped (a full disk, a kill) between the last checkpoint and its metrics line
-        rundir.write_metrics(state.run_dir, state.history)
-    result = _result(state, state.history[-1] if state.history else {})
+        rundir.write_metrics(state.run_dir, state.pos.history)
+    result = _result(state, state.pos.history[-1] if state.pos.history else {})
     if state.dist.is_main:
         rundir.write_result(state.run_dir, result)
     barrier(state.dist)

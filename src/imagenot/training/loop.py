@@ -26,10 +26,10 @@ def train_one_epoch(state: RunState, epoch: int) -> None:
     """The optimizer steps of `epoch`, from the restored position when the run resumes inside it."""
     cfg, recipe, model = state.cfg, state.recipe, state.model
     _set_train_mode(model, cfg.finetune_mode)
-    first = state.step_in_epoch if epoch == state.epoch else 0
-    if epoch != state.epoch:
-        state.loss_sum, state.seen = 0.0, 0
-    state.epoch, state.step_in_epoch = epoch, first
+    first = state.pos.step_in_epoch if epoch == state.pos.epoch else 0
+    if epoch != state.pos.epoch:
+        state.pos.loss_sum, state.pos.seen = 0.0, 0
+    state.pos.epoch, state.pos.step_in_epoch = epoch, first
     spe, device = state.steps_per_epoch, state.device
     autocast = autocast_for(device, state.precision)
     warm = recipe.warmup_length(state.epochs)
@@ -64,20 +64,20 @@ def train_one_epoch(state: RunState, epoch: int) -> None:
             if epoch < warm:
                 state.ema.n_averaged.fill_(0)  # train.py: the average restarts during warm-up
         loss_acc += loss.detach().to(torch.float64) * state.rank_batch
-        state.seen += state.rank_batch
-        state.step_in_epoch = step + 1
+        state.pos.seen += state.rank_batch
+        state.pos.step_in_epoch = step + 1
         if (step + 1) % cfg.log_every_steps == 0 or step + 1 == spe:
-            running = float(loss_acc + state.loss_sum) / max(state.seen, 1)
+            running = float(loss_acc + state.pos.loss_sum) / max(state.pos.seen, 1)
             check_finite(state, running, epoch, step + 1, "train")
             bar.update(step + 1 - bar.n)
             bar.set_postfix(f"loss {running:.4f}, lr {state.scheduler.get_last_lr()[0]:.2e}")
         if cfg.checkpoint_every_steps and global_step % cfg.checkpoint_every_steps == 0 and step + 1 < spe:
-            state.loss_sum += float(loss_acc)
+            state.pos.loss_sum += float(loss_acc)
             loss_acc.zero_()
             save(state)
-    state.loss_sum += float(loss_acc)
-    state.train_time = time.perf_counter() - t0
-    state.trained_images = (spe - first) * state.global_batch
+    state.pos.loss_sum += float(loss_acc)
+    state.pos.train_time = time.perf_counter() - t0
+    state.pos.trained_images = (spe - first) * state.global_batch
     bar.close()
 
 
@@ -91,7 +91,7 @@ def evaluate_epoch(state: RunState, final: bool = False) -> EvalResult:
                               autocast=autocast_for(state.device, state.precision), mem_format=state.mem_format,
                               keys=keys, predictions=final)
     if final:
-        state.final_eval = result
+        state.pos.final_eval = result
         if state.dist.is_main:
             _write_predictions(state, result)
     return result
@@ -99,9 +99,9 @@ def evaluate_epoch(state: RunState, final: bool = False) -> EvalResult:
 
 def end_epoch(state: RunState, epoch: int, val: EvalResult | None) -> None:
     """Metrics row, log line and the end-of-epoch checkpoint (`val` None: an epoch without evaluation)."""
-    totals = all_reduce_sum(torch.tensor([state.loss_sum, float(state.seen)], dtype=torch.float64), state.dist)
+    totals = all_reduce_sum(torch.tensor([state.pos.loss_sum, float(state.pos.seen)], dtype=torch.float64), state.dist)
     train_loss = float(totals[0] / max(totals[1], 1.0))
-    train_time = state.train_time
+    train_time = state.pos.train_time
     row = {
         "epoch": epoch + 1,
         "step": (epoch + 1) * state.steps_per_epoch,
@@ -111,21 +111,21 @@ def end_epoch(state: RunState, epoch: int, val: EvalResult | None) -> None:
         "top5": val.top5 if val else None,
         "val_images": val.count if val else None,
         "lr": float(state.scheduler.get_last_lr()[0]),
-        "images_per_s": state.trained_images / train_time if train_time > 0 else None,
+        "images_per_s": state.pos.trained_images / train_time if train_time > 0 else None,
         "time_s": train_time,
     }
     check_finite(state, train_loss, epoch, state.steps_per_epoch, "train")
     if val is not None:
         check_finite(state, val.loss, epoch, state.steps_per_epoch, "validation")
-    state.history.append(row)
+    state.pos.history.append(row)
     scores = f"val_loss {val.loss:.4f} top1 {val.top1:.2f} top5 {val.top5:.2f}" if val else "(not evaluated)"
     log.info("%s %s epoch %d/%d: train_loss %.4f %s (%.0f img/s)", state.cfg.model,
              dataset_display_name(state.cfg.dataset), epoch + 1, state.epochs, train_loss, scores,
              row["images_per_s"] or 0.0)
-    state.epoch, state.step_in_epoch, state.loss_sum, state.seen = epoch + 1, 0, 0.0, 0
+    state.pos.epoch, state.pos.step_in_epoch, state.pos.loss_sum, state.pos.seen = epoch + 1, 0, 0.0, 0
     save(state)
     if state.dist.is_main:
-        rundir.write_metrics(state.run_dir, state.history)
+        rundir.write_metrics(state.run_dir, state.pos.history)
 
 
 class Diverged(Exception):  # noqa: N818 - an event the loop stops on, not an error the user made

@@ -88,7 +88,7 @@ def setup(state: RunState) -> dict[str, Any] | None:
     wrap_model(state)
     if state.dist.is_main:
         _write_start_files(state)
-    state.session_start = time.perf_counter()
+    state.pos.session_start = time.perf_counter()
     return None
 
 

@@ -34,6 +34,23 @@ class RunData:
 
 
 @dataclass
+class Position:
+    """Where a run is: the loader position, the epoch's running loss and the metric history (what a
+    checkpoint saves and `restore` puts back), and this session's timing."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    loss_sum: float = 0.0
+    seen: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_before: float = 0.0
+    session_start: float = 0.0
+    final_eval: EvalResult | None = None
+    train_time: float = 0.0
+    trained_images: int = 0
+
+
+@dataclass
 class RunState:
     """Everything one run holds while it trains: its plan (fixed before anything is touched), the parts set-up
     builds (imagenot.training.setup) and its position, which the loop advances and checkpoints hold."""
@@ -70,17 +87,7 @@ class RunState:
     workers: int = 0
     n_params: int = 0
     flops: int | None = None
-    # progress
-    epoch: int = 0
-    step_in_epoch: int = 0
-    loss_sum: float = 0.0
-    seen: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    elapsed_before: float = 0.0
-    session_start: float = 0.0
-    final_eval: EvalResult | None = None
-    train_time: float = 0.0
-    trained_images: int = 0
+    pos: Position = field(default_factory=Position)
     lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # the run folder's, on rank 0
 
     @property
@@ -101,7 +108,7 @@ class RunState:
         return self.numerics.memory_format if self.numerics is not None else torch.contiguous_format
 
     def elapsed(self) -> float:
-        return self.elapsed_before + time.perf_counter() - self.session_start
+        return self.pos.elapsed_before + time.perf_counter() - self.pos.session_start
 
     def input_summary(self) -> dict[str, Any]:
         """The input side as manifest.json and result.json record it (plan, feed, normalisation values)."""

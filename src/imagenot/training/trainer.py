@@ -81,7 +81,7 @@ def _run(state: RunState) -> dict[str, Any]:
     """The epochs left (all of them, or those after a resumed position), then result.json."""
     cfg = state.cfg
     try:
-        for epoch in range(state.epoch, state.epochs):
+        for epoch in range(state.pos.epoch, state.epochs):
             train_one_epoch(state, epoch)
             last = epoch + 1 == state.epochs
             due = last or (cfg.eval_every > 0 and (epoch + 1) % cfg.eval_every == 0)

@@ -3,13 +3,15 @@
 `train(cfg)` is four steps over one `RunState` (imagenot.training.state; torchvision's
 references/classification/train.py and nanoGPT are the models), each in a module of its own:
 
-* `setup` (imagenot.training.setup) resolves and checks everything it can before the first step (names, recipe, input plan, numerics,
-  run directory, dataset, image sizes, checkpoint), then builds the model, optimizer, schedule, EMA and feeds;
-  the numerics (precision, channels_last, grouped convolutions in fp32: imagenot.training.precision) are
-  written into config.json as resolved, like the thread count, so `--config` replays them;
-* `restore` (imagenot.training.checkpointing, beside `save`) puts a checkpoint's state back (weights, optimizer, schedule, scaler, EMA, loader position, RNGs);
-* `train_one_epoch` (imagenot.training.loop, with `evaluate_epoch` and `end_epoch`) runs the optimizer steps of one epoch (from a mid-epoch position after a resume),
-  checkpointing every N steps;
+* `setup` (imagenot.training.setup) resolves and checks everything it can before the first step (names,
+  recipe, input plan, numerics, run directory, dataset, image sizes, checkpoint), then builds the model,
+  optimizer, schedule, EMA and feeds; the numerics (precision, channels_last, grouped convolutions in fp32:
+  imagenot.training.precision) are written into config.json as resolved, like the thread count, so
+  `--config` replays them;
+* `restore` (imagenot.training.checkpointing, beside `save`) puts a checkpoint's state back (weights,
+  optimizer, schedule, scaler, EMA, loader position, RNGs);
+* `train_one_epoch` (imagenot.training.loop, with `evaluate_epoch` and `end_epoch`) runs the optimizer steps
+  of one epoch (from a mid-epoch position after a resume), checkpointing every N steps;
 * `evaluate_epoch` measures the (EMA) model on the validation split, each image counted once across
   processes; the final one also writes `predictions.parquet` (one row per image, gathered on rank 0);
 * `finish` (imagenot.training.finish) writes result.json through the run record (imagenot.rundir).
@@ -71,7 +73,8 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     try:
         # Process-wide torch settings a run changes are put back, so a zoo or a test session is not affected.
         with runtime.torch_settings():
-            return setup(state) or _run(state)
+            finished = setup(state)  # a finished run's result: nothing is retrained
+            return finished if finished is not None else _run(state)
     finally:
         state.close()
         destroy(state.dist)

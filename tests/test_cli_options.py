@@ -187,3 +187,12 @@ def test_a_stage_parser_under_a_plain_argparse_parent_rejects_abbreviations() ->
     with pytest.raises(SystemExit):
         parser.parse_args(["toy", "--ep", "3"])
     assert _cfg(["--epochs", "3"]).epochs == 3
+
+
+def test_an_older_value_of_a_choice_is_still_accepted_on_the_command_line():
+    """`imagenot mine --precision float16` (the flag's vocabulary before fp16/bf16/fp32) still works."""
+    from imagenot.cli import build_parser
+
+    args = build_parser().parse_args(["mine", "--corpus", "c.parquet", "--classes", "k.tsv", "--precision",
+                                      "float16"])
+    assert args.precision == "fp16"

@@ -4,6 +4,10 @@ A checkpoint is the whole truth about a run in progress: weights, optimizer, sch
 states, every RNG state and the loader position (epoch and batches done in it), plus the metric history.
 Resuming from it replays the rest of the run exactly; a file that is not such a checkpoint, or belongs to
 another model, is refused by name instead of being silently replaced by a fresh start.
+
+This module owns the layout (`trainer_checkpoint` builds the dict, the readers below take it apart): the
+trainer writes it, and a run used as a weights source (imagenot.models.weights) reads its weights, head
+size, classes and normalisation back through the same names.
 """
 
 from __future__ import annotations
@@ -27,6 +31,63 @@ VERSION = 1
 
 class CheckpointError(ImagenotError):
     """A checkpoint that cannot be used: unreadable, not imagenot's, or for another model or dataset."""
+
+
+# The keys of a trainer checkpoint (besides FORMAT / VERSION), in the order they are written.
+TRAINER_KEYS = ("meta", "model", "optimizer", "scheduler", "scaler", "ema", "epoch", "step_in_epoch",
+                "epoch_loss_sum", "epoch_seen", "history", "elapsed_s", "rng", "normalization", "classes")
+
+
+def trainer_checkpoint(
+    *, meta: dict[str, Any], model: dict[str, Any], optimizer: dict[str, Any], scheduler: dict[str, Any],
+    scaler: dict[str, Any] | None, ema: dict[str, Any] | None, epoch: int, step_in_epoch: int,
+    epoch_loss_sum: float, epoch_seen: int, history: list[dict[str, Any]], elapsed_s: float,
+    rng: list[dict[str, Any]], mean: list[float], std: list[float], classes: list[str],
+) -> dict[str, Any]:
+    """The dict a trainer checkpoint holds (state dicts, loader position, RNG states of every rank, and the
+    normalisation and classes a later reader of its weights needs); `save_checkpoint` writes it."""
+    return {
+        "meta": meta, "model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler,
+        "ema": ema, "epoch": epoch, "step_in_epoch": step_in_epoch, "epoch_loss_sum": epoch_loss_sum,
+        "epoch_seen": epoch_seen, "history": history, "elapsed_s": elapsed_s, "rng": rng,
+        "normalization": {"mean": mean, "std": std}, "classes": classes,
+    }
+
+
+def is_checkpoint(data: Any) -> bool:
+    """Whether a loaded file is an imagenot checkpoint (by its format marker)."""
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def checkpoint_weights(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The weights a run's accuracy was measured on: EMA when the run kept it (AveragedModel's `module.`)."""
+    ema = ckpt.get("ema")
+    if ema:
+        prefix = "module."
+        return {k[len(prefix):]: v for k, v in ema.items() if k.startswith(prefix)}
+    return dict(ckpt["model"])
+
+
+def checkpoint_num_classes(ckpt: dict[str, Any]) -> int:
+    """The head size the checkpoint's model was built with."""
+    return int(ckpt["meta"]["num_classes"])
+
+
+def checkpoint_image_size(ckpt: dict[str, Any]) -> int | None:
+    """The input size the run trained at (None when not recorded)."""
+    return int(ckpt.get("meta", {}).get("image_size") or 0) or None
+
+
+def checkpoint_classes(ckpt: dict[str, Any]) -> tuple[str, ...] | None:
+    """The class ids in head order (None for checkpoints that do not record them)."""
+    classes = ckpt.get("classes")
+    return tuple(classes) if classes else None
+
+
+def checkpoint_normalization(ckpt: dict[str, Any]) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """(mean, std) the run normalised its inputs with; (None, None) when not recorded."""
+    norm = ckpt.get("normalization") or {}
+    return (tuple(norm["mean"]) if norm.get("mean") else None, tuple(norm["std"]) if norm.get("std") else None)
 
 
 def rng_state() -> dict[str, Any]:
@@ -118,7 +179,7 @@ def load_checkpoint(path: str | Path, expect: dict[str, Any] | None = None) -> d
                 "written by imagenot (or plain state_dicts through --init file:) can be used."
             ) from exc
         raise CheckpointError(f"{path}: not a readable imagenot checkpoint ({safe_load_reason(exc)})") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not is_checkpoint(data):
         raise CheckpointError(f"{path}: not an imagenot checkpoint (no '{FORMAT}' format marker)")
     if data.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {data.get('version')} not supported ({VERSION})")

@@ -181,7 +181,11 @@ def _add_field(parser: argparse._ActionsContainer, f: dataclasses.Field, tp: Any
         return
     if origin is typing.Literal:
         choices = typing.get_args(base)
-        kwargs.update(choices=choices, type=type(choices[0]))
+        aliases = dict(f.metadata.get("aliases") or {})
+        # a value an earlier version accepted (e.g. --precision float16) still works: argparse checks the choice
+        # after the type conversion, which maps it to today's name
+        convert = type(choices[0])
+        kwargs.update(choices=choices, type=(lambda v: aliases.get(v, convert(v))) if aliases else convert)
     elif origin in (tuple, list):
         if f.metadata.get("nargs"):
             kwargs["nargs"] = f.metadata["nargs"]

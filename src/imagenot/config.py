@@ -87,6 +87,7 @@ def option(
     cli: bool = True,
     nargs: str | None = None,
     repeat: bool = False,
+    aliases: Mapping[str, Any] | None = None,
 ) -> Any:
     """A config field declared once: its default, its help and how it appears on the command line.
 
@@ -97,12 +98,13 @@ def option(
     existing file: `check_paths`), and `cli=False` keeps a field out of the flags (set
     through --config only). A tuple field takes comma-separated values, or several values after one flag
     with `nargs="+"` (`--runs A B C`), or one value per repeated flag with `repeat=True`
-    (`--scale a=ratio --scale b=percent`).
+    (`--scale a=ratio --scale b=percent`). `aliases` maps values older config files hold to today's (a
+    renamed choice), so a recorded config still reads back.
     """
     if path not in (False, True, "spec", OUTPUT_DIR):
         raise ValueError(f"option(path=...) is True, 'spec' or {OUTPUT_DIR!r}, not {path!r}")
     meta = {"help": help, "flag": flag, "metavar": metavar, "group": group, "path": path, "cli": cli,
-            "nargs": nargs, "repeat": repeat}
+            "nargs": nargs, "repeat": repeat, "aliases": dict(aliases or {})}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -121,7 +123,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
     hints = typing.get_type_hints(cls)
     for k, v in data.items():
         _refuse_nul(v, f"{cls.__name__}.{k}")
-    kwargs = {k: _coerce(hints[k], v, f"{cls.__name__}.{k}") for k, v in data.items()}
+    aliases = {k: f.metadata.get("aliases") or {} for k, f in fields.items()}
+    kwargs = {k: _coerce(hints[k], aliases[k].get(v, v) if isinstance(v, str) else v, f"{cls.__name__}.{k}")
+              for k, v in data.items()}
     cfg = cls(**kwargs)
     check_paths(cfg)
     return cfg  # type: ignore[return-value]

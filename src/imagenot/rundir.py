@@ -7,6 +7,11 @@
     RUN_DIR/predictions.parquet  per-image predictions of the final evaluation (imagenot.predictions)
     RUN_DIR/result.json          written last: its presence means the run is finished
 
+This module owns the run record: `start_run` writes config.json and manifest.json when a run starts,
+`result_record` builds result.json (the same leading fields, in the same order, for a trained, an evaluated
+and a published run) and `write_result` writes it last; `read_config` and `read_result` read them back for
+every stage (the analysis, which may import no other stage, included).
+
 A directory that already holds another run (another model, dataset, seed or recipe) is refused rather than
 overwritten, and an unfinished run is only continued when asked (`--resume`) or replaced when asked
 (`--force`): the expensive mistake is a silent fresh start over hours of training.
@@ -24,7 +29,7 @@ from typing import Any
 
 from imagenot import safepath
 from imagenot.errors import ImagenotError
-from imagenot.fileio import json_digest, read_json
+from imagenot.fileio import json_digest, read_json, write_json, write_manifest, write_text
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +77,69 @@ def is_run_dir(path: str | Path) -> bool:
     if result_path(path).is_file() or checkpoint_path(path).is_file():
         return True
     try:
-        config = read_json(path / CONFIG)
+        config = read_config(path)
     except (OSError, ValueError):
         return False
     return isinstance(config, dict) and "model" in config and ("init" in config or "dataset" in config)
+
+
+# result.json's fields in the order every run writes them; a source's own fields follow (`result_record`).
+RESULT_KEYS = (
+    "model", "family", "year", "dataset", "dataset_spec", "split", "role", "source", "init", "weights",
+    "pretrain_dataset", "pretrain_run", "pretrain_top1", "finetune_mode", "seed", "fingerprint", "status",
+    "top1", "top5", "val_loss", "train_loss", "epochs", "steps", "wall_time_s", "params", "flops",
+    "image_size", "train_crop_size", "num_classes", "train_images", "val_images", "batch_size", "recipe",
+    "recipe_params", "input", "normalization", "predictions", "published", "world_size", "device",
+    "precision", "numerics", "environment",
+)
+# Fields every result.json has (a reader may rely on them; None where a source has no value).
+RESULT_REQUIRED = ("model", "family", "year", "dataset", "dataset_spec", "role", "source", "init", "weights",
+                   "seed", "top1", "top5", "epochs", "wall_time_s", "params", "flops", "image_size",
+                   "num_classes", "val_images", "train_images", "environment")
+
+
+def result_record(**fields: Any) -> dict[str, Any]:
+    """A run's result.json record (trained, evaluated or published): RESULT_REQUIRED must be given, the
+    known fields are put in RESULT_KEYS order, a source's other fields follow. `precision` is written in
+    the one vocabulary (imagenot.runtime)."""
+    missing = [k for k in RESULT_REQUIRED if k not in fields]
+    if missing:
+        raise TypeError(f"result_record: missing field(s) {', '.join(missing)}")
+    if isinstance(fields.get("precision"), str):
+        from imagenot.runtime import canonical_precision
+
+        fields["precision"] = canonical_precision(fields["precision"])
+    known = {k: fields.pop(k) for k in RESULT_KEYS if k in fields}
+    return {**known, **fields}
+
+
+def write_result(run_dir: str | Path, result: dict[str, Any]) -> Path:
+    """Write result.json, atomically, last of a run's files: its presence means the run is finished."""
+    path = result_path(run_dir)
+    write_json(path, result)
+    return path
+
+
+def start_run(run_dir: str | Path, config: dict[str, Any], inputs: dict[str, str] | None = None,
+              **manifest: Any) -> None:
+    """Write a starting run's config.json (what `--config` replays) and manifest.json (config, environment,
+    input hashes and `manifest`'s fields), creating the folder."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / CONFIG, config)
+    write_manifest(run_dir, config, inputs, **manifest)
+
+
+def write_metrics(run_dir: str | Path, history: list[dict[str, Any]]) -> Path:
+    """Write metrics.jsonl (one line per finished epoch), atomically, whole: the history a checkpoint holds."""
+    path = Path(run_dir) / METRICS
+    write_text(path, "".join(json.dumps(row) + "\n" for row in history))
+    return path
+
+
+def read_config(run_dir: str | Path) -> Any:
+    """A run's config.json as written (OSError / ValueError as `read_json` raises them: callers decide)."""
+    return read_json(Path(run_dir) / CONFIG)
 
 
 def read_result(run_dir: str | Path) -> dict[str, Any]:
@@ -146,7 +210,7 @@ def recorded_fingerprint(run_dir: str | Path) -> str | None:
             return value if isinstance(value, str) and value else None
         return None
     with contextlib.suppress(OSError, ValueError):
-        config = read_json(run_dir / CONFIG)
+        config = read_config(run_dir)
         if isinstance(config, dict):
             return fingerprint(config)
     return None
@@ -156,7 +220,7 @@ def config_difference(run_dir: str | Path, config: dict[str, Any], limit: int = 
     """What differs between the run recorded in `run_dir` and `config` ("key: old there, new here"), None
     when they are the same run or nothing is recorded to compare with."""
     try:
-        old = read_json(Path(run_dir) / CONFIG)
+        old = read_config(run_dir)
     except (OSError, ValueError):
         return None
     if not isinstance(old, dict):

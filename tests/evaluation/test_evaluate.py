@@ -99,3 +99,34 @@ def test_weights_that_cannot_predict_the_datasets_classes_are_refused(cached_res
                  "--out", str(out)]) == 2
     assert "not ImageNet-1K wnids" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_source_run_is_read_once_per_evaluation(tmp_path, monkeypatch):
+    """`init run:DIR` is resolved once: the run's checkpoint loaded once, its result.json read once for the
+    weights (and once for the evaluation's identity), however many steps need them."""
+    from imagenot import checkpoint, rundir
+    from imagenot.evaluation.config import EvaluateConfig
+    from imagenot.evaluation.run import evaluate_weights
+    from imagenot.training.trainer import TrainConfig, train
+
+    run = tmp_path / "run"
+    train(TrainConfig(model="alexnet_s32", dataset="synthetic", dataset_options={"num_classes": 4}, out=str(run),
+                      epochs=1, batch_size=16, image_size=16, seed=0, threads=1, progress=False, limit=32))
+    calls = {"result": 0, "checkpoint": 0}
+    read_result, load_checkpoint = rundir.read_result, checkpoint.load_checkpoint
+
+    def counted_result(path):
+        calls["result"] += Path(path) == run
+        return read_result(path)
+
+    def counted_checkpoint(path, expect=None):
+        calls["checkpoint"] += 1
+        return load_checkpoint(path, expect)
+
+    monkeypatch.setattr(rundir, "read_result", counted_result)
+    monkeypatch.setattr(checkpoint, "load_checkpoint", counted_checkpoint)
+    result = evaluate_weights(EvaluateConfig(model="alexnet_s32", init=f"run:{run}", dataset="synthetic",
+                                             dataset_options={"num_classes": 4}, limit=16, out=str(tmp_path / "e"),
+                                             threads=1))
+    assert result["val_images"] == 16 and result["weights"]["kind"] == "run"
+    assert calls == {"result": 2, "checkpoint": 1}

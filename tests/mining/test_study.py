@@ -42,18 +42,19 @@ def test_the_imagenot_preset_is_the_papers_setup_and_requires_a_threshold(tmp_pa
 
 
 @pytest.mark.parametrize("encoder, threshold, precision, want", [
-    ("all-mpnet-base-v2", 0.58, "auto", "float32"),  # LAIONet's published value: as LAIONet computed it
-    ("clip-ViT-B-32", 0.82, "auto", "float32"),
+    ("all-mpnet-base-v2", 0.58, "auto", "fp32"),  # LAIONet's published value: as LAIONet computed it
+    ("clip-ViT-B-32", 0.82, "auto", "fp32"),
     ("all-mpnet-base-v2", 0.6, "auto", "auto"),  # another threshold: the GPU default stays
     ("all-MiniLM-L6-v2", 0.35, "auto", "auto"),
-    ("all-mpnet-base-v2", 0.58, "float16", "float16"),  # asked for explicitly: kept, with a warning
+    ("all-mpnet-base-v2", 0.58, "fp16", "fp16"),  # asked for explicitly: kept, with a warning
+    ("all-mpnet-base-v2", 0.58, "float16", "fp16"),  # an older record's name: the same precision
 ])
 def test_float32_whenever_a_published_laionet_threshold_is_in_use(encoder, threshold, precision, want,
                                                                   caplog) -> None:
     cfg = MineConfig(encoder=encoder, threshold=threshold, precision=precision)  # type: ignore[arg-type]
     with caplog.at_level(logging.INFO, logger="imagenot.mining.pipeline"):
         assert _precision(cfg, threshold) == want
-    if precision == "float16":
+    if precision in ("fp16", "float16"):
         assert "computed in float32" in caplog.text and "WARNING" in caplog.text.upper()
 
 

@@ -12,15 +12,15 @@ import torch
 
 def main(run_dir: str, out: str) -> None:
     from imagenot.data import get_dataset
+    from imagenot.models import get_model
     from imagenot.training.distributed import destroy, init_distributed
     from imagenot.training.evaluation import evaluate
-    from imagenot.training.trainer import build_registry_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     dist = init_distributed("cpu")
     ckpt = torch.load(f"{run_dir}/checkpoints/last.pt", weights_only=True)
-    model = build_registry_model(ckpt["meta"]["model"], int(ckpt["meta"]["num_classes"]), 16)
+    model = get_model(ckpt["meta"]["model"], int(ckpt["meta"]["num_classes"]), input_size=16)
     model.load_state_dict(ckpt["model"])
     val = get_dataset("synthetic", "val", image_size=16, num_classes=4, n=201)
     norm = ckpt["normalization"]

@@ -40,16 +40,16 @@ def test_disk_full_exits_1_naming_the_run_folder_and_resume_finishes(what: str, 
         real_usage = shutil.disk_usage
         monkeypatch.setattr(shutil, "disk_usage", lambda p: real_usage(p)._replace(free=4096))
     else:
-        import imagenot.training.trainer as trainer
+        import imagenot.rundir as rundir
 
-        real = trainer.write_text
+        real = rundir.write_text
 
         def write_text(path, text):
             if Path(path).name == "metrics.jsonl" and text.count("\n") == 2:
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
             return real(path, text)
 
-        monkeypatch.setattr(trainer, "write_text", write_text)
+        monkeypatch.setattr(rundir, "write_text", write_text)
     assert main([*ARGS, "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert f"imagenot train: error: no space left on the device holding {out}" in err

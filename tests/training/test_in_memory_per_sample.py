@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from imagenot.data.transforms import apply_seeded
-from imagenot.training import trainer
+from imagenot.training import setup as run_setup
 from imagenot.training.config import TrainConfig
 
 
@@ -36,9 +36,9 @@ def _tree(root: Path) -> Path:
 def _load(root: Path, tmp_path: Path, **options: object):
     cfg = TrainConfig(model="resnet18", dataset=f"imagefolder:{root}", dataset_options=dict(options),
                       out=str(tmp_path / "run"), epochs=1)
-    state = trainer._plan(cfg)
+    state = run_setup.plan_run(cfg)
     assert state.plan.pipeline == "per_sample"
-    return state.plan, trainer._load_data(cfg, state.plan)
+    return state.plan, run_setup.load_data(cfg, state.plan)
 
 
 @pytest.mark.parametrize("options", [{"in_memory": True}, {"in_memory": True, "image_size": 24}])

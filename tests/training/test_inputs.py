@@ -59,7 +59,9 @@ def test_in_memory_and_streamed_data_give_identical_runs(tmp_path, square_folder
 def test_mixup_cutmix_targets_sum_to_one_and_replay():
     from imagenot.training.distributed import DistInfo
     from imagenot.training.inputs import InputPlan
-    from imagenot.training.trainer import RunState, _batch_mix, _mixed
+    from imagenot.training.loop import _mixed
+    from imagenot.training.setup import _batch_mix
+    from imagenot.training.state import RunState
 
     plan = InputPlan("per_sample", 8, 8, None, None, None, None, "imagenet", 0.2, 1.0, 1, "auto", False, None)
     mix = _batch_mix(plan, num_classes=5)

@@ -16,7 +16,6 @@ import logging
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +33,6 @@ from imagenot.analysis.uncertainty import (
     side_evidence,
 )
 from imagenot.errors import InputError
-from imagenot.fileio import read_json
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +263,7 @@ def _settings_diff(groups: list[list[Row]]) -> str:
     for group in groups[:2]:
         run_dir = group[0].get("run_dir")
         try:
-            config = read_json(Path(run_dir) / rundir.CONFIG) if run_dir else None
+            config = rundir.read_config(run_dir) if run_dir else None
         except (OSError, ValueError):
             config = None
         if not isinstance(config, dict):

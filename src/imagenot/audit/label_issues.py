@@ -22,7 +22,6 @@ from imagenot.audit.binomial import accuracy_interval
 from imagenot.audit.config import AuditConfig, absolute_spec
 from imagenot.audit.dataset_meta import sample_keys
 from imagenot.errors import ImagenotError, InputError
-from imagenot.fileio import read_json
 from imagenot.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ def load_contrast_run(run_dir: str | Path, contrast: str, contrast_classes: list
     if not rundir.is_finished(path):
         raise InputError("contrast run is not finished (no result.json); finish or resume it first", path)
     try:
-        config = read_json(cfg_path)
+        config = rundir.read_config(path)
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"unreadable run config: {exc}", cfg_path) from exc
     result = rundir.read_result(path)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imagenot import __version__, rundir
+from imagenot import __version__, rundir, runtime
 from imagenot.audit import class_level as CL
 from imagenot.audit.config import AuditConfig, absolute
 from imagenot.audit.dataset_meta import SampleTable, folder_fingerprint, is_download_folder, wds_root
@@ -321,20 +321,11 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
 
     cfg = absolute(cfg)
     clear_cache()
-    before = None
-    if cfg.threads:
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)
     try:
-        return _run(cfg)
+        with runtime.torch_settings(cfg.threads):  # the thread count is put back afterwards
+            return _run(cfg)
     finally:
         clear_cache()
-        if before is not None:
-            import torch
-
-            torch.set_num_threads(before)
 
 
 def _run(cfg: AuditConfig) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from imagenot.config import ConfigError, option, to_record
+from imagenot.runtime import Precision
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class EvaluateConfig:
     dataset_options: dict[str, Any] = option(default_factory=dict, flag="--data-opt",
                                              help="dataset entry option (repeatable), e.g. val_fraction=0.2")
     device: str = option("auto", help="auto (cuda when present), cpu or cuda")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
+    precision: Precision = option(
         "auto", help="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), else fp32")
     workers: int | None = option(None, help="DataLoader workers for decoding (default: from the CPU count)")
     threads: int | None = option(None, help="torch CPU threads (default: torch's choice)")

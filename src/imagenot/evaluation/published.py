@@ -13,7 +13,7 @@ from typing import Any
 
 from imagenot import rundir
 from imagenot.evaluation.config import EvaluateConfig, evaluation_record
-from imagenot.fileio import environment, write_json, write_manifest
+from imagenot.fileio import environment
 from imagenot.lock import locks_output
 
 log = logging.getLogger(__name__)
@@ -35,30 +35,14 @@ def published_result(cfg: EvaluateConfig) -> dict[str, Any]:
     metrics = published_metrics(cfg.model, w.name)
     size = transform_defaults(cfg.model, w).val_crop
     params, flops = params_and_flops(cfg.model, size, metrics["num_classes"])
-    return {
-        "model": cfg.model,
-        "family": info.family,
-        "year": info.year,
-        "dataset": cfg.dataset_name or metrics["dataset"],
-        "dataset_spec": None,
-        "role": cfg.role or "reference",
-        "source": "published",
-        "weights": metrics["weights"],
-        "init": f"torchvision:{cfg.model}.{w.name}",
-        "seed": None,
-        "top1": metrics["top1"],
-        "top5": metrics["top5"],
-        "epochs": None,
-        "wall_time_s": 0.0,
-        "params": int(params),
-        "flops": int(flops),
-        "image_size": size,
-        "num_classes": metrics["num_classes"],
-        "val_images": metrics["val_images"],
-        "train_images": None,
-        "published": {k: metrics[k] for k in ("url", "recipe", "gflops", "file_size_mb")},
-        "environment": environment(),
-    }
+    return rundir.result_record(
+        model=cfg.model, family=info.family, year=info.year, dataset=cfg.dataset_name or metrics["dataset"],
+        dataset_spec=None, role=cfg.role or "reference", source="published", weights=metrics["weights"],
+        init=f"torchvision:{cfg.model}.{w.name}", seed=None, top1=metrics["top1"], top5=metrics["top5"],
+        epochs=None, wall_time_s=0.0, params=int(params), flops=int(flops), image_size=size,
+        num_classes=metrics["num_classes"], val_images=metrics["val_images"], train_images=None,
+        published={k: metrics[k] for k in ("url", "recipe", "gflops", "file_size_mb")},
+        environment=environment())
 
 
 @locks_output(lambda cfg, *args, **kwargs: cfg.out)
@@ -72,8 +56,6 @@ def write_published_run(cfg: EvaluateConfig) -> dict[str, Any]:
     if decision == "finished":
         log.info("%s already holds this published result", out)
         return rundir.read_result(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / rundir.CONFIG, record)
-    write_manifest(out, record, {}, source="published", weights=result["weights"])
-    write_json(rundir.result_path(out), result)
+    rundir.start_run(out, record, {}, source="published", weights=result["weights"])
+    rundir.write_result(out, result)
     return result

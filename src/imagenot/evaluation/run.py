@@ -14,52 +14,36 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imagenot import rundir
+from imagenot import rundir, runtime
 from imagenot.errors import ImagenotError
 from imagenot.evaluation.config import EvaluateConfig, evaluation_record
-from imagenot.fileio import environment, write_json, write_manifest
+from imagenot.fileio import environment
 from imagenot.lock import locks_output
 
 log = logging.getLogger(__name__)
 
 
-def _device(name: str) -> Any:
-    import torch
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ImagenotError("device cuda requested but no CUDA device is available")
-    return torch.device(name)
-
-
-def _eval_transform(cfg: EvaluateConfig) -> Any:
+def _eval_transform(cfg: EvaluateConfig, source: Any) -> Any:
     """The weights' own evaluation transform for full-size models (None: the batched pipeline)."""
     from imagenot.data.transforms import EvalTransform
     from imagenot.models import model_info
-    from imagenot.models.weights import parse_init, resolve_torchvision, transform_defaults
+    from imagenot.models.weights import transform_defaults
 
     if not model_info(cfg.model).full_size:
         return None
-    spec = parse_init(cfg.init)
-    if spec.kind == "run":  # the run's own evaluation transform (it may have trained at another size)
-        from imagenot.models.weights import run_summary
-
-        ev = (run_summary(spec.value or "").get("input") or {}).get("eval")
+    if source.kind == "run":  # the run's own evaluation transform (it may have trained at another size)
+        ev = (source.summary().get("input") or {}).get("eval")
         if isinstance(ev, dict) and ev.get("resize") and ev.get("crop"):
             return EvalTransform(int(ev["resize"]), int(ev["crop"]), str(ev.get("interpolation") or "bilinear"))
-    weights = resolve_torchvision(cfg.model, spec.value) if spec.kind == "torchvision" else None
-    d = transform_defaults(cfg.model, weights)
+    d = transform_defaults(cfg.model, source.torchvision)
     return EvalTransform(d.val_resize, d.val_crop, d.interpolation)
 
 
-def _run_input_size(spec: Any) -> int | None:
+def _run_input_size(source: Any) -> int | None:
     """The input size a `run:` source trained at (None for other sources: their model's own)."""
-    if spec.kind != "run":
+    if source.kind != "run":
         return None
-    from imagenot.models.weights import run_summary
-
-    summary = run_summary(spec.value or "")
+    summary = source.summary()
     size = summary.get("train_crop_size") or summary.get("image_size")
     return int(size) if size else None
 
@@ -77,7 +61,7 @@ def _load_split(cfg: EvaluateConfig, transform: Any, size: int) -> Any:
     return ds
 
 
-def _align_to_weights(cfg: EvaluateConfig, spec: Any, ds: Any) -> int:
+def _align_to_weights(cfg: EvaluateConfig, source: Any, ds: Any) -> int:
     """The head size to evaluate with, relabelling `ds` in place to the weights' class order when that order
     is known: a run's own classes, or ImageNet-1K's for a 1000-class head (torchvision's class index is the
     sorted wnid order, timm's synset list), so an ImageFolder of ImageNet, or a subset of its classes, is
@@ -87,7 +71,7 @@ def _align_to_weights(cfg: EvaluateConfig, spec: Any, ds: Any) -> int:
     from imagenot.models.weights import head_classes
     from imagenot.wordnet.references import reference_wnids
 
-    k, names = head_classes(cfg.model, spec)
+    k, names = head_classes(cfg.model, source)
     classes = list(ds.classes)
     if names is None and k == 1000:
         names = tuple(reference_wnids("imagenet-1k"))
@@ -123,70 +107,45 @@ def _preview(names: Any, n: int = 4) -> str:
     return f"[{', '.join(names[:n])}{', ...' if len(names) > n else ''}] ({len(names)})"
 
 
-def _normalization(cfg: EvaluateConfig, info: Any, ds: Any) -> tuple[list[float], list[float]]:
-    """The statistics the weights were trained with; ImageNet's (full size) or the split's own when unknown."""
-    from imagenot.models import model_info
-    from imagenot.models.weights import IMAGENET_MEAN, IMAGENET_STD
-
-    if info.mean is not None and info.std is not None:
-        return list(info.mean), list(info.std)
-    if model_info(cfg.model).full_size:
-        return list(IMAGENET_MEAN), list(IMAGENET_STD)
-    from imagenot.data.stats import channel_stats
-
-    log.warning("%s does not record the normalisation it was trained with; using %s's own channel statistics",
-                cfg.init, cfg.dataset)
-    mean, std = channel_stats(ds)
-    return list(mean), list(std)
-
-
 @locks_output(lambda cfg, *args, **kwargs: cfg.out)
 def evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     """Evaluate `cfg.init` on `cfg.dataset` (split `cfg.split`); write and return the run's result.json.
 
     The thread count is put back afterwards, so a zoo evaluating in-process leaves its other runs alone."""
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
+    with runtime.torch_settings():
         return _evaluate_weights(cfg)
-    finally:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
 
 
 def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
-    import torch
-
     from imagenot.models import model_info, params_and_flops
-    from imagenot.models.weights import build_model, check_init, parse_init
+    from imagenot.models.weights import build_model, check_init, resolve_source
     from imagenot.training.config import dataset_display_name
     from imagenot.training.evaluation import check_finite_weights, evaluate
+    from imagenot.training.inputs import resolve_normalization
     from imagenot.training.precision import resolve_numerics
 
     t0 = time.perf_counter()
     if not cfg.dataset:
         raise ImagenotError("evaluate needs --dataset (or --published for torchvision's published accuracies)")
     minfo = model_info(cfg.model)
-    check_init(cfg.model, cfg.init)
+    source = resolve_source(cfg.model, cfg.init)  # resolved once: a source run's files are read once
+    check_init(cfg.model, source)
     out = Path(cfg.out)
     record = evaluation_record(cfg)
     decision = rundir.check_existing(out, record, resume=False, force=cfg.force)
     if decision == "finished":
         log.info("%s already holds this evaluation", out)
         return rundir.read_result(out)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = _device(cfg.device)
+    runtime.set_threads(cfg.threads)
+    device = runtime.resolve_device(cfg.device)
     numerics = resolve_numerics(device, cfg.precision)
     precision = numerics.precision
-    transform = _eval_transform(cfg)
-    spec = parse_init(cfg.init)
-    size = _run_input_size(spec)  # a run's weights are evaluated at the size they were trained at
+    transform = _eval_transform(cfg, source)
+    size = _run_input_size(source)  # a run's weights are evaluated at the size they were trained at
     ds = _load_split(cfg, transform, int(size or minfo.input_size))
-    num_classes = _align_to_weights(cfg, spec, ds)
-    model, info = build_model(cfg.model, num_classes, init=spec, replace_head=False, input_size=size)
-    mean, std = _normalization(cfg, info, ds)
+    num_classes = _align_to_weights(cfg, source, ds)
+    model, info = build_model(cfg.model, num_classes, init=source, replace_head=False, input_size=size)
+    mean, std = resolve_normalization("pretrained", cfg.model, ds, (info.mean, info.std), what=cfg.init)
     if cfg.workers is not None:
         workers = cfg.workers
     else:
@@ -201,28 +160,23 @@ def _evaluate_weights(cfg: EvaluateConfig) -> dict[str, Any]:
     crop = transform.crop if transform is not None else int(ds.image_size)
     name = cfg.dataset_name or dataset_display_name(cfg.dataset)
     params, flops = params_and_flops(cfg.model, crop, int(ds.num_classes))
-    result = {
-        "model": cfg.model, "family": minfo.family, "year": minfo.year, "dataset": name,
-        "dataset_spec": cfg.dataset, "split": cfg.split, "role": cfg.role, "source": "evaluated",
-        "init": cfg.init, "weights": info.to_dict(), "seed": None, "fingerprint": rundir.fingerprint(record),
-        "top1": res.top1, "top5": res.top5,
-        "val_loss": res.loss, "epochs": None, "wall_time_s": time.perf_counter() - t0, "params": int(params),
-        "flops": int(flops), "image_size": crop, "num_classes": int(ds.num_classes), "val_images": res.count,
-        "train_images": None,
-        "input": {"pipeline": "per_sample" if transform is not None else "batched",
-                  "eval": None if transform is None else {"resize": transform.resize, "crop": transform.crop,
-                                                          "interpolation": transform.interpolation}},
-        "normalization": {"mean": mean, "std": std}, "predictions": rundir.PREDICTIONS, "device": device.type,
-        "precision": precision, "numerics": numerics.to_dict(), "environment": environment(device=str(device)),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / rundir.CONFIG, record)
+    result = rundir.result_record(
+        model=cfg.model, family=minfo.family, year=minfo.year, dataset=name, dataset_spec=cfg.dataset,
+        split=cfg.split, role=cfg.role, source="evaluated", init=cfg.init, weights=info.to_dict(), seed=None,
+        fingerprint=rundir.fingerprint(record), top1=res.top1, top5=res.top5, val_loss=res.loss, epochs=None,
+        wall_time_s=time.perf_counter() - t0, params=int(params), flops=int(flops), image_size=crop,
+        num_classes=int(ds.num_classes), val_images=res.count, train_images=None,
+        input={"pipeline": "per_sample" if transform is not None else "batched",
+               "eval": None if transform is None else {"resize": transform.resize, "crop": transform.crop,
+                                                       "interpolation": transform.interpolation}},
+        normalization={"mean": mean, "std": std}, predictions=rundir.PREDICTIONS, device=device.type,
+        precision=precision, numerics=numerics.to_dict(), environment=environment(device=str(device)))
     inputs = {"init_weights": info.sha256} if info.sha256 else {}
     fingerprint = getattr(ds, "meta", {}).get("fingerprint")
     if fingerprint:
         inputs[f"dataset_{cfg.split}"] = fingerprint
-    write_manifest(out, record, inputs, source="evaluated", weights=info.to_dict())
+    rundir.start_run(out, record, inputs, source="evaluated", weights=info.to_dict())
     res.write_predictions(rundir.predictions_path(out), dataset=name, split=cfg.split,
                           num_classes=int(ds.num_classes), extra={"model": cfg.model, "init": cfg.init})
-    write_json(rundir.result_path(out), result)
+    rundir.write_result(out, result)
     return result

@@ -11,6 +11,7 @@ from imagenot.config import check_choices, option
 from imagenot.errors import ImagenotError, InputError
 from imagenot.mining.encoders import DEFAULT_ENCODER, STUDY_ENCODER, default_threshold, threshold_note
 from imagenot.mining.schemas import DEFAULT_SAFETY_MAX
+from imagenot.runtime import PRECISION_ALIASES, Precision
 
 CAPS = ("top", "random")
 CLASS_CHOICES = ("most", "random")
@@ -169,9 +170,9 @@ class _MineSource:
     quantize: Literal["none", "int8"] = option("none", help="int8: ONNX Runtime dynamic int8 quantisation "
                                                "(--encoder-backend onnx; faster on CPU, similarities change by "
                                                "up to about 0.05: docs/scaling.md)")
-    precision: Literal["auto", "float32", "float16", "bfloat16"] = option(
-        "auto", help="encoder precision on GPU (auto: float32 whenever a published LAIONet threshold is in use, "
-        "as LAIONet computed it; otherwise float16 on cuda, float32 on cpu)")
+    precision: Precision = option(
+        "auto", aliases=PRECISION_ALIASES, help="encoder precision on GPU (auto: fp32 whenever a published "
+        "LAIONet threshold is in use, as LAIONet computed it; otherwise fp16 on cuda, fp32 on cpu)")
     embedding_store: str | None = option(None, path=True, help="folder of the embedding store, keyed by encoder "
                                          "and text hash, shared by reruns and other mine folders (default: "
                                          "OUT/embeddings)")

@@ -38,6 +38,7 @@ from imagenot.errors import ImagenotError
 from imagenot.fileio import json_digest
 from imagenot.mining.encoders import cache_dir, encoder_info, pooling, resolve_encoder
 from imagenot.progress import Progress
+from imagenot.runtime import canonical_precision, default_device, torch_dtype_name
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,15 @@ class EncoderSpec:
 
     def fingerprint(self) -> dict[str, Any]:
         """The parts that change a vector (for the matches' fingerprint; no model load needed)."""
+        # keyed by torch's dtype name, as before the one precision vocabulary: mined shards keep their keys
+        precision = self.precision if self.precision == "auto" else torch_dtype_name(self.precision)
         return {"encoder": self.encoder, "backend": self.backend, "quantize": self.quantize,
-                "precision": self.precision}
+                "precision": precision}
 
 
 def pick_device(device: str | None = None) -> str:
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """`device` as given, or what no device means everywhere (imagenot.runtime: cuda when present)."""
+    return device or default_device()
 
 
 def default_batch_size(device: str, backend: str = "torch") -> int:
@@ -100,12 +100,14 @@ def resolve_backend(backend: str, device: str, pooling_name: str, quantize: str 
 
 
 def _dtype_name(precision: str, device: str) -> str:
+    """The torch dtype the encoder runs in (imagenot.runtime's vocabulary in, torch's dtype name out)."""
+    precision = canonical_precision(precision)
     if precision == "auto":
         return "float16" if device.startswith("cuda") else "float32"
-    if precision != "float32" and not device.startswith("cuda"):
-        raise ImagenotError(f"--precision {precision} is for GPUs; on {device} use float32 (or --quantize int8 "
+    if precision != "fp32" and not device.startswith("cuda"):
+        raise ImagenotError(f"--precision {precision} is for GPUs; on {device} use fp32 (or --quantize int8 "
                             "with --encoder-backend onnx)")
-    return precision
+    return torch_dtype_name(precision)
 
 
 def _files_digest(path: Path) -> str:

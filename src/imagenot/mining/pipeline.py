@@ -50,6 +50,7 @@ from imagenot.mining.pool import SenseRanker, choose_from_pool, pool_classes, po
 from imagenot.mining.scan import COUNTERS, ScanContext
 from imagenot.mining.select_engine import MatchQuery
 from imagenot.mining.selection import open_matches, select_folder
+from imagenot.runtime import canonical_precision
 from imagenot.wordnet.classes import ClassRow, make_unique_lemmas, read_classes, write_classes
 
 log = logging.getLogger(__name__)
@@ -158,18 +159,19 @@ def _threshold(cfg: MineConfig, out: Path) -> tuple[float | None, str | None]:
 
 
 def _precision(cfg: MineConfig, threshold: float | None) -> str:
-    """LAIONet computed its published thresholds in float32: use float32 whenever one of them is in use."""
+    """LAIONet computed its published thresholds in float32: use fp32 whenever one of them is in use."""
+    precision = canonical_precision(cfg.precision)
     if not published_laionet(cfg.encoder, threshold):
-        return cfg.precision
-    if cfg.precision == "auto":
+        return precision
+    if precision == "auto":
         log.info("threshold %g is LAIONet's published value for %s, computed in float32: encoding in float32",
                  threshold, cfg.encoder)
-        return "float32"
-    if cfg.precision != "float32":
+        return "fp32"
+    if precision != "fp32":
         log.warning("--precision %s with LAIONet's published threshold %g for %s, which LAIONet computed in "
-                    "float32: similarities near the threshold may fall on the other side", cfg.precision,
+                    "float32: similarities near the threshold may fall on the other side", precision,
                     threshold, cfg.encoder)
-    return cfg.precision
+    return precision
 
 
 def released_classes() -> tuple[list[ClassRow], Path]:

@@ -1,6 +1,6 @@
 """The run configuration of `imagenot train` (and `finetune`, and every run of a zoo).
 
-A light module (standard library and imagenot.config only) so that the CLI is generated from it without
+A light module (standard library, imagenot.config and the torch-free imagenot.runtime) so that the CLI is generated from it without
 importing torch. A run's `config.json` is this dataclass resolved, with absolute paths and the thread count
 actually used, so `imagenot train --config RUN/config.json` replays it from any directory.
 """
@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from imagenot.config import ConfigError, check_choices, option
+from imagenot.runtime import Precision
 from imagenot.spec import dataset_display_name  # noqa: F401 - re-exported: training's name for it
 
 ROLES = (None, "reference", "contrast", "transfer")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-NORMALIZATIONS = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), "0.5": ((0.5,) * 3, (0.5,) * 3)}
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class TrainConfig:
         None, help="evaluation batch per process (default: the training batch; at least 256 on the batched "
                    "pipeline)", group="input pipeline")
     device: str = option("auto", help="auto (CUDA if available), cpu, cuda", group="hardware")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
+    precision: Precision = option(
         "auto", help="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), else fp32; "
                      "config.json records the precision used", group="hardware")
     channels_last: bool | None = option(None, help="channels_last memory format (default: on CUDA, and on CPU "

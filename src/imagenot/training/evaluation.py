@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from imagenot.errors import ImagenotError
+from imagenot.runtime import IMAGENET_MEAN, IMAGENET_STD
 from imagenot.training.distributed import DistInfo, all_reduce_sum, gather_to_main
 from imagenot.training.precision import Numerics, autocast_for, prepare_model
 
@@ -180,7 +181,7 @@ def check_finite_weights(model: nn.Module, what: str = "the model") -> None:
 
 def evaluate(
     model: nn.Module, dataset: Any, device: str | torch.device = "cpu", *, transform: Any = None,
-    mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
+    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
     batch_size: int = 256, dist: DistInfo | None = None, precision: str = "fp32", channels_last: bool = False,
     workers: int = 0, gpu_decode: bool = False, predictions: bool = True, fp32_grouped_convs: bool = False,
 ) -> EvalResult:

@@ -155,6 +155,30 @@ def default_normalization(model: str) -> str:
     return "imagenet" if model_info(model).full_size else "dataset"
 
 
+def resolve_normalization(mode: str, model: str, dataset: Any,
+                          weights: tuple[Any, Any] | None = None, what: str | None = None
+                          ) -> tuple[list[float], list[float]]:
+    """The one mean/std of a run (training or evaluation): `pretrained` is the starting weights' own
+    (`weights`: their (mean, std), None when they record none, then the model's default below); `dataset`
+    the split's own channel statistics; otherwise a named one (imagenot.runtime.NORMALIZATIONS). `what`
+    names the weights in a warning when the split's statistics stand in for theirs."""
+    if mode == "pretrained":
+        if weights is not None and weights[0] is not None and weights[1] is not None:
+            return [float(v) for v in weights[0]], [float(v) for v in weights[1]]
+        mode = default_normalization(model)
+        if mode == "dataset" and what:
+            log.warning("%s does not record the normalisation it was trained with; using the split's own channel "
+                        "statistics", what)
+    if mode == "dataset":
+        from imagenot.data.stats import channel_stats
+
+        return channel_stats(dataset)
+    from imagenot.runtime import NORMALIZATIONS
+
+    mean, std = NORMALIZATIONS[mode]
+    return list(mean), list(std)
+
+
 def default_workers(dist: DistInfo) -> int:
     """DataLoader workers per process: the CPUs of this node shared by its processes, at most 8."""
     local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size if dist.enabled else 1))

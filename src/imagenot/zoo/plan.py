@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from imagenot.config import ConfigError, from_dict, load_mapping, option
+from imagenot.runtime import Precision
 from imagenot.spec import Spec
 from imagenot.training.config import dataset_display_name
 
@@ -103,7 +104,7 @@ class ZooPlan:
     parallel: str = option("auto", help="runs side by side, one process each: auto (on CPU with 2 cores or more "
                            "and 2 runs or more left: one single-threaded process per core, longest run first; on "
                            "a GPU one run at a time) or a number (1: one after another)")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
+    precision: Precision = option(
         "auto", help="precision of every run (imagenot train --help): auto is bf16 with channels_last where the "
                      "hardware computes bf16 natively, fp32 elsewhere")
     pipeline: Literal["auto", "batched", "per_sample"] = option("auto", help="input pipeline of every run "

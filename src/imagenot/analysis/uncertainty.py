@@ -28,6 +28,7 @@ from imagenot import predictions as predictions_file
 from imagenot.analysis import paired, stats
 from imagenot.analysis.results import Row
 from imagenot.errors import InputError
+from imagenot.stats import clopper_pearson
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,7 @@ def _interval_from_n(top1: float, n: int | None, confidence: float) -> tuple[flo
     if not n or not math.isfinite(top1):
         return math.nan, math.nan
     k = int(round(top1 / 100.0 * n))
-    low, high = paired.clopper_pearson(min(max(k, 0), n), n, confidence)
+    low, high = clopper_pearson(min(max(k, 0), n), n, confidence)
     return 100.0 * low, 100.0 * high
 
 
@@ -301,7 +302,7 @@ def side_evidence(
         for r, p in zip(runs, preds):
             if p is not None:
                 n = int(p.correct.size)
-                lo, hi = paired.clopper_pearson(int(p.correct.sum()), n, confidence)
+                lo, hi = clopper_pearson(int(p.correct.sum()), n, confidence)
                 lo, hi, method = 100.0 * lo, 100.0 * hi, "clopper-pearson"
             else:
                 n = r["n_val"]

@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "imagenot"
 
 FOUNDATIONS = {"config", "errors", "fileio", "registry", "rundir", "checkpoint", "predictions", "progress",
                "cli_options", "safepath", "escape", "lock", "__init__",
-               "stats"}
+               "stats", "datacard"}
 # stage -> the stages it may import (foundations are always allowed). Keep in sync with docs/architecture.md.
 ALLOWED = {
     "wordnet": set(),

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imagenot import escape
+from imagenot import datacard, escape
 from imagenot.analysis import context, plots, stats
 from imagenot.analysis.blocks import (
     Block,
@@ -370,8 +370,8 @@ def dataset_links(info: DatasetInfo, out_dir: Path) -> list[Link]:
         folder = Path(rest if sep and rest else spec).expanduser()
         if not folder.is_absolute() or not folder.is_dir():
             continue
-        for name, label in (("README.md", "card"), ("dataset.json", "dataset.json"),
-                            ("contact_sheet.png", "contact sheet")):
+        for name, label in ((datacard.README, "card"), (datacard.CARD, "dataset.json"),
+                            (datacard.CONTACT_SHEET, "contact sheet")):
             if (folder / name).is_file():
                 links.append(Link(label, Path(os.path.relpath(folder / name, out_dir)).as_posix()))
     return links

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imagenot import escape
+from imagenot import datacard, escape
 from imagenot.config import to_dict
 from imagenot.demo.config import DemoConfig
 from imagenot.fileio import read_json, write_json, write_text
@@ -92,7 +92,7 @@ def build_summary(cfg: DemoConfig, out: Path, timings: dict[str, dict[str, Any]]
     """Everything the summary states, as data (summary.json)."""
     stats = _read(out / "report" / "stats.json")
     audit = _read(out / "audit" / "audit.json")
-    card = _read(out / "clipart-not" / "dataset.json")
+    card = datacard.read_card_if_any(out / "clipart-not") or {}
     from imagenot.demo.run import plateau_file
 
     plateau_path = plateau_file()

@@ -19,6 +19,7 @@ from typing import Any
 
 from imagenot import safepath
 from imagenot.config import to_dict, to_record
+from imagenot.demo.budget import plateau_file
 from imagenot.demo.config import DemoConfig
 from imagenot.demo.stages import StageRunner
 from imagenot.fileio import read_json, write_json, write_manifest
@@ -131,12 +132,6 @@ def _audit(cfg: DemoConfig, p: DemoPaths) -> str:
         parts.append(f"{label['label_issues']} of {label.get('label_issues_checked')} contrast val images "
                      "flagged as likely label errors")
     return "; ".join(parts) or "audit written"
-
-
-def plateau_file() -> Path | None:
-    """The demo's budget sweep (scripts/demo_budget_sweep.py), shipped with the package, if it exists."""
-    path = Path(__file__).with_name("budget.json")
-    return path if path.is_file() else None
 
 
 def _report(cfg: DemoConfig, p: DemoPaths) -> str:

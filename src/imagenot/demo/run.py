@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imagenot import safepath
+from imagenot import datacard, safepath
 from imagenot.config import to_dict, to_record
 from imagenot.demo.budget import plateau_file
 from imagenot.demo.config import DemoConfig
@@ -181,7 +181,7 @@ def run_demo(cfg: DemoConfig, echo: Any = print) -> Path:
     keys = stage_keys(cfg)
     runner.run("classes", lambda: _classes(cfg, p), lambda: p.pool.exists(), keys["classes"])
     runner.run("mine", lambda: _mine(cfg, p), lambda: (p.mine / "selected.parquet").exists(), keys["mine"])
-    runner.run("download", lambda: _download(cfg, p), lambda: (p.dataset / "dataset.json").exists(),
+    runner.run("download", lambda: _download(cfg, p), lambda: datacard.has_card(p.dataset),
                keys["download"])
     runner.run("zoo", lambda: _zoo(cfg, p), lambda: _zoo_done(cfg, p), keys["zoo"])
     if cfg.audit:

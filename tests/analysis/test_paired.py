@@ -10,20 +10,30 @@ import pytest
 from scipy import stats as sps
 
 from imagenot.analysis import paired, stats
+from imagenot.stats import accuracy_interval, clopper_pearson
 
 
 def test_clopper_pearson_matches_the_beta_quantiles() -> None:
-    low, high = paired.clopper_pearson(7, 20, 0.95)
+    low, high = clopper_pearson(7, 20, 0.95)
     assert low == pytest.approx(sps.beta.ppf(0.025, 7, 14))
     assert high == pytest.approx(sps.beta.ppf(0.975, 8, 13))
     ci = sps.binomtest(7, 20).proportion_ci(confidence_level=0.95, method="exact")
     assert (low, high) == pytest.approx((ci.low, ci.high))
     # k = 0: the lower end is 0 and the upper one solves (1 - p)^n = alpha / 2
-    low0, high0 = paired.clopper_pearson(0, 10, 0.95)
+    low0, high0 = clopper_pearson(0, 10, 0.95)
     assert low0 == 0.0 and high0 == pytest.approx(1 - 0.025 ** (1 / 10))
-    low_n, high_n = paired.clopper_pearson(10, 10, 0.9)
+    low_n, high_n = clopper_pearson(10, 10, 0.9)
     assert high_n == 1.0 and low_n == pytest.approx(0.05 ** (1 / 10))
-    assert all(math.isnan(v) for v in paired.clopper_pearson(0, 0))
+    assert all(math.isnan(v) for v in clopper_pearson(0, 0))
+
+
+def test_accuracy_interval_is_the_same_clopper_pearson_as_a_record() -> None:
+    """The audit's accuracy records and the report's intervals come from one implementation."""
+    rec = accuracy_interval(7, 20, 0.9)
+    assert (rec["ci_low"], rec["ci_high"]) == clopper_pearson(7, 20, 0.9)
+    assert rec["accuracy"] == pytest.approx(0.35) and rec["n_test"] == 20 and rec["correct"] == 7
+    empty = accuracy_interval(0, 0)
+    assert empty["accuracy"] is None and empty["ci_low"] is None and empty["n_test"] == 0
 
 
 def test_mcnemar_on_a_constructed_table() -> None:

@@ -279,3 +279,19 @@ def test_runs_covering_other_images_are_refused_with_the_counts(tmp_path: Path) 
     write_predictions_file(root / "c-con", hits, keys=dup)
     with pytest.raises(InputError, match="more than once"):
         analyze(collect_results([root]), n_boot=200)
+
+
+def test_flip_sentences_from_stats_json_are_the_reports_bullets(tmp_path: Path) -> None:
+    """Readers of a finished report (the demo's summary) word the flips exactly as report.md does."""
+    from imagenot import escape
+    from imagenot.analysis.config import ReportConfig
+    from imagenot.analysis.pipeline import run_report
+    from imagenot.analysis.wording import flip_sentences
+
+    runs = _study(tmp_path / "runs", {"c": (0.60, 0.40), "b": (0.70, 0.505), "a": (0.80, 0.50), "d": (0.90, 0.70)})
+    paths = run_report(ReportConfig(runs=(str(runs),), out=str(tmp_path / "report"), n_boot=200))
+    stats_json = json.loads(Path(paths["stats"]).read_text())
+    (sentence,) = flip_sentences(stats_json["main"])
+    assert sentence.startswith("a is 10.0 points ahead on ref") and "significant on ref only" in sentence
+    assert f"- {escape.md(sentence)}" in Path(paths["report_md"]).read_text()  # report.md escapes its text
+    assert flip_sentences({}) == []

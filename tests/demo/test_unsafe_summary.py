@@ -49,3 +49,21 @@ def test_update_readme_renders_the_summary_again_instead_of_copying_raw_markdown
     (demo / "summary.json").write_text("{not json")
     assert update_readme.update(demo, readme, tmp_path / "docs") == 2  # refused, README untouched
     assert readme.read_text() == text
+
+
+def test_summary_words_flips_with_the_reports_sentences(tmp_path: Path) -> None:
+    """The demo's summary takes its flip sentences from the analysis (one wording), from stats.json."""
+    from imagenot.analysis.wording import flip_sentences
+    from imagenot.demo.config import DemoConfig
+    from imagenot.demo.summary import build_summary
+
+    main = {"x_name": "fashion-mnist", "y_name": "clipart-not", "flip_support": [
+        {"better_on_x": "vgg_s", "better_on_y": "resnet_s", "diff_x": 2.5, "diff_y": -4.0, "p_x": 0.01,
+         "p_y": 0.2, "significant_x": True, "significant_y": False, "support": "one"}]}
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "stats.json").write_text(json.dumps({"main": main}))
+    flips = build_summary(DemoConfig(), tmp_path, {})["flips"]
+    assert flips == flip_sentences(main)
+    assert flips == ["vgg_s is 2.5 points ahead on fashion-mnist (p = 0.01); resnet_s is 4.0 points ahead on "
+                     "clipart-not (p = 0.2): significant on fashion-mnist only; on clipart-not the two cannot be "
+                     "told apart, so the flip is not supported."]

@@ -1,7 +1,8 @@
 """From result rows to the comparison the study is about: do models keep their order on the contrast dataset?
 
 `analyze` cleans the rows (duplicates, NaN accuracies, impossible values), decides which dataset plays the
-reference and which the contrast, puts the models in publication order, and builds one `Comparison` for
+reference and which the contrast, puts the models in publication order (those steps are
+`imagenot.analysis.cleaning`), and builds one `Comparison` for
 reference vs contrast and one per transfer target (fine-tuned accuracy of reference-pretrained vs
 contrast-pretrained models). Where runs left per-image predictions, each comparison also carries what the test
 images support (`imagenot.analysis.uncertainty`). Everything it leaves out (models on one side only, diverged
@@ -20,9 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from imagenot import rundir
 from imagenot.analysis import paired, stats
-from imagenot.analysis.results import Row, normalize_row
+from imagenot.analysis.cleaning import (
+    check_same_experiment,
+    clean_rows,
+    find_baseline,
+    publication_order,
+    read_scales,
+    split_roles,
+)
+from imagenot.analysis.results import Row
 from imagenot.analysis.uncertainty import (
     FlipSupport,
     PredictionStore,
@@ -35,8 +43,6 @@ from imagenot.analysis.uncertainty import (
 from imagenot.errors import InputError
 
 log = logging.getLogger(__name__)
-
-BASELINE_HINT = "alexnet"
 
 
 @dataclasses.dataclass
@@ -153,193 +159,6 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def _fmt_origin(row: Row) -> str:
-    return row.get("origin") or row.get("run_dir") or "(row)"
-
-
-def _clean(rows: Iterable[Mapping[str, Any]], duplicates: str, notes: list[str]) -> list[Row]:
-    """Type rows, drop exact duplicates, refuse (or resolve) conflicting ones, and set NaN runs aside."""
-    if duplicates not in ("error", "first", "last"):
-        raise ValueError(f"unknown duplicates policy {duplicates!r}; known: error, first, last")
-    typed = [normalize_row(r, r.get("origin")) for r in rows]
-    kept: dict[tuple[Any, ...], Row] = {}
-    exact = 0
-    conflicts: list[tuple[Row, Row]] = []
-    for row in typed:
-        key = (row["model"], row["dataset"], row["role"], row["pretrain_dataset"], row["seed"])
-        if key not in kept:
-            kept[key] = row
-            continue
-        old = kept[key]
-        same = all(
-            (old[c] == row[c]) or (c == "top1" and math.isnan(old[c]) and math.isnan(row[c]))
-            for c in ("top1", "top5", "epochs")
-        )
-        if same:
-            exact += 1
-            continue
-        conflicts.append((old, row))
-        if duplicates == "last":
-            kept[key] = row
-    if exact:
-        notes.append(f"{exact} duplicate row(s) (same model, dataset, role, pretraining, seed and accuracy) "
-                     "were counted once.")
-    if conflicts:
-        desc = "; ".join(
-            f"{a['model']} on {a['dataset']} seed {a['seed']}: {a['top1']} ({_fmt_origin(a)}) vs "
-            f"{b['top1']} ({_fmt_origin(b)})" for a, b in conflicts[:5]
-        )
-        if duplicates == "error":
-            raise InputError(
-                f"{len(conflicts)} conflicting duplicate run(s) (same model, dataset, role, pretraining and seed, "
-                f"different results): {desc}. Remove one, give them distinct seeds, or choose a policy "
-                "(--duplicates first|last)."
-            )
-        notes.append(f"{len(conflicts)} conflicting duplicate run(s); kept the {duplicates} of each: {desc}.")
-    clean: list[Row] = []
-    nan_runs: list[str] = []
-    diverged: list[str] = []
-    for row in kept.values():
-        seed = "" if row["seed"] is None else f" seed {row['seed']}"
-        if row.get("status") == "diverged":
-            diverged.append(f"{row['model']} on {row['dataset']}{seed}")
-        elif math.isnan(row["top1"]):
-            nan_runs.append(f"{row['model']} on {row['dataset']}{seed}")
-        else:
-            clean.append(row)
-    if diverged:
-        notes.append(f"{len(diverged)} run(s) diverged (their loss became NaN or infinite) and were left out of "
-                     f"the ranking: {', '.join(diverged)}.")
-    if nan_runs:
-        notes.append(f"{len(nan_runs)} run(s) without a top-1 accuracy (NaN: diverged or unfinished) were left "
-                     f"out: {', '.join(nan_runs)}.")
-    return clean
-
-
-def _check_same_experiment(rows: Sequence[Row], notes: list[str]) -> None:
-    """Refuse rows that one dataset name or one model's seeds would wrongly put together.
-
-    A dataset name with runs of different class counts holds different tasks (chance differs, so do the
-    accuracies); the seeds of one model on one dataset are averaged as replicates, which they are only when
-    their run fingerprints (imagenot.rundir.fingerprint) agree. Rows without a fingerprint (CSV tables, runs
-    of older versions) cannot be checked: that is said when such rows are averaged.
-    """
-    by_dataset: dict[str, dict[int, list[Row]]] = {}
-    for row in rows:
-        if row.get("chance"):
-            by_dataset.setdefault(row["dataset"], {}).setdefault(round(100.0 / row["chance"]), []).append(row)
-    for name, counts in by_dataset.items():
-        if len(counts) > 1:
-            shown = "; ".join(f"{k} classes: {_runs_text(group)}" for k, group in sorted(counts.items()))
-            raise InputError(f"dataset {name} holds runs with different class counts ({shown}): they are "
-                             "different tasks under one name and cannot be ranked together. Give them distinct "
-                             "dataset names (--dataset-name / the plan's name), or leave one out.")
-    groups: dict[tuple[Any, ...], list[Row]] = {}
-    for row in rows:
-        groups.setdefault((row["dataset"], row["model"], row["role"], row["pretrain_dataset"]), []).append(row)
-    unchecked = []
-    for (dataset, model, _, _), group in groups.items():
-        prints: dict[str, list[Row]] = {}
-        for row in group:
-            if row.get("fingerprint"):
-                prints.setdefault(row["fingerprint"], []).append(row)
-        if len(prints) > 1:
-            shown = "; ".join(f"{fp}: {_runs_text(runs)}" for fp, runs in prints.items())
-            raise InputError(f"{model} on {dataset}: its runs were made with different settings (run fingerprints "
-                             f"{shown}{_settings_diff(list(prints.values()))}), so they are not seeds of one "
-                             "experiment and are not averaged or ranked together. Report them under distinct "
-                             "dataset names, or leave the others out.")
-        if len(group) > 1 and any(not row.get("fingerprint") for row in group):
-            unchecked.append(f"{model} on {dataset}")
-    if unchecked:
-        notes.append(f"Runs without a run fingerprint (tables, or runs of an older imagenot) were averaged over "
-                     f"seeds without checking that their settings agree: {', '.join(unchecked)}.")
-
-
-def _settings_diff(groups: list[list[Row]]) -> str:
-    """The settings that differ between the first two groups' first runs (from their config.json; '' when
-    either is not readable)."""
-    configs = []
-    for group in groups[:2]:
-        run_dir = group[0].get("run_dir")
-        try:
-            config = rundir.read_config(run_dir) if run_dir else None
-        except (OSError, ValueError):
-            config = None
-        if not isinstance(config, dict):
-            return ""
-        configs.append({k: v for k, v in config.items() if k not in rundir.FINGERPRINT_EXCLUDED})
-    a, b = configs
-    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    return ("; settings that differ: " + ", ".join(f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in keys[:4])
-            if keys else "")
-
-
-def _runs_text(rows: Sequence[Row]) -> str:
-    seeds = ", ".join("-" if r["seed"] is None else str(r["seed"]) for r in rows[:6])
-    return f"{rows[0]['model']} seed(s) {seeds} ({_fmt_origin(rows[0])}{' ...' if len(rows) > 1 else ''})"
-
-
-def _pick_dataset(role: str, name: str | None, datasets: Sequence[str], by_role: dict[str, list[str]]) -> str:
-    if name is not None:
-        if name not in datasets:
-            raise InputError(f"no {role} dataset {name!r} among the runs; datasets: {', '.join(datasets) or '(none)'}")
-        return name
-    found = by_role.get(role, [])
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise InputError(
-            f"no run has role {role!r}; name the {role} dataset (--{role} NAME); datasets: {', '.join(datasets)}"
-        )
-    raise InputError(f"several datasets have role {role!r} ({', '.join(found)}); choose one with --{role} NAME")
-
-
-def _resolve_scale(dataset: str, values: list[float], declared: str) -> dict[str, str]:
-    if declared == "auto":
-        scale, reason = stats.detect_scale(values, dataset)
-        return {"scale": scale, "reason": f"detected: {reason}", "declared": "auto"}
-    if declared not in stats.SCALES:
-        raise InputError(f"unknown scale {declared!r} for {dataset}; known: auto, {', '.join(stats.SCALES)}")
-    if declared == "fraction" and values and max(values) > 1.0:
-        raise InputError(f"{dataset} declared as fractions but has values above 1 (max {max(values)})")
-    return {"scale": declared, "reason": "declared", "declared": declared}
-
-
-_LIMITS = {"percent": (0.0, 100.0), "fraction": (0.0, 1.0)}
-
-
-def _check_values(rows: Iterable[Row], scales: Mapping[str, Mapping[str, str]]) -> None:
-    """Refuse accuracies no run can have (inf, above 100 %, below 0, a ratio of 0 or less), naming the row.
-
-    Clipping them would plot and rank a typo; a NaN top-1 never reaches here (it is a diverged run, noted).
-    """
-    for row in rows:
-        info = scales[row["dataset"]]
-        scale = info["scale"]
-        for col in ("top1", "top5"):
-            value = row[col]
-            if value is None:
-                continue
-            if col == "top5" and math.isnan(value):
-                row[col] = None
-                continue
-            where = f"{col} of {row['model']} on {row['dataset']}"
-            if not math.isfinite(value):
-                raise InputError(f"{where} is {value}: not a finite number", path=_fmt_origin(row))
-            if scale == "ratio":
-                if value <= 0:
-                    raise InputError(f"{where} is {value}: a ratio to a baseline must be above 0",
-                                     path=_fmt_origin(row))
-                continue
-            low, high = _LIMITS[scale]
-            if not low <= value <= high:
-                how = "declared" if info["declared"] != "auto" else info["reason"]
-                raise InputError(f"{where} is {value}, outside [{low:g}, {high:g}] for a {scale} scale ({how}); "
-                                 "correct the value or declare the scale (--scale DATASET=...)",
-                                 path=_fmt_origin(row))
-
-
 def _group(rows: Iterable[Row]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -384,6 +203,36 @@ def _compare(
     seed: int,
     evidence: _Evidence | None = None,
 ) -> Comparison:
+    """Fill `comp`: the paired models, their order and rank agreement, fits, relative improvement, the
+    bootstrap, the test-image evidence and what makes it weak."""
+    _pair(comp, xs, ys, order)
+    x, y = comp.means("x"), comp.means("y")
+    comp.order = stats.pairwise_order(comp.models, x, y) if comp.n >= 2 else None
+    for flip in (comp.order or {}).get("flips", []):
+        flip["within_noise"] = _within_noise(comp, flip["better_on_x"], flip["better_on_y"])
+    comp.rank = stats.rank_correlation(x, y)
+    if comp.n >= stats.MIN_POINTS and comp.rank is None:
+        comp.notes.append("One side has the same accuracy for every model; rank correlations are undefined.")
+    accuracy = comp.x_scale in stats.ACCURACY_SCALES and comp.y_scale in stats.ACCURACY_SCALES
+    _fit(comp, accuracy)
+    base_index = comp.models.index(baseline) if baseline in comp.models else None
+    if comp.kind == "main":
+        comp.relative = _relative(comp, baseline, base_index)
+        if comp.relative and comp.relative.get("fit"):
+            comp.fits["ratio"] = comp.relative["fit"]
+    comp.primary_fit = "raw" if accuracy else ("ratio" if comp.fits.get("ratio") else "raw")
+    if comp.n >= stats.MIN_POINTS and comp.rank is not None:
+        _bootstrap(comp, bootstrap, base_index, n_boot=n_boot, confidence=confidence, seed=seed)
+    if evidence is not None:
+        _add_evidence(comp, evidence, accuracy=accuracy, base_index=base_index, n_boot=n_boot,
+                      confidence=confidence, seed=seed)
+    _weakness(comp)
+    return comp
+
+
+def _pair(comp: Comparison, xs: dict[str, dict[str, Any]], ys: dict[str, dict[str, Any]],
+          order: list[str]) -> None:
+    """The models with results on both sides (publication order); those on one side only are noted."""
     comp.x, comp.y = xs, ys
     comp.models = [m for m in order if m in xs and m in ys]
     comp.only_x = [m for m in order if m in xs and m not in ys]
@@ -394,52 +243,45 @@ def _compare(
             comp.notes.append(f"{len(missing)} model(s) have results on {name} but not on {other} and are left out "
                               f"of the paired statistics: {', '.join(missing)}.")
     n = comp.n
-    x, y = comp.means("x"), comp.means("y")
     if n < stats.MIN_POINTS:
         comp.notes.append(f"Only {n} model(s) have results on both sides; rank correlations, fits and "
                           f"bootstrap intervals need at least {stats.MIN_POINTS} and are omitted.")
         comp.weak.append(f"only {n} paired model(s): no statistics")
-    comp.order = stats.pairwise_order(comp.models, x, y) if n >= 2 else None
-    for flip in (comp.order or {}).get("flips", []):
-        flip["within_noise"] = _within_noise(comp, flip["better_on_x"], flip["better_on_y"])
-    comp.rank = stats.rank_correlation(x, y)
-    if n >= stats.MIN_POINTS and comp.rank is None:
-        comp.notes.append("One side has the same accuracy for every model; rank correlations are undefined.")
-    accuracy = comp.x_scale in stats.ACCURACY_SCALES and comp.y_scale in stats.ACCURACY_SCALES
+
+
+def _fit(comp: Comparison, accuracy: bool) -> None:
+    """The raw straight-line fit, and on accuracies the logit and probit ones (omitted, with a note, when a
+    side holds ratios)."""
+    x, y = comp.means("x"), comp.means("y")
     comp.fits["raw"] = stats.linear_fit(x, y)
     if accuracy:
         fx, fy = x / 100.0, y / 100.0
-        if n and (np.any((fx <= 0) | (fx >= 1)) or np.any((fy <= 0) | (fy >= 1))):
+        if comp.n and (np.any((fx <= 0) | (fx >= 1)) or np.any((fy <= 0) | (fy >= 1))):
             comp.notes.append(f"Accuracies of 0 or 100% were clipped to [{stats.CLIP}, {1 - stats.CLIP}] "
                               "for the logit and probit fits.")
         for how in ("logit", "probit"):
             comp.fits[how] = stats.linear_fit(stats.transform(fx, how), stats.transform(fy, how))
-    else:
-        comp.fits["logit"] = comp.fits["probit"] = None
-        ratio_side = comp.x_name if comp.x_scale == "ratio" else comp.y_name
-        comp.notes.append(f"{ratio_side} holds ratios to a baseline, not accuracies: logit and probit fits are "
-                          "omitted, and the raw fit mixes units (its R^2 equals the ratio fit's, its slope does "
-                          "not)" + (", so the ratio fit is the one reported." if comp.kind == "main" else "."))
-    base_index = comp.models.index(baseline) if baseline in comp.models else None
-    if comp.kind == "main":
-        comp.relative = _relative(comp, baseline, base_index)
-        if comp.relative and comp.relative.get("fit"):
-            comp.fits["ratio"] = comp.relative["fit"]
-    comp.primary_fit = "raw" if accuracy else ("ratio" if comp.fits.get("ratio") else "raw")
-    if n >= stats.MIN_POINTS and comp.rank is not None:
-        multi = any(len(xs[m]["values"]) > 1 or len(ys[m]["values"]) > 1 for m in comp.models)
-        mode = bootstrap if bootstrap != "auto" else ("both" if multi else "models")
-        comp.bootstrap = stats.bootstrap(
-            [xs[m]["values"] for m in comp.models], [ys[m]["values"] for m in comp.models],
-            transform=_bootstrap_transform(comp.primary_fit, base_index),
-            resample=mode, n_boot=n_boot, confidence=confidence, seed=seed,
-        )
-        comp.bootstrap["fit"] = comp.primary_fit
-    if evidence is not None:
-        _add_evidence(comp, evidence, accuracy=accuracy, base_index=base_index, n_boot=n_boot,
-                      confidence=confidence, seed=seed)
-    _weakness(comp)
-    return comp
+        return
+    comp.fits["logit"] = comp.fits["probit"] = None
+    ratio_side = comp.x_name if comp.x_scale == "ratio" else comp.y_name
+    comp.notes.append(f"{ratio_side} holds ratios to a baseline, not accuracies: logit and probit fits are "
+                      "omitted, and the raw fit mixes units (its R^2 equals the ratio fit's, its slope does "
+                      "not)" + (", so the ratio fit is the one reported." if comp.kind == "main" else "."))
+
+
+def _bootstrap(comp: Comparison, bootstrap: str, base_index: int | None, *, n_boot: int, confidence: float,
+               seed: int) -> None:
+    """Bootstrap intervals of tau, rho, slope and R^2 on the primary fit's scale (seeds and models when
+    models have several seeds, unless told otherwise)."""
+    xs, ys = comp.x, comp.y
+    multi = any(len(xs[m]["values"]) > 1 or len(ys[m]["values"]) > 1 for m in comp.models)
+    mode = bootstrap if bootstrap != "auto" else ("both" if multi else "models")
+    comp.bootstrap = stats.bootstrap(
+        [xs[m]["values"] for m in comp.models], [ys[m]["values"] for m in comp.models],
+        transform=_bootstrap_transform(comp.primary_fit, base_index),
+        resample=mode, n_boot=n_boot, confidence=confidence, seed=seed,
+    )
+    comp.bootstrap["fit"] = comp.primary_fit
 
 
 def _add_evidence(comp: Comparison, ev: _Evidence, *, accuracy: bool, base_index: int | None, n_boot: int,
@@ -541,25 +383,6 @@ def _weakness(comp: Comparison) -> None:
         comp.weak.append(f"the {level} interval of R^2 is wide ({r2_ci['low']:.2f} to {r2_ci['high']:.2f})")
 
 
-def _find_baseline(requested: str | None, order: list[str], models: dict[str, dict[str, Any]],
-                   notes: list[str]) -> str | None:
-    if requested is not None:
-        for m in order:
-            if m.lower() == requested.lower():
-                return m
-        raise InputError(f"baseline model {requested!r} not found; models: {', '.join(order)}")
-    exact = [m for m in order if m.lower() == BASELINE_HINT]
-    if exact:
-        return exact[0]
-    hinted = [m for m in order if BASELINE_HINT in m.lower() or BASELINE_HINT in (models[m]["family"] or "").lower()]
-    if hinted:
-        return hinted[0]
-    if order:
-        notes.append(f"No AlexNet-family model: the baseline is the first model in publication order, {order[0]}.")
-        return order[0]
-    return None
-
-
 def analyze(
     rows: Iterable[Mapping[str, Any]],
     *,
@@ -587,97 +410,25 @@ def analyze(
     """
     store = PredictionStore(predictions)
     notes: list[str] = []
-    clean = _clean(rows, duplicates, notes)
+    clean = clean_rows(rows, duplicates, notes)
     if not clean:
         raise InputError("no usable results (every row lacks a top-1 accuracy)")
-    _check_same_experiment(clean, notes)
+    check_same_experiment(clean, notes)
     scales = dict(scales or {})
     trained = [r for r in clean if r["role"] != "transfer"]
-    datasets = list(dict.fromkeys(r["dataset"] for r in trained))
-    by_role: dict[str, list[str]] = {}
-    for r in trained:
-        if r["role"] and r["dataset"] not in by_role.setdefault(r["role"], []):
-            by_role[r["role"]].append(r["dataset"])
-    ref = _pick_dataset("reference", reference, datasets, by_role)
-    con = _pick_dataset("contrast", contrast, datasets, by_role)
-    if ref == con:
-        raise InputError(f"the reference and the contrast are the same dataset ({ref})")
-    ignored = [d for d in datasets if d not in (ref, con)]
-    if ignored:
-        notes.append(f"Runs on other datasets were not compared: {', '.join(ignored)}.")
-    mismatched = [r for r in trained if r["dataset"] in (ref, con) and r["role"]
-                  and r["role"] != ("reference" if r["dataset"] == ref else "contrast")]
-    if mismatched:
-        notes.append(f"{len(mismatched)} run(s) carry a role that disagrees with the datasets named as reference "
-                     "and contrast; the names were followed.")
-
-    # model metadata and publication order (year, then first appearance)
-    models: dict[str, dict[str, Any]] = {}
-    for r in clean:
-        info = models.setdefault(r["model"], {"family": None, "year": None, "first": len(models)})
-        info["family"] = info["family"] or r["family"]
-        if r["year"] is not None:
-            if info["year"] is not None and info["year"] != r["year"]:
-                notes.append(f"{r['model']} has two years ({info['year']}, {r['year']}); the first is used.")
-            else:
-                info["year"] = r["year"]
-    order = sorted(models, key=lambda m: (models[m]["year"] is None, models[m]["year"] or 0, models[m]["first"]))
-    no_year = [m for m in order if models[m]["year"] is None]
-    if no_year:
-        notes.append(f"No publication year for {', '.join(no_year)}: placed last, in input order.")
-
-    scale_info: dict[str, dict[str, str]] = {}
-    values_by_dataset: dict[str, list[float]] = {}
-    for r in clean:
-        values_by_dataset.setdefault(r["dataset"], []).append(r["top1"])
-    for name, values in values_by_dataset.items():
-        scale_info[name] = _resolve_scale(name, values, scales.get(name, "auto"))
-    unknown_scales = sorted(set(scales) - set(values_by_dataset))
-    if unknown_scales:
-        raise InputError(f"scale given for unknown dataset(s) {', '.join(unknown_scales)}; "
-                         f"datasets: {', '.join(values_by_dataset)}")
-    _check_values(clean, scale_info)
-    # one unit inside: fractions become percent (the contract's unit); ratios stay ratios
-    for r in clean:
-        if scale_info[r["dataset"]]["scale"] == "fraction":
-            r["top1"] = r["top1"] * 100.0
-            if r["top5"] is not None:
-                r["top5"] = r["top5"] * 100.0
-    fractions = [d for d, s in scale_info.items() if s["scale"] == "fraction"]
-    if fractions:
-        notes.append(f"Accuracies of {', '.join(fractions)} were read as fractions and are shown in percent.")
-
-    def unit(dataset: str) -> str:
-        return "ratio" if scale_info[dataset]["scale"] == "ratio" else "percent"
-
-    base = _find_baseline(baseline, order, models, notes)
+    ref, con = split_roles(trained, reference, contrast, notes)
+    order, models = publication_order(clean, notes)
+    scale_info = read_scales(clean, scales, notes)
+    base = find_baseline(baseline, order, models, notes)
     common = {"bootstrap": bootstrap, "n_boot": n_boot, "confidence": confidence, "seed": seed}
-    main = Comparison(kind="main", x_name=ref, y_name=con, x_scale=unit(ref), y_scale=unit(con))
+    setup = _Setup(order=order, baseline=base, scales=scale_info, store=store, n_perm=n_perm, power=power,
+                   common=common)
+    main = Comparison(kind="main", x_name=ref, y_name=con, x_scale=setup.unit(ref), y_scale=setup.unit(con))
     rows_ref = [r for r in trained if r["dataset"] == ref]
     rows_con = [r for r in trained if r["dataset"] == con]
-    _compare(main, _group(rows_ref), _group(rows_con), order, baseline=base,
-             evidence=_Evidence(rows_ref, rows_con, store, n_perm, power), **common)
+    setup.compare(main, rows_ref, rows_con)
     datasets = {ref: _dataset_info(ref, "reference", rows_ref), con: _dataset_info(con, "contrast", rows_con)}
-
-    transfers: list[Comparison] = []
-    transfer_rows = [r for r in clean if r["role"] == "transfer"]
-    targets = list(dict.fromkeys(r["dataset"] for r in transfer_rows))
-    for target in targets:
-        here = [r for r in transfer_rows if r["dataset"] == target]
-        other = sorted({str(r["pretrain_dataset"]) for r in here} - {ref, con})
-        comp = Comparison(kind="transfer", x_name=f"{target} from {ref}", y_name=f"{target} from {con}",
-                          x_scale=unit(target), y_scale=unit(target), target=target)
-        if other:
-            comp.notes.append(f"Transfer runs on {target} pretrained on other datasets were not compared: "
-                              f"{', '.join(other)}.")
-        from_ref = [r for r in here if r["pretrain_dataset"] == ref]
-        from_con = [r for r in here if r["pretrain_dataset"] == con]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            _compare(comp, _group(from_ref), _group(from_con), order, baseline=base,
-                     evidence=_Evidence(from_ref, from_con, store, n_perm, power), **common)
-        transfers.append(comp)
-        datasets[target] = _dataset_info(target, "transfer", here)
+    transfers = _transfers(clean, ref, con, setup, datasets)
     log.info("analysed %d models (%d paired), %d transfer target(s)", len(order), main.n, len(transfers))
     return Analysis(
         rows=clean, reference=ref, contrast=con, scales=scale_info, baseline=base, order=order,
@@ -688,3 +439,45 @@ def analyze(
                   **common},
         datasets=datasets,
     )
+
+
+@dataclasses.dataclass
+class _Setup:
+    """What every comparison of one analysis shares: model order, baseline, scales and evidence settings."""
+
+    order: list[str]
+    baseline: str | None
+    scales: dict[str, dict[str, str]]
+    store: PredictionStore
+    n_perm: int
+    power: float
+    common: dict[str, Any]
+
+    def unit(self, dataset: str) -> str:
+        return "ratio" if self.scales[dataset]["scale"] == "ratio" else "percent"
+
+    def compare(self, comp: Comparison, rows_x: list[Row], rows_y: list[Row]) -> Comparison:
+        return _compare(comp, _group(rows_x), _group(rows_y), self.order, baseline=self.baseline,
+                        evidence=_Evidence(rows_x, rows_y, self.store, self.n_perm, self.power), **self.common)
+
+
+def _transfers(clean: list[Row], ref: str, con: str, setup: _Setup,
+               datasets: dict[str, DatasetInfo]) -> list[Comparison]:
+    """One comparison per transfer target: fine-tuned from the reference against from the contrast."""
+    transfers: list[Comparison] = []
+    transfer_rows = [r for r in clean if r["role"] == "transfer"]
+    for target in dict.fromkeys(r["dataset"] for r in transfer_rows):
+        here = [r for r in transfer_rows if r["dataset"] == target]
+        other = sorted({str(r["pretrain_dataset"]) for r in here} - {ref, con})
+        comp = Comparison(kind="transfer", x_name=f"{target} from {ref}", y_name=f"{target} from {con}",
+                          x_scale=setup.unit(target), y_scale=setup.unit(target), target=target)
+        if other:
+            comp.notes.append(f"Transfer runs on {target} pretrained on other datasets were not compared: "
+                              f"{', '.join(other)}.")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            setup.compare(comp, [r for r in here if r["pretrain_dataset"] == ref],
+                          [r for r in here if r["pretrain_dataset"] == con])
+        transfers.append(comp)
+        datasets[target] = _dataset_info(target, "transfer", here)
+    return transfers

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from imagenot import datacard
 from imagenot.analysis.blocks import Block, Heading, Link, Paragraph, bullets, table
 from imagenot.analysis.comparison import Analysis
 from imagenot.spec import Spec
@@ -85,13 +86,10 @@ def text_filter_lines(analysis: Analysis) -> list[str]:
     out = []
     for info in analysis.datasets.values():
         for spec in info.specs:
-            card = Path(Spec.parse(spec).path or spec) / "dataset.json"
-            if not card.is_file():
+            card = datacard.read_card_if_any(Path(Spec.parse(spec).path or spec))
+            if card is None:
                 continue
-            try:
-                tf = json.loads(card.read_text(encoding="utf-8")).get("text_filter") or {}
-            except (OSError, ValueError):
-                continue
+            tf = card.get("text_filter") or {}
             if tf.get("mode") in (None, "off") or not tf.get("checked"):
                 continue
             share = tf.get("text_in_image", 0) / tf["checked"]

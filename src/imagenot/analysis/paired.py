@@ -2,7 +2,7 @@
 
 Two models evaluated on the same images are paired: they differ only on the images one gets right and the
 other wrong. The functions here turn `predictions.parquet` rows (a bool per image and run) into binomial
-intervals (Clopper-Pearson), exact McNemar tests, Holm-adjusted significance, paired-bootstrap intervals, a
+intervals (Clopper-Pearson, `imagenot.stats`), exact McNemar tests, Holm-adjusted significance, paired-bootstrap intervals, a
 permutation p-value for Kendall tau and the smallest difference a validation set of a given size can detect.
 The tests themselves are statsmodels' and scipy's; this module only shapes the data for them.
 
@@ -27,16 +27,6 @@ log = logging.getLogger(__name__)
 
 EXACT_PERMUTATION_MAX = 9
 """Up to this many models every one of the n! orders is enumerated (9! = 362,880); beyond, Monte Carlo."""
-
-
-def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact binomial interval of k successes in n trials, as fractions (statsmodels, method 'beta')."""
-    from statsmodels.stats.proportion import proportion_confint
-
-    if n <= 0:
-        return math.nan, math.nan
-    low, high = proportion_confint(int(k), int(n), alpha=1.0 - confidence, method="beta")
-    return float(low), float(high)
 
 
 def mcnemar_table(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ below, left, then further out), which is enough for the tens of models a zoo has
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -185,6 +186,20 @@ def _bar_extent(values: np.ndarray, err: np.ndarray | None) -> tuple[float, floa
     return float((values - low).min()), float((values + high).max())
 
 
+@dataclasses.dataclass
+class _Points:
+    """What the scatter shows: one point per model, its error bars (None: none), their legend and axes."""
+
+    x: np.ndarray
+    y: np.ndarray
+    xerr: np.ndarray | None
+    yerr: np.ndarray | None
+    err_label: str
+    xlabel: str
+    ylabel: str
+    use_ratio: bool
+
+
 def scatter(comp: Comparison, path: Path, title: str | None = None, baseline: str | None = None,
             confidence: float = 0.95) -> Path | None:
     """Contrast vs reference (or contrast-pretrained vs reference-pretrained) with fit line, band and y = x.
@@ -196,84 +211,111 @@ def scatter(comp: Comparison, path: Path, title: str | None = None, baseline: st
     """
     if comp.n == 0:
         return None
-    use_ratio = comp.primary_fit == "ratio" and comp.relative is not None
-    err_label = ""
-    if use_ratio:
-        assert comp.relative is not None
-        x = np.array([comp.relative["x"][m] for m in comp.models])
-        y = np.array([comp.relative["y"][m] for m in comp.models])
-        xerr = yerr = None
-        xlabel = f"{comp.x_name.replace(' (%)', '')}: ratio to {comp.relative['baseline']}"
-        ylabel = f"{comp.y_name.replace(' (%)', '')}: ratio to {comp.relative['baseline']}"
-        if "ratio" in comp.y_name.lower():
-            ylabel = comp.y_name
-    else:
-        x, y = comp.means("x"), comp.means("y")
-        ix, iy = _intervals(comp, "x"), _intervals(comp, "y")
-        if ix is not None or iy is not None:
-            xerr = ix[0] if ix else None
-            yerr = iy[0] if iy else None
-            err_label = f"{int(round(confidence * 100))}% interval ({(ix or iy)[1]})"  # type: ignore[index]
-        else:
-            xerr = np.array([comp.x[m]["sd"] for m in comp.models])
-            yerr = np.array([comp.y[m]["sd"] for m in comp.models])
-            if not (np.any(np.isfinite(xerr)) or np.any(np.isfinite(yerr))):
-                xerr = yerr = None
-            else:
-                err_label = "± seed sd"
-        xlabel, ylabel = _axis_label(comp, "x"), _axis_label(comp, "y")
-    fit = comp.fits.get("ratio" if use_ratio else "raw")
+    pts = _ratio_points(comp) if comp.primary_fit == "ratio" and comp.relative is not None else _accuracy_points(
+        comp, confidence)
+    fit = comp.fits.get("ratio" if pts.use_ratio else "raw")
+    identity = comp.x_scale == comp.y_scale or pts.use_ratio
     with plt.rc_context(STYLE):
         grow = max(1.0, (comp.n / 15) ** 0.5)  # more room for labels in a large zoo
         fig, ax = plt.subplots(figsize=(7.2 * grow, 5.4 * grow))
-        if xerr is not None or yerr is not None:
-            ax.errorbar(x, y, xerr=None if xerr is None else np.nan_to_num(xerr),
-                        yerr=None if yerr is None else np.nan_to_num(yerr), fmt="none", ecolor="#9aa9bd",
-                        elinewidth=1, capsize=2, zorder=2, label=escape.mpl(err_label))
-        flipped = {f["better_on_x"] for f in (comp.order or {}).get("flips", [])}
-        flipped |= {f["better_on_y"] for f in (comp.order or {}).get("flips", [])}
-        colours = [FLIP if m in flipped else KEPT for m in comp.models]
-        ax.scatter(x, y, s=46, color=colours, edgecolor="white", linewidth=0.8, zorder=3,
-                   label="model (red: in a flipped pair)" if flipped else "model")
-        x_lo, x_hi = _bar_extent(x, xerr)
-        y_lo, y_hi = _bar_extent(y, yerr)
-        pad_x = (x_hi - x_lo) * 0.08 or 1.0
-        pad_y = (y_hi - y_lo) * 0.08 or 1.0
-        lo_x, hi_x = x_lo - pad_x, x_hi + pad_x * 2.5  # room for labels on the right
-        lo_y, hi_y = y_lo - pad_y, y_hi + pad_y
+        _draw_points(ax, comp, pts)
+        (lo_x, hi_x), (lo_y, hi_y) = _view(pts)
         grid = np.linspace(lo_x, hi_x, 80)
         if fit:
-            ax.plot(grid, fit["slope"] * grid + fit["intercept"], color=FIT, linewidth=1.4, zorder=1,
-                    label=f"fit: slope {fit['slope']:.3g}, R² = {fit['r2']:.3f}")
-            if comp.n >= 4:
-                band_lo, band_hi = fit_band(x, y, grid, confidence)
-                ax.fill_between(grid, band_lo, band_hi, color=FIT, alpha=0.09, linewidth=0, zorder=0,
-                                label=f"{int(round(confidence * 100))}% band of the fit")
+            _draw_fit(ax, fit, pts, grid, comp.n, confidence)
         ax.set_xlim(lo_x, hi_x)
         ax.set_ylim(lo_y, hi_y)
-        if comp.x_scale == comp.y_scale or use_ratio:
-            in_view = (grid >= lo_y) & (grid <= hi_y)
-            if in_view.any():
-                ax.plot(grid, grid, color="#8c8c8c", linestyle="--", linewidth=1, zorder=1, label="y = x")
-            else:
-                side = "below" if lo_y > hi_x else "above"
-                ax.text(0.99, 0.01, f"y = x lies {side} this view: every model scores "
-                        f"{'higher' if side == 'below' else 'lower'} on the y axis than on the x axis",
-                        transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="#6f6f6f")
-            ax.set_xlim(lo_x, hi_x)
-            ax.set_ylim(lo_y, hi_y)
-        ax.set_xlabel(escape.mpl(xlabel))
-        ax.set_ylabel(escape.mpl(ylabel))
+        if identity:
+            _draw_identity(ax, grid, (lo_x, hi_x), (lo_y, hi_y))
+        ax.set_xlabel(escape.mpl(pts.xlabel))
+        ax.set_ylabel(escape.mpl(pts.ylabel))
         default = (f"Transfer to {comp.target}" if comp.kind == "transfer"
                    else f"{comp.y_name} vs {comp.x_name}")
         ax.set_title(escape.mpl(title or default), loc="left")
         ax.legend(loc="upper left", fontsize=8)
         fig.tight_layout()
         lines = [(fit["slope"], fit["intercept"])] if fit else []
-        if comp.x_scale == comp.y_scale or use_ratio:
+        if identity:
             lines.append((1.0, 0.0))
-        _place_labels(ax, list(x), list(y), comp.models, _half(xerr), _half(yerr), lines)
+        _place_labels(ax, list(pts.x), list(pts.y), comp.models, _half(pts.xerr), _half(pts.yerr), lines)
         return _save(fig, path)
+
+
+def _ratio_points(comp: Comparison) -> _Points:
+    """Both sides as ratios to the baseline (no error bars)."""
+    assert comp.relative is not None
+    rel = comp.relative
+    ylabel = f"{comp.y_name.replace(' (%)', '')}: ratio to {rel['baseline']}"
+    return _Points(x=np.array([rel["x"][m] for m in comp.models]), y=np.array([rel["y"][m] for m in comp.models]),
+                   xerr=None, yerr=None, err_label="",
+                   xlabel=f"{comp.x_name.replace(' (%)', '')}: ratio to {rel['baseline']}",
+                   ylabel=comp.y_name if "ratio" in comp.y_name.lower() else ylabel, use_ratio=True)
+
+
+def _accuracy_points(comp: Comparison, confidence: float) -> _Points:
+    """Accuracies with each model's interval on each axis, else its seed spread, else no bars."""
+    ix, iy = _intervals(comp, "x"), _intervals(comp, "y")
+    err_label = ""
+    if ix is not None or iy is not None:
+        xerr = ix[0] if ix else None
+        yerr = iy[0] if iy else None
+        err_label = f"{int(round(confidence * 100))}% interval ({(ix or iy)[1]})"  # type: ignore[index]
+    else:
+        xerr = np.array([comp.x[m]["sd"] for m in comp.models])
+        yerr = np.array([comp.y[m]["sd"] for m in comp.models])
+        if not (np.any(np.isfinite(xerr)) or np.any(np.isfinite(yerr))):
+            xerr = yerr = None
+        else:
+            err_label = "± seed sd"
+    return _Points(x=comp.means("x"), y=comp.means("y"), xerr=xerr, yerr=yerr, err_label=err_label,
+                   xlabel=_axis_label(comp, "x"), ylabel=_axis_label(comp, "y"), use_ratio=False)
+
+
+def _draw_points(ax: Axes, comp: Comparison, pts: _Points) -> None:
+    """Error bars, then the points (red: models in a flipped pair)."""
+    if pts.xerr is not None or pts.yerr is not None:
+        ax.errorbar(pts.x, pts.y, xerr=None if pts.xerr is None else np.nan_to_num(pts.xerr),
+                    yerr=None if pts.yerr is None else np.nan_to_num(pts.yerr), fmt="none", ecolor="#9aa9bd",
+                    elinewidth=1, capsize=2, zorder=2, label=escape.mpl(pts.err_label))
+    flipped = {f["better_on_x"] for f in (comp.order or {}).get("flips", [])}
+    flipped |= {f["better_on_y"] for f in (comp.order or {}).get("flips", [])}
+    colours = [FLIP if m in flipped else KEPT for m in comp.models]
+    ax.scatter(pts.x, pts.y, s=46, color=colours, edgecolor="white", linewidth=0.8, zorder=3,
+               label="model (red: in a flipped pair)" if flipped else "model")
+
+
+def _view(pts: _Points) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Axis limits around the points and their bars, with room for labels on the right."""
+    x_lo, x_hi = _bar_extent(pts.x, pts.xerr)
+    y_lo, y_hi = _bar_extent(pts.y, pts.yerr)
+    pad_x = (x_hi - x_lo) * 0.08 or 1.0
+    pad_y = (y_hi - y_lo) * 0.08 or 1.0
+    return (x_lo - pad_x, x_hi + pad_x * 2.5), (y_lo - pad_y, y_hi + pad_y)
+
+
+def _draw_fit(ax: Axes, fit: dict[str, float], pts: _Points, grid: np.ndarray, n: int, confidence: float) -> None:
+    """The fitted line, and its confidence band from four models on."""
+    ax.plot(grid, fit["slope"] * grid + fit["intercept"], color=FIT, linewidth=1.4, zorder=1,
+            label=f"fit: slope {fit['slope']:.3g}, R² = {fit['r2']:.3f}")
+    if n >= 4:
+        band_lo, band_hi = fit_band(pts.x, pts.y, grid, confidence)
+        ax.fill_between(grid, band_lo, band_hi, color=FIT, alpha=0.09, linewidth=0, zorder=0,
+                        label=f"{int(round(confidence * 100))}% band of the fit")
+
+
+def _draw_identity(ax: Axes, grid: np.ndarray, xlim: tuple[float, float], ylim: tuple[float, float]) -> None:
+    """y = x where it is in view, else a note saying on which side of the view it lies."""
+    (lo_x, hi_x), (lo_y, hi_y) = xlim, ylim
+    in_view = (grid >= lo_y) & (grid <= hi_y)
+    if in_view.any():
+        ax.plot(grid, grid, color="#8c8c8c", linestyle="--", linewidth=1, zorder=1, label="y = x")
+    else:
+        side = "below" if lo_y > hi_x else "above"
+        ax.text(0.99, 0.01, f"y = x lies {side} this view: every model scores "
+                f"{'higher' if side == 'below' else 'lower'} on the y axis than on the x axis",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="#6f6f6f")
+    ax.set_xlim(lo_x, hi_x)
+    ax.set_ylim(lo_y, hi_y)
 
 
 def _half(err: np.ndarray | None) -> np.ndarray | None:

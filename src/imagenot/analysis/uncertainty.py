@@ -28,6 +28,7 @@ from imagenot import predictions as predictions_file
 from imagenot.analysis import paired, stats
 from imagenot.analysis.results import Row
 from imagenot.errors import InputError
+from imagenot.stats import clopper_pearson
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,7 @@ def _interval_from_n(top1: float, n: int | None, confidence: float) -> tuple[flo
     if not n or not math.isfinite(top1):
         return math.nan, math.nan
     k = int(round(top1 / 100.0 * n))
-    low, high = paired.clopper_pearson(min(max(k, 0), n), n, confidence)
+    low, high = clopper_pearson(min(max(k, 0), n), n, confidence)
     return 100.0 * low, 100.0 * high
 
 
@@ -244,20 +245,44 @@ def side_evidence(
     power: float = 0.8,
 ) -> tuple[SideEvidence, SideDraws | None]:
     """Intervals, pair tests and the supported order for one side; also its image-bootstrap draws."""
-    alpha = 1.0 - confidence
-    ev = SideEvidence(dataset=name, n=None, paired=False, alpha=alpha)
+    ev = SideEvidence(dataset=name, n=None, paired=False, alpha=1.0 - confidence)
     by_model: dict[str, list[Row]] = {}
     for row in rows:
         by_model.setdefault(row["model"], []).append(row)
     if ratio:
-        ev.notes.append(f"{name} holds ratios, not accuracies: no binomial intervals or paired tests.")
-        for model, runs in by_model.items():
-            values = np.array([r["top1"] for r in runs])
-            ev.models.append(ModelAccuracy(name, model, "all", None, float(values.mean()), math.nan, math.nan, "",
-                                           len(runs), float(values.std(ddof=1)) if len(runs) > 1 else math.nan,
-                                           runs[0]["source"]))
-        return ev, None
+        return _ratio_evidence(ev, by_model), None
+    loaded, usable = _load_side(ev, by_model, store)
+    draws = _image_draws(ev, loaded, usable, n_boot, rng) if usable else None
+    for model, runs in by_model.items():
+        _model_accuracies(ev, model, runs, loaded[model] if model in usable else None, draws, confidence)
+    if ev.n is None:
+        sizes = {m.n for m in ev.models if m.seed == "all" and m.n}
+        ev.n = sizes.pop() if len(sizes) == 1 else None
+    mean_acc = float(np.mean([r["top1"] for r in rows])) / 100.0 if rows else math.nan
+    if draws is not None and len(usable) >= 2:
+        discord = _pair_tests(ev, by_model, loaded, usable, draws, confidence)
+        ev.mdd = paired.min_detectable_difference(ev.n or 0, mean_acc, discord, alpha=ev.alpha, power=power)
+    elif ev.n:
+        ev.mdd = paired.min_detectable_difference(ev.n, mean_acc, None, alpha=ev.alpha, power=power)
+    return ev, draws
 
+
+def _ratio_evidence(ev: SideEvidence, by_model: dict[str, list[Row]]) -> SideEvidence:
+    """A side given as ratios: each model's mean and seed spread, no intervals or tests."""
+    ev.notes.append(f"{ev.dataset} holds ratios, not accuracies: no binomial intervals or paired tests.")
+    for model, runs in by_model.items():
+        values = np.array([r["top1"] for r in runs])
+        ev.models.append(ModelAccuracy(ev.dataset, model, "all", None, float(values.mean()), math.nan, math.nan, "",
+                                       len(runs), float(values.std(ddof=1)) if len(runs) > 1 else math.nan,
+                                       runs[0]["source"]))
+    return ev
+
+
+def _load_side(ev: SideEvidence, by_model: dict[str, list[Row]], store: PredictionStore
+               ) -> tuple[dict[str, list[_RunPredictions | None]], list[str]]:
+    """Every run's predictions, and the models whose runs all have them (on one split); what is missing is
+    noted."""
+    name = ev.dataset
     loaded = {model: [store.load(r) for r in runs] for model, runs in by_model.items()}
     usable = [m for m, preds in loaded.items() if preds and all(p is not None for p in preds)]
     partial = [m for m, preds in loaded.items() if any(p is not None for p in preds) and m not in usable]
@@ -274,91 +299,90 @@ def side_evidence(
     if partial:
         ev.notes.append(f"{name}: only some seeds of {', '.join(partial)} have predictions; their paired "
                         "statistics are omitted.")
+    return loaded, usable
 
-    # per-run and per-model intervals
-    draws: SideDraws | None = None
-    columns: list[tuple[str, int]] = []  # (model, column) in the correctness matrix
-    if usable:
-        mats = []
-        for m in usable:
-            for p in loaded[m]:
-                assert p is not None
-                columns.append((m, len(mats)))
-                mats.append(p.correct)
-                ev.files.append(p.path)
-        correct = np.column_stack(mats)
-        ev.n = int(correct.shape[0])
-        ev.paired = True
-        run_acc = paired.bootstrap_accuracies(correct, n_boot, rng) * 100.0
-        column_models = [m for m, _ in columns]
-        draws = SideDraws(models=list(usable), means=_model_means(run_acc, column_models, usable), correct=correct,
-                          column_models=column_models, digest=loaded[usable[0]][0].digest)  # type: ignore[union-attr]
-    for model, runs in by_model.items():
-        values = np.array([r["top1"] for r in runs], dtype=float)
-        source = "published" if any(r["source"] == "published" for r in runs) else "trained"
-        sd = float(values.std(ddof=1)) if len(runs) > 1 else math.nan
-        preds = loaded[model] if model in usable else [None] * len(runs)
-        for r, p in zip(runs, preds):
-            if p is not None:
-                n = int(p.correct.size)
-                lo, hi = paired.clopper_pearson(int(p.correct.sum()), n, confidence)
-                lo, hi, method = 100.0 * lo, 100.0 * hi, "clopper-pearson"
-            else:
-                n = r["n_val"]
-                lo, hi = _interval_from_n(r["top1"], n, confidence)
-                method = "clopper-pearson from n_val" if n else ""
-            if len(runs) > 1:
-                ev.models.append(ModelAccuracy(name, model, "" if r["seed"] is None else str(r["seed"]), n,
-                                               float(r["top1"]), lo, hi, method, 1, math.nan, r["source"]))
-        mean = float(values.mean())
-        if len(runs) == 1:
-            ev.models.append(ModelAccuracy(name, model, "all", n, mean, lo, hi, method, 1, sd, source))
-        elif draws is not None and model in usable:
-            lo, hi = paired.percentile_ci(draws.column(model), confidence)
-            ev.models.append(ModelAccuracy(name, model, "all", ev.n, mean, lo, hi,
-                                           "bootstrap over images (seed mean)", len(runs), sd, source))
+
+def _image_draws(ev: SideEvidence, loaded: dict[str, list[_RunPredictions | None]], usable: list[str], n_boot: int,
+                 rng: np.random.Generator) -> SideDraws:
+    """The images x runs correctness of the usable models and its image-bootstrap draws (seed means)."""
+    mats = []
+    column_models: list[str] = []
+    for m in usable:
+        for p in loaded[m]:
+            assert p is not None
+            column_models.append(m)
+            mats.append(p.correct)
+            ev.files.append(p.path)
+    correct = np.column_stack(mats)
+    ev.n = int(correct.shape[0])
+    ev.paired = True
+    run_acc = paired.bootstrap_accuracies(correct, n_boot, rng) * 100.0
+    return SideDraws(models=list(usable), means=_model_means(run_acc, column_models, usable), correct=correct,
+                     column_models=column_models, digest=loaded[usable[0]][0].digest)  # type: ignore[union-attr]
+
+
+def _model_accuracies(ev: SideEvidence, model: str, runs: list[Row], preds: list[_RunPredictions | None] | None,
+                      draws: SideDraws | None, confidence: float) -> None:
+    """One model's intervals: per run (Clopper-Pearson from its predictions, else from its validation size)
+    and for the seed mean (the image bootstrap, else the pooled validation sizes)."""
+    name = ev.dataset
+    values = np.array([r["top1"] for r in runs], dtype=float)
+    source = "published" if any(r["source"] == "published" for r in runs) else "trained"
+    sd = float(values.std(ddof=1)) if len(runs) > 1 else math.nan
+    for r, p in zip(runs, preds or [None] * len(runs)):
+        if p is not None:
+            n = int(p.correct.size)
+            lo, hi = clopper_pearson(int(p.correct.sum()), n, confidence)
+            lo, hi, method = 100.0 * lo, 100.0 * hi, "clopper-pearson"
         else:
-            ns = [r["n_val"] for r in runs]
-            if all(ns):
-                total = int(sum(ns))
-                lo, hi = _interval_from_n(mean, total, confidence)
-                method = "clopper-pearson from n_val (seeds pooled)"
-            else:
-                lo = hi = math.nan
-                method = ""
-            ev.models.append(ModelAccuracy(name, model, "all", ns[0] if len(set(ns)) == 1 else None, mean, lo, hi,
-                                           method, len(runs), sd, source))
-    if ev.n is None:
-        sizes = {m.n for m in ev.models if m.seed == "all" and m.n}
-        ev.n = sizes.pop() if len(sizes) == 1 else None
+            n = r["n_val"]
+            lo, hi = _interval_from_n(r["top1"], n, confidence)
+            method = "clopper-pearson from n_val" if n else ""
+        if len(runs) > 1:
+            ev.models.append(ModelAccuracy(name, model, "" if r["seed"] is None else str(r["seed"]), n,
+                                           float(r["top1"]), lo, hi, method, 1, math.nan, r["source"]))
+    mean = float(values.mean())
+    if len(runs) == 1:
+        ev.models.append(ModelAccuracy(name, model, "all", n, mean, lo, hi, method, 1, sd, source))
+    elif draws is not None and preds is not None:
+        lo, hi = paired.percentile_ci(draws.column(model), confidence)
+        ev.models.append(ModelAccuracy(name, model, "all", ev.n, mean, lo, hi,
+                                       "bootstrap over images (seed mean)", len(runs), sd, source))
+    else:
+        ns = [r["n_val"] for r in runs]
+        if all(ns):
+            lo, hi = _interval_from_n(mean, int(sum(ns)), confidence)
+            method = "clopper-pearson from n_val (seeds pooled)"
+        else:
+            lo = hi = math.nan
+            method = ""
+        ev.models.append(ModelAccuracy(name, model, "all", ns[0] if len(set(ns)) == 1 else None, mean, lo, hi,
+                                       method, len(runs), sd, source))
 
-    if draws is not None and len(usable) >= 2:
-        scores = {m: np.column_stack([loaded[m][i].correct for i in range(len(loaded[m]))]).mean(axis=1)  # type: ignore[union-attr]
-                  for m in usable}
-        tests = []
-        for i, a in enumerate(usable):
-            for b in usable[i + 1:]:
-                table = paired.mcnemar_table(scores[a], scores[b])
-                diff = draws.column(a) - draws.column(b)
-                lo, hi = paired.percentile_ci(diff, confidence)
-                acc_a = float(np.mean([r["top1"] for r in by_model[a]]))
-                acc_b = float(np.mean([r["top1"] for r in by_model[b]]))
-                tests.append(PairTest(name, a, b, ev.n or 0, acc_a, acc_b, acc_a - acc_b, int(table[0, 1]),
-                                      int(table[1, 0]), paired.mcnemar_p(table), math.nan, lo, hi, False))
-        reject, adjusted = paired.holm([t.mcnemar_p for t in tests], alpha)
-        for t, rej, adj in zip(tests, reject, adjusted):
-            t.p_holm = float(adj)
-            t.significant = bool(rej) and t.diff != 0
-        ev.pairs = tests
-        better = [(t.model_a, t.model_b) if t.diff > 0 else (t.model_b, t.model_a) for t in tests if t.significant]
-        ev.supported = paired.covering_pairs(better)
-        discord = float(np.mean([(t.only_a + t.only_b) / t.n for t in tests])) if tests and ev.n else None
-        mean_acc = float(np.mean([r["top1"] for r in rows])) / 100.0
-        ev.mdd = paired.min_detectable_difference(ev.n or 0, mean_acc, discord, alpha=alpha, power=power)
-    elif ev.n:
-        mean_acc = float(np.mean([r["top1"] for r in rows])) / 100.0
-        ev.mdd = paired.min_detectable_difference(ev.n, mean_acc, None, alpha=alpha, power=power)
-    return ev, draws
+
+def _pair_tests(ev: SideEvidence, by_model: dict[str, list[Row]], loaded: dict[str, list[_RunPredictions | None]],
+                usable: list[str], draws: SideDraws, confidence: float) -> float | None:
+    """Every pair of usable models: exact McNemar on the per-image scores, Holm-adjusted, with its
+    paired-bootstrap interval; the order those support. Returns the mean share of discordant images."""
+    scores = {m: np.column_stack([loaded[m][i].correct for i in range(len(loaded[m]))]).mean(axis=1)  # type: ignore[union-attr]
+              for m in usable}
+    tests = []
+    for i, a in enumerate(usable):
+        for b in usable[i + 1:]:
+            table = paired.mcnemar_table(scores[a], scores[b])
+            lo, hi = paired.percentile_ci(draws.column(a) - draws.column(b), confidence)
+            acc_a = float(np.mean([r["top1"] for r in by_model[a]]))
+            acc_b = float(np.mean([r["top1"] for r in by_model[b]]))
+            tests.append(PairTest(ev.dataset, a, b, ev.n or 0, acc_a, acc_b, acc_a - acc_b, int(table[0, 1]),
+                                  int(table[1, 0]), paired.mcnemar_p(table), math.nan, lo, hi, False))
+    reject, adjusted = paired.holm([t.mcnemar_p for t in tests], ev.alpha)
+    for t, rej, adj in zip(tests, reject, adjusted):
+        t.p_holm = float(adj)
+        t.significant = bool(rej) and t.diff != 0
+    ev.pairs = tests
+    better = [(t.model_a, t.model_b) if t.diff > 0 else (t.model_b, t.model_a) for t in tests if t.significant]
+    ev.supported = paired.covering_pairs(better)
+    return float(np.mean([(t.only_a + t.only_b) / t.n for t in tests])) if tests and ev.n else None
 
 
 def mark_flips(ex: SideEvidence, ey: SideEvidence) -> None:

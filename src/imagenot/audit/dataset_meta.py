@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imagenot import datacard
 from imagenot.errors import InputError
 from imagenot.progress import progress
 from imagenot.spec import Spec
@@ -48,7 +49,8 @@ def wds_root(spec: str | None) -> Path | None:
 
 
 def is_download_folder(root: Path) -> bool:
-    return (root / "dataset.json").is_file() and (root / "classes.tsv").is_file()
+    """A finished `imagenot download` folder: its card and class list are there."""
+    return datacard.has_card(root) and (root / "classes.tsv").is_file()
 
 
 def read_sample_table(root: Path, *, progress_enabled: bool = True) -> SampleTable:
@@ -91,9 +93,7 @@ def read_sample_table(root: Path, *, progress_enabled: bool = True) -> SampleTab
 
 
 def _card_splits(root: Path) -> dict[str, Any]:
-    from imagenot.fileio import read_json
-
-    splits = read_json(root / "dataset.json").get("splits", {})
+    splits = datacard.read_card(root).get("splits", {})
     return {s: splits[s] for s in ("train", "val") if s in splits}
 
 
@@ -114,7 +114,7 @@ def sample_keys(spec: str, split: str, **options: Any) -> list[str] | None:
 def folder_fingerprint(root: Path) -> str:
     """Identity of a dataset folder for reusing finished levels: its card, class list and sample index."""
     h = hashlib.sha256(str(root.resolve()).encode())
-    for name in ("dataset.json", "classes.tsv", "samples.parquet"):
+    for name in (datacard.CARD, "classes.tsv", "samples.parquet"):
         p = root / name
         if p.is_file():
             st = p.stat()

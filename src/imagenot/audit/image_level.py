@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from imagenot.audit.binomial import accuracy_interval
 from imagenot.audit.config import AuditConfig
 from imagenot.audit.dataset_meta import SampleTable, wds_root
 from imagenot.audit.image_stats import pixel_statistics, separability, size_statistics
 from imagenot.errors import InputError
 from imagenot.progress import Progress
+from imagenot.stats import accuracy_interval
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from imagenot import rundir
-from imagenot.audit.binomial import accuracy_interval
 from imagenot.audit.config import AuditConfig, absolute_spec
 from imagenot.audit.dataset_meta import sample_keys
 from imagenot.errors import ImagenotError, InputError
 from imagenot.progress import Progress
+from imagenot.stats import accuracy_interval
 
 log = logging.getLogger(__name__)
 

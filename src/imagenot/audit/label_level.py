@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from imagenot import datacard
 from imagenot.audit.dataset_meta import SampleTable
-from imagenot.fileio import read_json
 from imagenot.wordnet.classes import ClassRow, read_classes
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,8 @@ def dataset_classes(root: Path) -> list[ClassRow]:
 
 
 def mining_threshold(root: Path) -> float | None:
-    card = read_json(root / "dataset.json")
-    for section in (card.get("thresholds", {}), card.get("mining", {})):
-        value = section.get("similarity_threshold") if isinstance(section, dict) else None
-        if isinstance(value, (int, float)):
-            return float(value)
-    return None
+    """The similarity threshold the dataset's card records (None when it records none)."""
+    return datacard.similarity_threshold(datacard.read_card(root))
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float] | None:

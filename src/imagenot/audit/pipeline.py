@@ -258,7 +258,7 @@ def _label_level(plan: Plan, out: Path, tables: dict[str, SampleTable | None]) -
 
 def _contact_sheet(plan: Plan, out: Path, names: list[str], issues: list[dict[str, Any]]) -> str | None:
     """Images with captions of the first classes (train split first), then the label-issue examples."""
-    from imagenot.audit.contact_sheet import Tile, decode, render
+    from imagenot.data.contact_sheet import Tile, decode, render
 
     cfg = plan.cfg
     assert cfg.contrast
@@ -307,7 +307,7 @@ def _contact_sheet(plan: Plan, out: Path, names: list[str], issues: list[dict[st
 
 
 def _issue_tile(image: Any, e: dict[str, Any], caption: str | None) -> Any:
-    from imagenot.audit.contact_sheet import Tile
+    from imagenot.data.contact_sheet import Tile
 
     note = f"{e['given_name']} -> {e['predicted_name']} ({e['predicted_probability']:.2f})"
     return Tile(image, caption or e.get("caption") or "", note)

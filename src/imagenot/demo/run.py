@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imagenot import safepath
+from imagenot import datacard, safepath
 from imagenot.config import to_dict, to_record
+from imagenot.demo.budget import plateau_file
 from imagenot.demo.config import DemoConfig
 from imagenot.demo.stages import StageRunner
 from imagenot.fileio import read_json, write_json, write_manifest
@@ -140,12 +141,6 @@ def _audit(cfg: DemoConfig, p: DemoPaths) -> str:
     return "; ".join(parts) or "audit written"
 
 
-def plateau_file() -> Path | None:
-    """The demo's budget sweep (scripts/demo_budget_sweep.py), shipped with the package, if it exists."""
-    path = Path(__file__).with_name("budget.json")
-    return path if path.is_file() else None
-
-
 def _report(cfg: DemoConfig, p: DemoPaths) -> str:
     from imagenot.analysis.config import ReportConfig
     from imagenot.analysis.pipeline import run_report
@@ -193,7 +188,7 @@ def run_demo(cfg: DemoConfig, echo: Any = print) -> Path:
     keys = stage_keys(cfg)
     runner.run("classes", lambda: _classes(cfg, p), lambda: p.pool.exists(), keys["classes"])
     runner.run("mine", lambda: _mine(cfg, p), lambda: (p.mine / "selected.parquet").exists(), keys["mine"])
-    runner.run("download", lambda: _download(cfg, p), lambda: (p.dataset / "dataset.json").exists(),
+    runner.run("download", lambda: _download(cfg, p), lambda: datacard.has_card(p.dataset),
                keys["download"])
     runner.run("zoo", lambda: _zoo(cfg, p), lambda: _zoo_done(cfg, p), keys["zoo"])
     if cfg.audit:

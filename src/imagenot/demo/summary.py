@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imagenot import escape
+from imagenot import datacard, escape
 from imagenot.config import to_dict
+from imagenot.demo.budget import plateau_file
 from imagenot.demo.config import DemoConfig
 from imagenot.fileio import read_json, write_json, write_text
 
@@ -66,28 +67,6 @@ def _model_rows(stats: dict[str, Any], plateau: dict[str, Any]) -> list[list[str
     return rows
 
 
-def _flip_sentences(stats: dict[str, Any]) -> list[str]:
-    main = stats.get("main") or {}
-    x, y = main.get("x_name", "the reference"), main.get("y_name", "the contrast")
-    def verdict(f: dict[str, Any]) -> str:
-        if f.get("support") == "both":
-            return "significant on both datasets: the data support this reversal"
-        if f.get("support") == "one":
-            side = x if f.get("significant_x") else y
-            other = y if f.get("significant_x") else x
-            return f"significant on {side} only: on {other} the test images cannot order the two"
-        if f.get("support") == "neither":
-            return "significant on neither dataset: within the noise of the test images"
-        return "not tested (no per-image predictions)"
-
-    out = []
-    for f in main.get("flip_support") or []:
-        a, b = f["better_on_x"], f["better_on_y"]
-        out.append(f"{b} is {abs(f['diff_y']):.1f} points above {a} on {y} (McNemar p = {f['p_y']:.2g}) but "
-                   f"{abs(f['diff_x']):.1f} below it on {x} (p = {f['p_x']:.2g}): {verdict(f)}.")
-    return out
-
-
 def _verdict(stats: dict[str, Any], plateau: dict[str, Any]) -> dict[str, Any]:
     """What the numbers say, for the summary's first lines: the rank agreement and whether the data establish
     it, the flips the data support, and how far the models are from what more training gives."""
@@ -135,12 +114,12 @@ def verdict_lines(v: dict[str, Any], multiple: int | None, x: str = "Fashion-MNI
 
 
 def build_summary(cfg: DemoConfig, out: Path, timings: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Everything the summary states, as data (summary.json)."""
+    """Everything the summary states, as data (summary.json); the flips in the report's own words."""
+    from imagenot.analysis.wording import flip_sentences
+
     stats = _read(out / "report" / "stats.json")
     audit = _read(out / "audit" / "audit.json")
-    card = _read(out / "clipart-not" / "dataset.json")
-    from imagenot.demo.run import plateau_file
-
+    card = datacard.read_card_if_any(out / "clipart-not") or {}
     plateau_path = plateau_file()
     budget = _read(plateau_path) if plateau_path else {}
     plateau = budget.get("plateau") or {}
@@ -154,7 +133,7 @@ def build_summary(cfg: DemoConfig, out: Path, timings: dict[str, dict[str, Any]]
         "fit": (main.get("fits") or {}).get("raw"), "tau_image_ci": (noise.get("images") or {}).get("kendall_tau"),
         "tau_model_ci": ((noise.get("models") or {}).get("kendall_tau")),
         "tau_seed_ci": ((noise.get("seeds") or {}).get("kendall_tau")),
-        "flips": _flip_sentences(stats), "datasets": stats.get("datasets"),
+        "flips": flip_sentences(stats.get("main") or {}), "datasets": stats.get("datasets"),
         "verdict": _verdict(stats, plateau), "plateau_multiple": max(budget.get("multiples") or [0]) or None,
         "audit": audit.get("summary"), "text_filter": card.get("text_filter"),
         "contrast_classes": [c.get("name") for c in card.get("classes") or []],

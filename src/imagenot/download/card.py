@@ -1,4 +1,5 @@
-"""The dataset card: `dataset.json` (machine-readable), `README.md` (for people) and a contact sheet.
+"""What the dataset card says: `build_card` assembles `dataset.json` from the download's decisions (the file
+names, writing, the README and reading back belong to `imagenot.datacard`), plus the contact sheet.
 
 The card is what lets someone audit a contrast dataset without opening the shards: where every selected row
 went (kept, or which reason removed it), which classes survived, what the thresholds were, and hashes that
@@ -7,8 +8,6 @@ pin the exact shard contents.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import shlex
 import time
@@ -18,15 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image, ImageOps
-
-from imagenot import __version__, escape
-from imagenot.data.orientation import upright
+from imagenot import __version__
 from imagenot.download.config import DownloadConfig
 from imagenot.download.decide import TEXT_IN_IMAGE, Decision
 from imagenot.download.matches import Selection
-from imagenot.fileio import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 
@@ -147,132 +141,11 @@ def write_contact_sheet(
     per_class: int,
     cell: int = 64,
 ) -> None:
-    """A grid with one row per class (up to the rows given) and its first images, class names on the left."""
-    import matplotlib
+    """A grid with one row per class (up to the rows given) and its first images, class names on the left
+    (`imagenot.data.contact_sheet`, the project's one sheet, without captions)."""
+    from imagenot.data.contact_sheet import Layout, Tile, decode, render
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = sorted(samples)
+    rows = [(labels[lab], [Tile(decode(data)) for data in samples[lab][:per_class]]) for lab in sorted(samples)]
     if not rows:
         return
-    grid = np.full((len(rows) * (cell + 2), per_class * (cell + 2), 3), 255, np.uint8)
-    for r, lab in enumerate(rows):
-        for c, data in enumerate(samples[lab][:per_class]):
-            with Image.open(io.BytesIO(data)) as im:
-                tile = ImageOps.fit(upright(im).convert("RGB"), (cell, cell),
-                                    Image.Resampling.BICUBIC)
-            y, x = r * (cell + 2) + 1, c * (cell + 2) + 1
-            grid[y:y + cell, x:x + cell] = np.asarray(tile)
-    height = grid.shape[0] / 100 + 0.4
-    width = grid.shape[1] / 100 + 2.0
-    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
-    ax.imshow(grid, interpolation="nearest")
-    ax.set_yticks([r * (cell + 2) + cell / 2 for r in range(len(rows))])
-    ax.set_yticklabels([escape.mpl(labels[lab]) for lab in rows], fontsize=7)
-    ax.set_xticks([])
-    for side in ("top", "right", "bottom", "left"):
-        ax.spines[side].set_visible(False)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.05)
-    plt.close(fig)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
-    return out
-
-
-def _compact(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-
-
-def write_readme(path: Path, card: Mapping[str, Any]) -> None:
-    """README.md from the card. Every string of the card (class names, corpus and column names, paths) is
-    escaped once up front (`escape.md_tree`); commands, paths and values shown as code go through
-    `escape.md_code` from the raw card, so they show literally and cannot close their code span."""
-    raw = card
-    card = escape.md_tree(dict(card))
-    c = card["counts"]
-    mining = card.get("mining", {})
-    lines = [
-        f"# {card['name']}",
-        "",
-        f"A contrast dataset materialised by `imagenot download` (imagenot {card['tool']['version']}) on "
-        f"{card['created_utc']}.",
-        "",
-        f"- Command: {escape.md_code(raw['command'])}",
-        f"- Source: {escape.md_code(raw['source']['matches'])} (sha256 {card['source']['matches_sha256'][:16]}...), "
-        f"classes {escape.md_code(raw['source']['classes'])}",
-        f"- Corpus: {mining.get('corpus') or 'not recorded'}; encoder: {mining.get('encoder') or 'not recorded'}; "
-        f"similarity threshold: {mining.get('similarity_threshold') if mining.get('similarity_threshold') is not None else 'not recorded'}",
-        f"- Images: shorter side {card['image_size']} px, aspect ratio kept (centre crop at training time), "
-        f"stored as {card['encode_format']}",
-        f"- {card['num_classes']} classes; {c['train']} train and {c['val']} val images",
-        "",
-        "## Where the selected rows went",
-        "",
-    ]
-    lines += _table(["stage", "count"], [
-        ["selected rows", c["selected"]],
-        ["repeated source ids (fetched once)", c.get("duplicate_source_ids", 0)],
-        ["fetched and decoded", c["decoded"]],
-        ["after deduplication", c["after_dedup"]],
-        ["in the dataset (train + val)", c["train"] + c["val"]],
-    ])
-    lines += ["", "Removed, by reason (each row has exactly one):", ""]
-    lines += _table(["reason", "rows"], sorted(card["removed"].items(), key=lambda kv: -kv[1]) or [["none", 0]])
-    if card.get("http_status"):
-        lines += ["", "HTTP status of http_error rows: " +
-                  ", ".join(f"{k}: {v}" for k, v in card["http_status"].items())]
-    if card.get("conversions"):
-        lines += ["", "Kept after conversion to RGB (transparent parts on white): " +
-                  ", ".join(f"{k}: {v}" for k, v in card["conversions"].items())]
-    tf = card.get("text_filter") or {}
-    if tf.get("mode") not in (None, "off"):
-        verb = "removed" if tf["mode"] == "drop" else "would remove (count only; kept)"
-        lines += ["", f"Text-in-image filter (Tesseract OCR, LAIONet's last step): {tf['checked']} images read, "
-                  f"{tf['text_in_image']} show their class name"
-                  f"{' or a lemma' if tf.get('terms') == 'name+lemmas' else ''}; the filter {verb} "
-                  f"{tf['text_in_image']}" + (f"; OCR failed on {tf['ocr_errors']}" if tf.get("ocr_errors") else "")]
-    th = card["thresholds"]
-    if card.get("provenance"):
-        lines += ["", "## Provenance (from mining)", ""]
-        lines += [f"- {escape.md(k)}: {escape.md_code(_compact(v))}" for k, v in raw["provenance"].items()]
-    if card.get("corpus_columns"):
-        lines += ["", "Corpus columns kept in each sample's json (under `corpus`): " +
-                  ", ".join(escape.md_code(c) for c in raw["corpus_columns"])]
-    lines += [
-        "",
-        "## Thresholds",
-        "",
-        f"- images under {th['min_image_size']} px, over {th['max_image_pixels']} pixels (decompression bombs) or "
-        f"with aspect ratio over {th['max_aspect_ratio']} are dropped",
-        f"- near duplicates: perceptual hash (imagehash.phash) within Hamming distance "
-        f"{th['near_dup_distance']} of 64 bits; exact duplicates: same decoded RGB pixels",
-        f"- contamination check against: {', '.join(card['dedup']['against']) or 'none'}",
-        f"- classes need {th['min_images_per_class']} images ({th['min_val_per_class']} in val) after download; "
-        f"small classes were {'kept and flagged' if th['keep_small_classes'] else 'dropped'}",
-        f"- split seed {card['split']['seed']}; val rows lost to failures were replaced from train "
-        f"({card['split']['moved_to_val']} rows moved); per-class caps: train "
-        f"{card['split']['caps']['train'] or 'none'}, val {card['split']['caps']['val'] or 'none'}"
-        f" (from {card['split']['caps']['source'] or 'nowhere'})",
-        "",
-        "## Classes",
-        "",
-    ]
-    lines += _table(["index", "wnid", "name", "train", "val", "status"], [
-        [k["index"], k["wnid"], k["name"], k["train"], k["val"], k["status"]] for k in card["classes"]
-    ])
-    if card.get("dropped_classes"):
-        lines += ["", "Dropped classes (below the minimum):", ""]
-        lines += _table(["wnid", "name", "survived", "val"], [
-            [k["wnid"], k["name"], k["survived"], k["val"]] for k in card["dropped_classes"]
-        ])
-    lines += ["", "## Shards", ""]
-    shard_rows = [[split, s["file"], s["samples"], s["sha256"]]
-                  for split, info in card["splits"].items() for s in info["shards"]]
-    lines += _table(["split", "file", "samples", "sha256"], shard_rows)
-    lines += ["", "![contact sheet](contact_sheet.png)", ""]
-    write_text(path, "\n".join(lines))
+    render(path, rows, layout=Layout(tile=cell, text_lines=0, columns=per_class))

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from imagenot import __version__, safepath
+from imagenot import __version__, datacard, safepath
 from imagenot.config import to_dict, to_record
 from imagenot.download import card as card_mod
 from imagenot.download.against import check_reference, load_reference
@@ -130,7 +130,7 @@ class _Layout:
         self.stats = out / "stats"
         self.state = self.work / "state.json"
         self.input = self.work / "input.parquet"
-        self.card = out / "dataset.json"
+        self.card = datacard.card_path(out)
 
     def clean_path(self, shard: int) -> Path:
         return self.clean / f"{shard_name(shard)}.parquet"
@@ -157,7 +157,7 @@ def _refuse_other_inputs(lay: _Layout, cfg: DownloadConfig, inputs: dict[str, st
         if lay.state.is_file():
             recorded = read_json(lay.state)["inputs"]
         elif lay.card.is_file():
-            src = read_json(lay.card)["source"]
+            src = (datacard.read_card_if_any(lay.out) or {})["source"]
             recorded = {"selected.parquet": src["matches_sha256"], "classes.tsv": src["classes_sha256"]}
         elif manifest.is_file():
             recorded = dict(read_json(manifest)["inputs"])
@@ -353,11 +353,8 @@ def _plan_key(cfg: DownloadConfig, inputs: dict[str, str]) -> str:
 
 
 def _complete(lay: _Layout, plan: str) -> dict[str, Any] | None:
-    if not lay.card.is_file():
-        return None
-    try:
-        card = read_json(lay.card)
-    except ValueError:
+    card = datacard.read_card_if_any(lay.out)
+    if card is None:
         return None
     if card.get("plan_sha256") != plan:
         return None
@@ -433,11 +430,11 @@ def _build(sel: Selection, cfg: DownloadConfig, lay: _Layout, fetcher: str, inpu
     write_json(lay.out / "config.json", to_record(cfg))  # absolute paths: replays from any directory
     shard_list = [s for info in splits_info.values() for s in info["shards"]]
     write_manifest(lay.out, to_record(cfg), inputs, shards={s["file"]: s["sha256"] for s in shard_list})
-    card_mod.write_readme(lay.out / "README.md", card)
+    datacard.write_readme(lay.out, card)
     from imagenot.data.readers.files import wds_record_verified
 
     wds_record_verified(lay.out, shard_list)
-    write_json(lay.card, card)  # last: its presence marks the folder complete
+    datacard.write_card(lay.out, card)  # last: its presence marks the folder complete
     _finish(lay, cfg)
     log.info("%s: %d classes, %d train, %d val (%d of %d rows removed) in %.1f s", lay.out,
              len(decision.final_classes), splits_info["train"]["count"], splits_info["val"]["count"],

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from imagenot import safepath
+from imagenot import datacard, safepath
 from imagenot.errors import InputError
 from imagenot.fileio import sha256_file, write_json
 
@@ -230,7 +230,7 @@ def wds_card(root: Path, allow_incomplete: bool = False) -> dict[str, Any]:
     """The folder's card; no card means an unfinished folder: refused unless `allow_incomplete` ({} then)."""
     if not root.is_dir():
         raise InputError("dataset folder not found", path=root)
-    path = root / "dataset.json"
+    path = datacard.card_path(root)
     if not path.is_file():
         if allow_incomplete:
             log.warning("%s: no dataset.json (an unfinished download?): loading its shards anyway, as asked "
@@ -238,13 +238,7 @@ def wds_card(root: Path, allow_incomplete: bool = False) -> dict[str, Any]:
             return {}
         raise InputError("no dataset.json, so this is not a complete dataset folder (`imagenot download` "
                          f"writes the card last); {_INCOMPLETE_HINT}", path=root)
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"bad JSON: {exc}", path=path, line=exc.lineno) from exc
-    if not isinstance(card, dict):
-        raise InputError("expected a JSON object (the dataset card)", path=path)
-    return card
+    return datacard.read_card(root)
 
 
 def wds_shards(root: Path, split: str, card: dict[str, Any] | None = None, *, allow_incomplete: bool = False,

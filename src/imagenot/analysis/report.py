@@ -274,6 +274,7 @@ def write_report(
         data = analysis.to_dict()
         data.pop("rows")
         data["n_runs"] = len(analysis.rows)
+        data["verdict"] = verdict(analysis)  # the sentence report.md leads with, for summaries of the report
         write_json(build / "stats.json", data)
         paths["stats"] = build / "stats.json"
         heading = blocks[0].text if isinstance(blocks[0], Heading) else "report"

@@ -38,6 +38,10 @@ def _f(value: Any, digits: int = 1) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def _n(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "?"
+
+
 def _seconds(value: float | None) -> str:
     if value is None:
         return "—"
@@ -68,49 +72,37 @@ def _model_rows(stats: dict[str, Any], plateau: dict[str, Any]) -> list[list[str
 
 
 def _verdict(stats: dict[str, Any], plateau: dict[str, Any]) -> dict[str, Any]:
-    """What the numbers say, for the summary's first lines: the rank agreement and whether the data establish
-    it, the flips the data support, and how far the models are from what more training gives."""
+    """What the summary leads with: the report's verdict sentence, tau's interval over test images, and how far
+    the models are from what more training gives (the budget sweep's figures)."""
     main = stats.get("main") or {}
-    rank, perm = main.get("rank") or {}, main.get("permutation") or {}
     ci = ((main.get("noise") or {}).get("images") or {}).get("kendall_tau") or {}
-    flips = main.get("flip_support") or []
     gaps: dict[str, list[float]] = {}
     for role, key in (("reference", "x"), ("contrast", "y")):
         for model, value in (main.get(key) or {}).items():
             top = ((plateau.get(role) or {}).get(model) or {}).get("top1")
             if top is not None and (value or {}).get("mean") is not None:
                 gaps.setdefault(role, []).append(top - value["mean"])
-    return {"tau": rank.get("kendall_tau"), "p": perm.get("p", rank.get("kendall_p")), "ci_low": ci.get("low"),
-            "ci_high": ci.get("high"), "n_models": main.get("n_models") or rank.get("n"), "flips": len(flips),
-            "flips_both": sum(f.get("support") == "both" for f in flips),
+    return {"sentence": stats.get("verdict"), "ci_low": ci.get("low"), "ci_high": ci.get("high"),
             "gap_max": {role: max(g) for role, g in gaps.items()},
             "gap_min": {role: min(g) for role, g in gaps.items()}}
 
 
-def verdict_lines(v: dict[str, Any], multiple: int | None, x: str = "Fashion-MNIST", y: str = "clipart-not") -> list[str]:
-    """The verdict in words, claiming no more than the intervals allow."""
-    tau, p, lo, hi = v.get("tau"), v.get("p"), v.get("ci_low"), v.get("ci_high")
-    if tau is None:
+def verdict_lines(v: dict[str, Any], multiple: int | None, x: str = "Fashion-MNIST",
+                  y: str = "clipart-not") -> list[str]:
+    """The report's verdict, then what bounds it: tau over resampled test images and the training budget."""
+    if not v.get("sentence"):
         return []
-    interval = f"95% interval {_f(lo, 2)} to {_f(hi, 2)} when the test images are resampled"
-    stat = f"Kendall tau {tau:.2f} over {v.get('n_models')} models (exact permutation p = {_f(p, 3)}; {interval})"
-    if p is not None and p < 0.05 and lo is not None and lo > 0:
-        head = f"**The two rankings agree**: {stat}."
-    elif tau > 0:
-        head = f"**The rankings lean the same way, but these test images cannot establish it**: {stat}."
-    else:
-        head = f"**The rankings do not agree**: {stat}."
-    n = v.get("flips") or 0
-    both = v.get("flips_both") or 0
-    head += (f" {n} pair(s) of models change order, {both} of them significantly on both datasets." if n
-             else " No pair of models changes order.")
+    text = f"**{v['sentence']}**"
+    if v.get("ci_low") is not None:
+        text += (f" Resampling the test images, Kendall tau's 95% interval is {_f(v['ci_low'], 2)} to "
+                 f"{_f(v['ci_high'], 2)}.")
     gap_max = v.get("gap_max") or {}
     if multiple and gap_max:
-        parts = [f"{name} {_f(v['gap_min'][role])} to {_f(gap_max[role])} points"
+        parts = [f"{_f(v['gap_min'][role])} to {_f(gap_max[role])} points on {name}"
                  for role, name in (("reference", x), ("contrast", y)) if role in gap_max]
-        head += (f" Training every model {multiple}x as long changes its top-1 by " + " and ".join(parts)
+        text += (f" Trained {multiple}x as long, the models change by " + " and ".join(parts)
                  + " ([docs/demo_budget.md](docs/demo_budget.md)).")
-    return [head]
+    return [text]
 
 
 def build_summary(cfg: DemoConfig, out: Path, timings: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -154,8 +146,8 @@ def render(s: dict[str, Any]) -> str:
     datasets = s.get("datasets") or {}
     ref, con = datasets.get("fashion-mnist") or {}, datasets.get("clipart-not") or {}
     lines += ["", "![clipart-not top-1 against Fashion-MNIST top-1, with 95% intervals](docs/demo_scatter.png)", "",
-              f"Top-1 (%) with 95% Clopper-Pearson intervals; Fashion-MNIST validated on {ref.get('n_val', '?'):,} "
-              f"test images after {ref.get('epochs', '?')} epochs on {ref.get('train_images', '?'):,} training "
+              f"Top-1 (%) with 95% Clopper-Pearson intervals; Fashion-MNIST validated on {_n(ref.get('n_val'))} "
+              f"test images after {ref.get('epochs', '?')} epochs on {_n(ref.get('train_images'))} training "
               f"images, clipart-not on {con.get('n_val', '?')} after {con.get('epochs', '?')} epochs on "
               f"{con.get('train_images', '?')}; {more} = the same model trained with {more} the epochs "
               "([docs/demo_budget.md](docs/demo_budget.md)).", "",

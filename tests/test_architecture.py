@@ -27,7 +27,7 @@ ALLOWED = {
     "transfer": {"training", "models", "data"},
     "evaluation": {"training", "models", "data", "wordnet"},
     "zoo": {"training", "evaluation", "models"},
-    "audit": {"wordnet", "data", "models", "mining"},
+    "audit": {"wordnet", "data", "models", "mining", "training"},
     "demo": {"wordnet", "mining", "download", "data", "models", "training", "transfer", "evaluation", "analysis",
              "audit", "zoo"},
 }

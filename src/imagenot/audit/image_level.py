@@ -173,14 +173,15 @@ def held_out_split(n_per_side: int, test_fraction: float, seed: int) -> tuple[np
 def train_classifier(x: Any, y: Any, train: np.ndarray, test: np.ndarray, cfg: AuditConfig) -> dict[str, Any]:
     """Train `cfg.model` to tell y=0 from y=1 on `x[train]`; predictions and accuracy on `x[test]`.
 
-    A plain loop (AdamW, cosine schedule, crop and flip augmentation, seeded batches), normalised with the
-    training part's own channel statistics.
+    A small loop (AdamW, cosine schedule, crop and flip augmentation, seeded batches) stepped by the trainer's
+    `optimizer_step`, normalised with the training part's own channel statistics.
     """
     import torch
     import torch.nn.functional as F
 
     from imagenot.data import augment, to_float_normalized
     from imagenot.models import check_input_size, get_model
+    from imagenot.training.optim import optimizer_step
 
     check_input_size(cfg.model, cfg.image_size)
     torch.manual_seed(cfg.seed)
@@ -214,10 +215,7 @@ def train_classifier(x: Any, y: Any, train: np.ndarray, test: np.ndarray, cfg: A
                              mean=mean, std=std)
                 logits = model(xb)
                 loss = F.cross_entropy(logits, ytr[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+                optimizer_step(loss, opt, sched)
                 loss_sum += float(loss.detach()) * len(idx)
                 correct += int((logits.argmax(1) == ytr[idx]).sum())
                 seen += len(idx)

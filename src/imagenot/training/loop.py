@@ -17,6 +17,7 @@ from imagenot.training.config import dataset_display_name
 from imagenot.training.distributed import all_reduce_sum
 from imagenot.training.evaluation import EvalResult, autocast_for, evaluate_batches, logits_of
 from imagenot.training.inputs import eval_batches
+from imagenot.training.optim import optimizer_step
 from imagenot.training.state import RunState
 
 log = logging.getLogger(__name__)
@@ -50,14 +51,8 @@ def train_one_epoch(state: RunState, epoch: int) -> None:
             loss = state.criterion(main, y)
             if aux is not None:
                 loss = loss + 0.4 * state.criterion(aux, y)
-        state.optimizer.zero_grad(set_to_none=True)
-        state.scaler.scale(loss).backward()
-        if recipe.clip_grad_norm is not None:
-            state.scaler.unscale_(state.optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_grad_norm)
-        state.scaler.step(state.optimizer)
-        state.scaler.update()
-        state.scheduler.step()
+        optimizer_step(loss, state.optimizer, state.scheduler, state.scaler, recipe.clip_grad_norm,
+                       model.parameters())
         global_step = epoch * spe + step + 1
         if state.ema is not None and global_step % recipe.ema_steps == 0:
             state.ema.update_parameters(model)

@@ -108,3 +108,26 @@ def set_dropout(model: nn.Module, p: float | None) -> int:
             module.p = p
             n += 1
     return n
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: object | None = None,
+                   scaler: torch.amp.GradScaler | None = None, clip_grad_norm: float | None = None,
+                   parameters: object | None = None) -> None:
+    """One optimizer step from a loss: gradients cleared, backward (scaled for fp16), optional clipping, the
+    step and the lr schedule's step. The trainer and the audit's dataset classifier both take it, so a model
+    trained anywhere in imagenot is stepped the same way."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        if clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        if clip_grad_norm is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+    if scheduler is not None:
+        scheduler.step()

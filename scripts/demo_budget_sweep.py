@@ -52,6 +52,16 @@ def sweep_plan(demo: DemoConfig, demo_out: Path, out: Path, multiple: int) -> An
                                transfer=(), progress=False)
 
 
+def finished(plan: Any) -> list[dict[str, Any]]:
+    """The results of the plan's runs that have finished (--collect-only)."""
+    from imagenot import rundir
+    from imagenot.zoo.run import jobs
+
+    done = [rundir.read_result(j.run_dir) for j in jobs(plan) if rundir.is_finished(j.run_dir)]
+    log.info("%s: %d finished run(s)", plan.out, len(done))
+    return done
+
+
 def interval(top1: float, n: int) -> tuple[float, float]:
     """95% Clopper-Pearson interval of a top-1 (%) on n validation images, in %."""
     from scipy.stats import binomtest
@@ -191,6 +201,8 @@ def main() -> int:
     p.add_argument("--reuse-demo-runs", action="store_true",
                    help="the 1x runs are the demo's own (DEMO_OUT/runs), run there if missing")
     p.add_argument("--parallel", default="auto", help="runs side by side (the zoo's --parallel)")
+    p.add_argument("--collect-only", action="store_true",
+                   help="train nothing: tables, docs and budget.json from the runs already finished")
     p.add_argument("--docs", action="store_true", help="write docs/demo_budget.md/.png and demo/budget.json")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -209,7 +221,7 @@ def main() -> int:
         where = demo_out / "runs" if m == 1 and args.reuse_demo_runs else out / f"x{m}"
         plan = dataclasses.replace(sweep_plan(demo, demo_out, where, m), parallel=args.parallel)
         log.info("%dx the demo's epochs into %s", m, where)
-        points += collect(run_zoo(plan), m)
+        points += collect(finished(plan) if args.collect_only else run_zoo(plan), m)
     plan = sweep_plan(demo, demo_out, out, 1)
     result = {
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",

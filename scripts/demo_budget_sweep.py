@@ -148,6 +148,7 @@ def write_docs(result: dict[str, Any], demo: DemoConfig) -> None:
         "source": "scripts/demo_budget_sweep.py", "date": result["date"], "machine": result["machine"],
         "recipe": demo.recipe, "batch_size": demo.batch_size, "seed": result["seed"],
         "multiples": multiples, "epochs": result["epochs"], "plateau": result["plateau"],
+        "kendall_tau": result["kendall_tau"],
     })
 
 

@@ -18,7 +18,7 @@ def test_summary_leads_with_the_reports_verdict_and_the_gain_from_4x_the_epochs(
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "stats.json").write_text(json.dumps({"main": main, "verdict": verdict}))
     budget = tmp_path / "budget.json"
-    budget.write_text(json.dumps({"multiples": [1, 2, 4], "plateau": {
+    budget.write_text(json.dumps({"multiples": [1, 2, 4], "kendall_tau": {"1": 0.6, "2": 0.73, "4": 1.0}, "plateau": {
         "reference": {"a": {"top1": 91.0}, "b": {"top1": 93.0}, "c": {"top1": 93.0}},
         "contrast": {"a": {"top1": 62.0}, "b": {"top1": 63.0}, "c": {"top1": 73.0}}}}))
     monkeypatch.setattr("imagenot.demo.summary.plateau_file", lambda: budget)
@@ -28,5 +28,5 @@ def test_summary_leads_with_the_reports_verdict_and_the_gain_from_4x_the_epochs(
     assert first.startswith(f"**{verdict}**")
     assert "Kendall tau's 95% interval is 0.33 to 1.00" in first
     assert "Trained 4x as long, the models change by 0.5 to 2.0 points on Fashion-MNIST and -1.0 to 3.0 " \
-           "points on clipart-not" in first
+           "points on clipart-not, and Kendall tau between the two rankings is 1.00 there" in first
     assert "| model | Fashion-MNIST | 4x |" in md

@@ -87,8 +87,8 @@ def _verdict(stats: dict[str, Any], plateau: dict[str, Any]) -> dict[str, Any]:
             "gap_min": {role: min(g) for role, g in gaps.items()}}
 
 
-def verdict_lines(v: dict[str, Any], multiple: int | None, x: str = "Fashion-MNIST",
-                  y: str = "clipart-not") -> list[str]:
+def verdict_lines(v: dict[str, Any], multiple: int | None, x: str = "Fashion-MNIST", y: str = "clipart-not",
+                  sweep_tau: dict[str, float | None] | None = None) -> list[str]:
     """The report's verdict, then what bounds it: tau over resampled test images and the training budget."""
     if not v.get("sentence"):
         return []
@@ -100,8 +100,10 @@ def verdict_lines(v: dict[str, Any], multiple: int | None, x: str = "Fashion-MNI
     if multiple and gap_max:
         parts = [f"{_f(v['gap_min'][role])} to {_f(gap_max[role])} points on {name}"
                  for role, name in (("reference", x), ("contrast", y)) if role in gap_max]
-        text += (f" Trained {multiple}x as long, the models change by " + " and ".join(parts)
-                 + " ([docs/demo_budget.md](docs/demo_budget.md)).")
+        text += f" Trained {multiple}x as long, the models change by " + " and ".join(parts)
+        tau = (sweep_tau or {}).get(str(multiple))
+        text += (f", and Kendall tau between the two rankings is {tau:.2f} there" if tau is not None else "")
+        text += " ([docs/demo_budget.md](docs/demo_budget.md))."
     return [text]
 
 
@@ -127,6 +129,7 @@ def build_summary(cfg: DemoConfig, out: Path, timings: dict[str, dict[str, Any]]
         "tau_seed_ci": ((noise.get("seeds") or {}).get("kendall_tau")),
         "flips": flip_sentences(stats.get("main") or {}), "datasets": stats.get("datasets"),
         "verdict": _verdict(stats, plateau), "plateau_multiple": max(budget.get("multiples") or [0]) or None,
+        "sweep_tau": budget.get("kendall_tau"),
         "audit": audit.get("summary"), "text_filter": card.get("text_filter"),
         "contrast_classes": [c.get("name") for c in card.get("classes") or []],
     }
@@ -136,7 +139,7 @@ def render(s: dict[str, Any]) -> str:
     """summary.md; every string of the summary (model and class names, stage notes) escaped up front."""
     s = escape.md_tree(s)
     cfg = s["config"]
-    lines = [BEGIN, "", *verdict_lines(s.get("verdict") or {}, s.get("plateau_multiple")), "",
+    lines = [BEGIN, "", *verdict_lines(s.get("verdict") or {}, s.get("plateau_multiple"), sweep_tau=s.get("sweep_tau")), "",
              f"One run of `imagenot demo` ({s['date']}, {s['machine']}, training seeds "
              f"{', '.join(str(x) for x in cfg['seeds'])}), {_seconds(s['total_s'])} after set-up:", "",
              "| stage | result | time |", "|---|---|---:|"]

@@ -122,7 +122,9 @@ def build_summary(cfg: DemoConfig, out: Path, timings: dict[str, dict[str, Any]]
     total = sum(float(v.get("seconds") or 0.0) for v in timings.values())
     return {
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "config": to_dict(cfg), "stages": timings, "total_s": total,
+        "config": to_dict(cfg),
+        # the summary stage writes this table: it is not a row of it
+        "stages": {name: t for name, t in timings.items() if name != "summary"}, "total_s": total,
         "models": _model_rows(stats, plateau), "rank": main.get("rank"), "permutation": main.get("permutation"),
         "fit": (main.get("fits") or {}).get("raw"), "tau_image_ci": (noise.get("images") or {}).get("kendall_tau"),
         "tau_model_ci": ((noise.get("models") or {}).get("kendall_tau")),

@@ -13,7 +13,7 @@ import torch
 def main(run_dir: str, out: str) -> None:
     from imagenot.data import get_dataset
     from imagenot.models import get_model
-    from imagenot.training.distributed import destroy, init_distributed
+    from imagenot.training.distributed import barrier, destroy, init_distributed
     from imagenot.training.evaluation import evaluate
 
     threads = torch.get_num_threads()
@@ -27,6 +27,8 @@ def main(run_dir: str, out: str) -> None:
     res = evaluate(model, val, "cpu", mean=norm["mean"], std=norm["std"], batch_size=64, dist=dist)
     if dist.is_main:
         res.write_predictions(out, dataset="synthetic", num_classes=4)
+    # every rank tears the group down together: a rank that leaves while rank 0 still writes can abort in gloo
+    barrier(dist)
     destroy(dist)
     torch.set_num_threads(threads)
 

@@ -129,7 +129,10 @@ def run_side_by_side(all_jobs: list[Any], par: Parallelism,
                     skipped.add(key)  # type: ignore[arg-type]
                     sched.done(key)
                     continue
+                # registered before it is announced: a Ctrl-C right after the "started" line still stops it
                 running[key] = _start(job, par)  # type: ignore[index]
+                log.info("zoo: started %s %s (pid %s) -> %s", job.kind, job.config.model, running[key].pid,
+                         job.run_dir)
             if not running:
                 if sched.unstarted:
                     raise ImagenotError("zoo: runs are waiting for a run that is not in the plan")
@@ -187,9 +190,7 @@ def _start(job: Any, par: Parallelism) -> subprocess.Popen:
     if par.threads:
         env["OMP_NUM_THREADS"] = str(par.threads)  # the run sets torch's threads; this covers the rest
     # stdout (the run's one-line summary) stays quiet: the zoo's own output is its table; logs go to stderr
-    proc = subprocess.Popen(child_argv(job), env=env, stdout=subprocess.DEVNULL)
-    log.info("zoo: started %s %s (pid %s) -> %s", job.kind, job.config.model, proc.pid, job.run_dir)
-    return proc
+    return subprocess.Popen(child_argv(job), env=env, stdout=subprocess.DEVNULL)
 
 
 def _collect(proc: subprocess.Popen, key: Path) -> None:

@@ -63,12 +63,11 @@ def finished(plan: Any) -> list[dict[str, Any]]:
 
 
 def interval(top1: float, n: int) -> tuple[float, float]:
-    """95% Clopper-Pearson interval of a top-1 (%) on n validation images, in %."""
-    from scipy.stats import binomtest
+    """95% Clopper-Pearson interval of a top-1 (%) on n validation images, in % (the report's own interval)."""
+    from imagenot.stats import clopper_pearson
 
-    k = round(top1 * n / 100)
-    ci = binomtest(k, n).proportion_ci(0.95, method="exact")
-    return 100 * ci.low, 100 * ci.high
+    low, high = clopper_pearson(round(top1 * n / 100), n)
+    return 100 * low, 100 * high
 
 
 def collect(results: list[dict[str, Any]], multiple: int) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from imagenot.data import ImageDataset, StreamingDataset, get_dataset, list_datasets, validate
+from imagenot.data import ImageDataset, StreamingDataset, count_images, get_dataset, list_datasets, validate
 from imagenot.data.readers.idx import FASHION_MNIST_DIR
 from imagenot.data.unpickle import restricted_loads
 from imagenot.errors import InputError
@@ -59,6 +59,22 @@ def test_idx_reader_roundtrip(idx_dir):
     resized = get_dataset(f"fashion-mnist:{root}", "train", image_size=32, channels=3)
     assert resized.images.shape == (40, 3, 32, 32)
     assert torch.equal(resized.images[:, 0], resized.images[:, 2])  # gray expanded to RGB
+
+
+def test_image_counts_come_from_headers_and_cards_without_loading(idx_dir, tmp_path_factory):
+    """What the zoo orders its runs by: the idx header's count, the dataset card's, with limits applied."""
+    root, arrays = idx_dir
+    assert count_images(f"fashion-mnist:{root}") == 40 and count_images(f"fashion-mnist:{root}", "val") == 20
+    assert count_images(f"fashion-mnist:{root}", limit_per_class=3) == 30  # 10 classes x 3
+    assert count_images(f"fashion-mnist:{root}", "val", **{"train.limit": 5}) == 20  # a train-only option
+    assert count_images(f"fashion-mnist:{root}", **{"train.limit": 5}) == 5
+    wds = tmp_path_factory.mktemp("wds")
+    assert count_images(f"wds:{wds}") is None  # no card yet: unknown, not zero
+    (wds / "dataset.json").write_text(json.dumps({"splits": {"train": {"count": 700, "shards": []},
+                                                             "val": {"count": 80, "shards": []}}}))
+    (wds / "classes.tsv").write_text("".join(f"n0000000{i}\tclass {i}\n" for i in range(4)))
+    assert count_images(f"wds:{wds}") == 700 and count_images(f"wds:{wds}", "val", limit_per_class=10) == 40
+    assert count_images("synthetic") is None  # an entry that cannot tell cheaply
 
 
 def test_idx_bad_magic_and_missing(tmp_path):

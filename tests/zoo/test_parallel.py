@@ -9,7 +9,8 @@ import pytest
 from imagenot.config import ConfigError
 from imagenot.errors import ImagenotError
 from imagenot.zoo import plan_from_mapping, run_zoo
-from imagenot.zoo.parallel import resolve_parallel
+from imagenot.zoo.parallel import resolve_parallel, task_for
+from imagenot.zoo.run import jobs
 from imagenot.zoo.schedule import Scheduler, Task, order
 
 PLAN = {
@@ -36,6 +37,25 @@ def test_longest_first_and_a_fine_tune_after_its_pretraining():
     assert sched.take() == "ft-small" and sched.unstarted == 0
     # a dependency outside the tasks (a pretraining run finished earlier) does not block
     assert Scheduler([Task("ft", 1.0, after="finished-elsewhere")]).take() == "ft"
+
+
+def test_runs_are_ordered_by_the_images_they_pass_over(tmp_path):
+    """A reference of 6,000 images for 2 epochs outranks a contrast of 600 for 6: the count comes from the
+    dataset card (before, an unknown size counted as one image and the contrast's epochs decided)."""
+    for name, n in (("ref", 6000), ("con", 600)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "dataset.json").write_text(json.dumps({"splits": {"train": {"count": n, "shards": []},
+                                                                         "val": {"count": 50, "shards": []}}}))
+        (tmp_path / name / "classes.tsv").write_text("n00000001\ta\nn00000002\tb\n")
+    plan = plan_from_mapping({
+        "models": ["alexnet_s32", "resnet_s32"], "epochs": 2, "out": str(tmp_path / "runs"),
+        "datasets": [{"spec": f"wds:{tmp_path / 'con'}", "name": "con", "role": "contrast", "epochs": 6},
+                     {"spec": f"wds:{tmp_path / 'ref'}", "name": "ref", "role": "reference"}]})
+    tasks = [task_for(j) for j in jobs(plan)]
+    ranked = [t.key.relative_to(tmp_path / "runs").parts[0] for t in sorted(tasks, key=lambda t: -t.cost)]
+    assert ranked == ["ref", "ref", "con", "con"]
+    by_key = {t.key.relative_to(tmp_path / "runs").parts[:2]: t.cost for t in tasks}
+    assert by_key[("ref", "resnet_s32")] / by_key[("con", "resnet_s32")] == pytest.approx(6000 * 2 / (600 * 6))
 
 
 def test_parallel_resolves_from_cores_runs_and_the_plan():

@@ -47,7 +47,7 @@ _EXPORTS = {
     "crop_flip": "augmentation", "sample_params": "augmentation", "to_float_normalized": "augmentation",
     "ImageDataset": "dataset", "validate": "dataset",
     "BatchLoader": "loader",
-    "get_dataset": "registry", "list_datasets": "registry", "parse_spec": "registry",
+    "get_dataset": "registry", "count_images": "registry", "list_datasets": "registry", "parse_spec": "registry",
     "StreamingDataset": "streaming",
     "TrainTransform": "transforms", "EvalTransform": "transforms",
     "SampleDataset": "samples", "ShardStream": "wds_stream", "channel_stats": "stats",

@@ -20,6 +20,12 @@ def _fashion_mnist(arg: str | None, split: str, opts: dict[str, Any]):
     return from_arrays(images, labels, classes, split, opts, {"source": arg or "/usr/share/datasets/fashion-mnist"})
 
 
+def _fashion_mnist_count(arg: str | None, split: str, opts: dict[str, Any]) -> tuple[int, int]:
+    from imagenot.data.readers.idx import FASHION_MNIST_CLASSES, count_idx_records
+
+    return count_idx_records(arg, "train" if split == "train" else "t10k"), len(FASHION_MNIST_CLASSES)
+
+
 def _animal_mnist(arg: str | None, split: str, opts: dict[str, Any]):
     from imagenot.data.readers.animal import load_animal_mnist
 
@@ -96,6 +102,20 @@ def _wds(arg: str | None, split: str, opts: dict[str, Any]):
     return from_records(records, split, opts, int(size) if size else None, fp, "wds")
 
 
+def _wds_count(arg: str | None, split: str, opts: dict[str, Any]) -> tuple[int, int] | None:
+    from imagenot.datacard import read_card_if_any
+
+    root = path_arg(arg)
+    card = read_card_if_any(root) or {}
+    info = card.get("splits", {}).get(split)
+    count = info.get("count") if isinstance(info, dict) else info
+    if not isinstance(count, int):
+        return None
+    classes_tsv = root / "classes.tsv"
+    classes = sum(1 for line in classes_tsv.open(encoding="utf-8") if line.strip()) if classes_tsv.is_file() else 0
+    return count, classes
+
+
 def _decoded_side(records: RecordSet) -> int:
     from imagenot.data.readers.files import decode_image
 
@@ -105,7 +125,8 @@ def _decoded_side(records: RecordSet) -> int:
 ENTRIES: tuple[DatasetEntry, ...] = (
     DatasetEntry(
         "fashion-mnist", "Fashion-MNIST, 70k 28x28 gray clothing images in 10 classes (Debian dataset-fashion-mnist "
-        "idx files; ARG: another folder of the idx files); test set = 'val'", "PATH", False, (), _fashion_mnist),
+        "idx files; ARG: another folder of the idx files); test set = 'val'", "PATH", False, (), _fashion_mnist,
+        _fashion_mnist_count),
     DatasetEntry(
         "animal-mnist", "Animal-MNIST, 10k 28x28 animal silhouettes in 10 classes (PyPI animal-mnist, read "
         "without TensorFlow); seeded stratified val split (option val_fraction, default 1/6)", "PATH", False,
@@ -120,7 +141,8 @@ ENTRIES: tuple[DatasetEntry, ...] = (
     DatasetEntry(
         "wds", "a dataset folder made by `imagenot download`: webdataset shards train-*.tar/val-*.tar, classes.tsv, "
         "dataset.json; loads only when complete (option allow_incomplete=true loads anyway, with a warning; "
-        "verify=auto|full|size: when shard hashes are checked)", "PATH", True, ("allow_incomplete", "verify"), _wds),
+        "verify=auto|full|size: when shard hashes are checked)", "PATH", True, ("allow_incomplete", "verify"), _wds,
+        _wds_count),
     DatasetEntry(
         "synthetic", "random but learnable class patterns, for tests (options num_classes, size, n, noise)",
         None, False, ("num_classes", "size", "n", "noise"), _synthetic),

@@ -33,6 +33,9 @@ class DatasetEntry:
     arg_required: bool
     options: tuple[str, ...]  # entry-specific options
     load: Callable[..., ImageDataset | StreamingDataset]
+    # (images, classes) of split `split` of `name[:arg]` before any subsampling, cheaply (headers, the dataset
+    # card), without decoding it; None where only loading would tell. Schedulers order runs by it.
+    count: Callable[[str | None, str, dict[str, Any]], tuple[int, int] | None] | None = None
 
 
 def from_arrays(images: np.ndarray, labels: np.ndarray, classes: list[str], split: str, opts: dict[str, Any],

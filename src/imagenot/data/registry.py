@@ -75,6 +75,24 @@ def get_dataset(spec: str, split: str = "train", **options: Any) -> ImageDataset
     return ds
 
 
+def count_images(spec: str, split: str = "train", **options: Any) -> int | None:
+    """How many images split `split` of `spec` yields with these options (limit, limit_per_class), without
+    loading it; None where the entry cannot tell cheaply. Estimates for scheduling, never for training."""
+    _ensure_loaded()
+    name, arg = parse_spec(spec)
+    entry = DATASETS.get(name)
+    opts = split_options(options, split)
+    counted = entry.count(arg, split, opts) if entry.count else None
+    if counted is None:
+        return None
+    images, classes = counted
+    if opts.get("limit_per_class") is not None and classes:
+        images = min(images, int(opts["limit_per_class"]) * classes)
+    if opts.get("limit") is not None:
+        images = min(images, int(opts["limit"]))
+    return images
+
+
 def split_options(options: dict[str, Any], split: str) -> dict[str, Any]:
     """The options that apply to `split`: unprefixed ones, and `<split>.<option>` ones (which win), so that
     `train.limit_per_class=300` subsamples the training split and leaves the whole test set for validation."""

@@ -102,8 +102,23 @@ def task_for(job: Any) -> Task:
         epochs = get_recipe(cfg.recipe_name, cfg.model, model_info(cfg.model).family or "",
                             cfg.recipe_overrides).epochs
     cost = 0.0 if job.kind == "published" else job_cost(
-        cfg.model, getattr(cfg, "image_size", None), cfg.limit, epochs, training=training)
+        cfg.model, getattr(cfg, "image_size", None), _images(cfg, "train" if training else "val"), epochs,
+        training=training)
     return Task(key=job.run_dir, cost=cost, after=job.after)
+
+
+def _images(cfg: Any, split: str) -> int | None:
+    """The images a run passes over per epoch, from the dataset's header or card (None: unknown)."""
+    from imagenot.data import count_images
+
+    options = dict(getattr(cfg, "dataset_options", None) or {})
+    if cfg.limit is not None:
+        options["limit"] = cfg.limit
+    try:
+        return count_images(cfg.dataset, split, **options)
+    except Exception:  # noqa: BLE001 - an estimate is never a reason to fail a zoo
+        log.debug("no image count for %s", cfg.dataset, exc_info=True)
+        return cfg.limit
 
 
 def run_side_by_side(all_jobs: list[Any], par: Parallelism,

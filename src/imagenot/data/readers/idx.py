@@ -47,16 +47,17 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(dims)
 
 
+def _find(root: Path, prefix: str, kind: str) -> Path:
+    for name in (f"{prefix}-{kind}.gz", f"{prefix}-{kind}"):
+        if (root / name).is_file():
+            return root / name
+    raise InputError(f"missing {prefix}-{kind}(.gz)", path=root)
+
+
 def read_idx_pair(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     """Images [N, 1, H, W] uint8 and labels [N] int64 from `<prefix>-images-idx3-ubyte(.gz)` + labels."""
-    def find(kind: str) -> Path:
-        for name in (f"{prefix}-{kind}.gz", f"{prefix}-{kind}"):
-            if (root / name).is_file():
-                return root / name
-        raise InputError(f"missing {prefix}-{kind}(.gz)", path=root)
-
-    images = read_idx(find("images-idx3-ubyte"))
-    labels = read_idx(find("labels-idx1-ubyte"))
+    images = read_idx(_find(root, prefix, "images-idx3-ubyte"))
+    labels = read_idx(_find(root, prefix, "labels-idx1-ubyte"))
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise InputError(f"IDX images {images.shape} and labels {labels.shape} do not match", path=root)
     return np.ascontiguousarray(images[:, None].astype(np.uint8)), labels.astype(np.int64)
@@ -69,3 +70,9 @@ def load_fashion_mnist(root: str | Path | None, split: str) -> tuple[np.ndarray,
                          "fashion-mnist:PATH to a folder of the four idx files)", path=root)
     images, labels = read_idx_pair(root, "train" if split == "train" else "t10k")
     return images, labels, list(FASHION_MNIST_CLASSES)
+
+
+def count_idx_records(root: str | Path | None, prefix: str) -> int:
+    """How many records `<prefix>-labels-idx1-ubyte(.gz)` holds, from its header (the labels file is small)."""
+    root = Path(root) if root else FASHION_MNIST_DIR
+    return int(read_idx(_find(root, prefix, "labels-idx1-ubyte")).shape[0])

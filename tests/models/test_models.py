@@ -138,6 +138,20 @@ def test_vit_is_built_for_the_requested_size():
     assert params_for("vit_b_32", 4, input_size=64) == count_params(model)
 
 
+def test_activations_and_training_cost_rank_depthwise_nets_as_slow_as_they_are():
+    """The zoo orders runs by training_cost: FLOPs alone put efficientnet_s32 (the slowest but one on CPU)
+    below alexnet_s32 (the fastest); counting activation traffic puts the cheap-per-FLOP nets where they run."""
+    from imagenot.models.cost import activations_per_image, training_cost
+
+    lin = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 5))
+    assert activations_per_image(lin, 8) == 4 * 64 + 4 * 64 + 4 * 64 + 5  # conv, relu, flatten, linear outputs
+    assert lin.training  # mode restored, hooks removed
+    assert not any(m._forward_hooks for m in lin.modules())
+    assert params_and_flops("efficientnet_s32", 32)[1] < params_and_flops("alexnet_s32", 32)[1]
+    assert training_cost("efficientnet_s32", 32) > 2 * training_cost("alexnet_s32", 32)
+    assert training_cost("resnet_s32", 64) > 3.5 * training_cost("resnet_s32", 32)
+
+
 def test_flops():
     # torchvision documents 1.81 GMACs for resnet18 at 224 px; the counter counts 2 FLOPs per MAC
     _, flops = params_and_flops("resnet18", 224, 1000)

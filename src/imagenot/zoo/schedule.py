@@ -1,7 +1,8 @@
 """Which run of a zoo starts next when several run side by side: longest first, dependencies respected.
 
-A run's cost is an estimate, forward FLOPs per image x images x epochs (x3 for training: forward and
-backward), from `imagenot.models.params_and_flops` on the meta device; only the order matters. The runs are
+A run's cost is an estimate, the model's cost per image x images x epochs (x3 for training: forward and
+backward), from `imagenot.models.cost.training_cost` on the meta device (FLOPs plus activation traffic, which
+is what makes depthwise and densely connected nets slow per FLOP); only the order matters. The runs are
 started by priority, the cost of the run plus the costs of the longest chain of runs waiting for it (a
 pretraining run whose fine-tune must follow it counts both), which for independent runs is plain longest
 first: the classic list-scheduling rule that keeps the last process from finishing long after the others.
@@ -91,16 +92,17 @@ def order(tasks: Sequence[Task]) -> list[Hashable]:
 
 def job_cost(model: str, image_size: int | None, images: int | None, epochs: int | None, *,
              training: bool) -> float:
-    """Estimated cost of one run: forward FLOPs per image x images x epochs, x3 when it trains.
+    """Estimated cost of one run: the model's cost per image (`imagenot.models.cost.training_cost`: FLOPs plus
+    activation traffic) x images x epochs, x3 when it trains.
 
-    `images` None (a split of unknown size: no `limit`) counts as one, so runs on the same data still order
-    by model and epochs; a model whose FLOPs cannot be counted costs 1 per image.
+    `images` None (a split of unknown size) counts as one, so runs on the same data still order by model and
+    epochs; a model whose cost cannot be counted costs 1 per image.
     """
-    from imagenot.models import params_and_flops
+    from imagenot.models.cost import training_cost
 
     try:
-        flops = float(params_and_flops(model, image_size)[1])
+        per_image = training_cost(model, image_size)
     except Exception:  # noqa: BLE001 - an estimate is never a reason to fail a zoo
-        log.debug("no FLOPs count for %s at %s px", model, image_size, exc_info=True)
-        flops = 1.0
-    return flops * (images or 1) * (epochs or 1) * (3.0 if training else 1.0)
+        log.debug("no cost estimate for %s at %s px", model, image_size, exc_info=True)
+        per_image = 1.0
+    return per_image * (images or 1) * (epochs or 1) * (3.0 if training else 1.0)

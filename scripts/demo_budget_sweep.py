@@ -145,7 +145,7 @@ def write_docs(result: dict[str, Any], demo: DemoConfig) -> None:
     write_text(REPO / "docs" / "demo_budget.md", "\n".join(doc_lines(result, demo)) + "\n")
     write_json(REPO / "src" / "imagenot" / "demo" / "budget.json", {
         "source": "scripts/demo_budget_sweep.py", "date": result["date"], "machine": result["machine"],
-        "recipe": demo.recipe, "batch_size": demo.batch_size, "seed": result["seed"],
+        "recipe": demo.recipe, "batch_size": demo.batch_size, "seed": result["seed"], "models": result["models"],
         "multiples": multiples, "epochs": result["epochs"], "plateau": result["plateau"],
         "kendall_tau": result["kendall_tau"],
     })

@@ -16,7 +16,7 @@ def _summary() -> dict:
         "date": "2026-01-01", "machine": "x86_64, 2 CPUs", "config": {"seeds": [0]}, "total_s": 10.0,
         "stages": {"mine": {"summary": "<img src=x onerror=alert(1)> | matched\nsecond line", "seconds": 2.0}},
         "models": [["<b>model</b>", "1.0", "2.0", "3.0", "4.0", "5.0", "a|b"]],
-        "flips": ["<script>alert(1)</script> beats x"], "datasets": {
+        "flips": ["<script>alert(1)</script> beats x"], "plateau_multiple": 4, "datasets": {
             "fashion-mnist": {"n_val": 100, "epochs": 1, "train_images": 1000},
             "clipart-not": {"n_val": 30, "epochs": 1, "train_images": 90}}, "audit": {}, "text_filter": None,
     }

@@ -146,7 +146,7 @@ def _report(cfg: DemoConfig, p: DemoPaths) -> str:
     from imagenot.analysis.pipeline import run_report
 
     audit = p.audit / "audit.json"
-    plateau = plateau_file()
+    plateau = plateau_file(cfg)
     run_report(ReportConfig(runs=(str(p.runs),), out=str(p.report), reference="fashion-mnist",
                             contrast="clipart-not", audit=str(audit) if audit.is_file() else None,
                             plateau=str(plateau) if plateau else None,

@@ -353,3 +353,15 @@ def eval_batches(ds: Any, transform: EvalTransform | None, *, batch_size: int, d
         if on_device:
             x = decode_on_device(x, seeds, tf, device)
         yield x, y, idx
+
+
+def split_images(spec: str, split: str, options: dict[str, Any] | None = None, limit: int | None = None) -> int | None:
+    """How many images a run on split `split` of `spec` passes over per epoch, from the dataset's idx header or
+    card without loading it (None: only loading would tell). For schedulers (the zoo's start order)."""
+    from imagenot.data import count_images
+
+    opts = dict(options or {})
+    if limit is not None:
+        opts["limit"] = limit
+    return count_images(spec, split, **opts)
+

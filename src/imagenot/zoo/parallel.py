@@ -109,13 +109,10 @@ def task_for(job: Any) -> Task:
 
 def _images(cfg: Any, split: str) -> int | None:
     """The images a run passes over per epoch, from the dataset's header or card (None: unknown)."""
-    from imagenot.data import count_images
+    from imagenot.training.inputs import split_images
 
-    options = dict(getattr(cfg, "dataset_options", None) or {})
-    if cfg.limit is not None:
-        options["limit"] = cfg.limit
     try:
-        return count_images(cfg.dataset, split, **options)
+        return split_images(cfg.dataset, split, getattr(cfg, "dataset_options", None), cfg.limit)
     except Exception:  # noqa: BLE001 - an estimate is never a reason to fail a zoo
         log.debug("no image count for %s", cfg.dataset, exc_info=True)
         return cfg.limit

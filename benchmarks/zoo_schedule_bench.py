@@ -31,30 +31,29 @@ from imagenot import rundir  # noqa: E402
 from imagenot.zoo.schedule import Scheduler, Task  # noqa: E402
 
 
-def finished_runs(root: Path) -> list[tuple[Path, dict]]:
+def finished_runs(root: Path) -> list[tuple[Path, dict, dict]]:
+    """(run folder, result.json, config.json) of every finished run below `root`."""
     out = []
     for result in sorted(root.rglob(rundir.RESULT)):
         record = rundir.read_result(result.parent)
         if record.get("status") == "finished" and record.get("wall_time_s") is not None:
-            out.append((result.parent, record))
+            out.append((result.parent, record, rundir.read_config(result.parent)))
     return out
 
 
-def baseline_task(run_dir: Path, record: dict, after: Path | None) -> Task:
+def baseline_task(run_dir: Path, record: dict, config: dict, after: Path | None) -> Task:
     from imagenot.models import params_and_flops
 
-    config = rundir.read_config(run_dir)
     flops = float(params_and_flops(record["model"], record.get("image_size"))[1])
     images = config.get("limit") or 1
     return Task(run_dir, flops * images * (record.get("epochs") or 1) * 3.0, after)
 
 
-def today_task(run_dir: Path, record: dict, after: Path | None) -> Task:
+def today_task(run_dir: Path, record: dict, config: dict, after: Path | None) -> Task:
     from types import SimpleNamespace
 
     from imagenot.zoo.parallel import task_for
 
-    config = rundir.read_config(run_dir)
     cfg = SimpleNamespace(model=record["model"], image_size=config.get("image_size"), limit=config.get("limit"),
                           dataset=config["dataset"], dataset_options=config.get("dataset_options") or {},
                           epochs=record.get("epochs"), recipe_name=config.get("recipe"),
@@ -83,16 +82,16 @@ def main() -> int:
     if not runs:
         print(f"no finished runs below {args.runs}", file=sys.stderr)
         return 1
-    seconds = {d: float(r["wall_time_s"]) for d, r in runs}
-    dirs = {d.resolve() for d, _ in runs}
+    seconds = {d: float(r["wall_time_s"]) for d, r, _ in runs}
+    dirs = {d.resolve() for d, _, _ in runs}
     afters = {}
-    for d, r in runs:
+    for d, r, _ in runs:
         source = r.get("pretrain_run")
         afters[d] = Path(source) if source and Path(source).resolve() in dirs else None
     results = {}
     for name, make in (("baseline (FLOPs x limit x epochs)", baseline_task),
                        ("today (training_cost x counted images x epochs)", today_task)):
-        tasks = [make(d, r, afters[d]) for d, r in runs]
+        tasks = [make(d, r, c, afters[d]) for d, r, c in runs]
         results[name] = makespan(tasks, seconds, args.processes)
     bound = sum(seconds.values()) / args.processes
     print(f"{len(runs)} finished runs below {args.runs}, {sum(seconds.values()):.0f} s of run time, "

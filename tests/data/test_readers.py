@@ -71,8 +71,8 @@ def test_image_counts_come_from_headers_and_cards_without_loading(idx_dir, tmp_p
     wds = tmp_path_factory.mktemp("wds")
     assert count_images(f"wds:{wds}") is None  # no card yet: unknown, not zero
     (wds / "dataset.json").write_text(json.dumps({"splits": {"train": {"count": 700, "shards": []},
-                                                             "val": {"count": 80, "shards": []}}}))
-    (wds / "classes.tsv").write_text("".join(f"n0000000{i}\tclass {i}\n" for i in range(4)))
+                                                             "val": {"count": 80, "shards": []}},
+                                                  "classes": ["a", "b", "c", "d"]}))
     assert count_images(f"wds:{wds}") == 700 and count_images(f"wds:{wds}", "val", limit_per_class=10) == 40
     assert count_images("synthetic") is None  # an entry that cannot tell cheaply
 

@@ -46,7 +46,6 @@ def test_runs_are_ordered_by_the_images_they_pass_over(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "dataset.json").write_text(json.dumps({"splits": {"train": {"count": n, "shards": []},
                                                                          "val": {"count": 50, "shards": []}}}))
-        (tmp_path / name / "classes.tsv").write_text("n00000001\ta\nn00000002\tb\n")
     plan = plan_from_mapping({
         "models": ["alexnet_s32", "resnet_s32"], "epochs": 2, "out": str(tmp_path / "runs"),
         "datasets": [{"spec": f"wds:{tmp_path / 'con'}", "name": "con", "role": "contrast", "epochs": 6},

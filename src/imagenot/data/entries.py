@@ -103,6 +103,7 @@ def _wds(arg: str | None, split: str, opts: dict[str, Any]):
 
 
 def _wds_count(arg: str | None, split: str, opts: dict[str, Any]) -> tuple[int, int] | None:
+    from imagenot.data.readers.files import wds_classes
     from imagenot.datacard import read_card_if_any
 
     root = path_arg(arg)
@@ -111,8 +112,10 @@ def _wds_count(arg: str | None, split: str, opts: dict[str, Any]) -> tuple[int, 
     count = info.get("count") if isinstance(info, dict) else info
     if not isinstance(count, int):
         return None
-    classes_tsv = root / "classes.tsv"
-    classes = sum(1 for line in classes_tsv.open(encoding="utf-8") if line.strip()) if classes_tsv.is_file() else 0
+    try:
+        classes = len(wds_classes(root, card))
+    except InputError:  # no class list: the count stands, limit_per_class cannot cap it
+        classes = 0
     return count, classes
 
 

@@ -163,10 +163,10 @@ def render(s: dict[str, Any]) -> str:
               f"test images after {_epochs(ref.get('epochs'))} on {_n(ref.get('train_images'))} training "
               f"images, clipart-not on {con.get('n_val', '?')} after {_epochs(con.get('epochs'))} on "
               f"{con.get('train_images', '?')}{sweep}.", ""]
-    extra = f" {more} |" if more else ""
-    lines += [f"| model | Fashion-MNIST |{extra} clipart-not |{extra} Animal-MNIST, from Fashion-MNIST | "
-              "from clipart-not |", "|---|---:|" + ("---:|" if more else "") + "---:|" + ("---:|" if more else "")
-              + "---:|---:|"]
+    with_4x = [more] if more else []
+    header = ["model", "Fashion-MNIST", *with_4x, "clipart-not", *with_4x, "Animal-MNIST, from Fashion-MNIST",
+              "from clipart-not"]
+    lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     lines += ["| " + " | ".join(row) + " |" for row in s["models"]]
     rank, perm, fit = s.get("rank") or {}, s.get("permutation") or {}, s.get("fit") or {}
     img, mod = s.get("tau_image_ci") or {}, s.get("tau_model_ci") or {}

@@ -27,18 +27,25 @@ def flops_per_image(model: nn.Module, input_size: int, in_chans: int = 3) -> int
 
     Pass a model built on the meta device (`params_and_flops` does) to count without allocating anything.
     """
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        _one_image_forward(model, input_size, in_chans)
+    return int(counter.get_total_flops())
+
+
+def _one_image_forward(model: nn.Module, input_size: int, in_chans: int) -> None:
+    """One eval-mode, no-grad forward pass of a zero image on the model's device; the model's mode restored."""
+    import torch
 
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
     try:
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
+        with torch.no_grad():
             model(torch.zeros(1, in_chans, input_size, input_size, device=device))
-        return int(counter.get_total_flops())
     finally:
         model.train(was_training)
 
@@ -63,8 +70,6 @@ def activations_per_image(model: nn.Module, input_size: int, in_chans: int = 3) 
     what makes a depthwise or densely connected net slow per FLOP (build the model on the meta device)."""
     import torch
 
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
     total = [0]
 
     def count(module: nn.Module, _inputs: object, output: object) -> None:
@@ -72,13 +77,9 @@ def activations_per_image(model: nn.Module, input_size: int, in_chans: int = 3) 
             total[0] += output.numel()
 
     hooks = [m.register_forward_hook(count) for m in model.modules()]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            model(torch.zeros(1, in_chans, input_size, input_size, device=device))
+        _one_image_forward(model, input_size, in_chans)
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     return total[0]

@@ -59,7 +59,7 @@ def test_small_variant_trains_one_step(name):
     # ConvNeXt's layer scale starts at 1e-6, so a first step moves some of its block weights by less than
     # float32 resolution; every tensor has a gradient (above) and nearly all move
     assert changed >= 0.9 * len(before), f"{len(before) - changed} of {len(before)} parameter tensors did not move"
-    assert 0.3e6 < count_params(model) < 1.5e6
+    assert 0.08e6 < count_params(model) < 0.4e6  # the demo's CPU budget (docs/benchmarks.md: the widths)
     assert count_params(model) == params_for(name, num_classes=7)  # the table is exact
     assert not info.full_size and info.torchvision_builder is None
     # also accepts its smallest input

@@ -60,12 +60,11 @@ class DemoConfig:
     models: tuple[str, ...] = option(SMALL_MODELS, help="registry models of the zoo", group="training")
     recipe: str = option("uniform-small", help="training recipe, one for every model (chosen by the budget sweep: "
                          "docs/demo_budget.md)", group="training")
-    epochs: int = option(1, help="pretraining epochs on the reference (60,000 images: one epoch already ranks "
-                         "the models as 4x does but one pair; docs/demo_budget.md gives what 4x the epochs add)",
-                         group="training")
+    epochs: int = option(4, help="pretraining epochs on the reference (60,000 images; docs/demo_budget.md gives "
+                         "what 4x the epochs add)", group="training")
     contrast_epochs: int = option(24, help="pretraining epochs on the contrast (about 6,000 images: the small "
-                                  "set needs many passes; with 6 the models were 4 to 41 points below 4x)",
-                                  group="training")
+                                  "set needs many passes; with 6, at the earlier widths, the models were 4 to 41 "
+                                  "points below 4x)", group="training")
     batch_size: int = option(128, help="global batch size", group="training")
     reference: str = option("fashion-mnist", help="the reference dataset spec", group="training")
     reference_limit_per_class: int | None = option(None, help="reference training images per class (default: all "

@@ -55,21 +55,21 @@ def alexnet_small(num_classes: int, design: int = 32, dropout: float = 0.5) -> n
     11x11/4 at 224), overlapping 3x3/2 max-pooling, five ReLU convs without BN, 3-layer FC head with dropout."""
     k1, s1 = (5, 2) if design == 32 else (7, 4)
     features = nn.Sequential(
-        nn.Conv2d(3, 48, kernel_size=k1, stride=s1, padding=k1 // 2),
+        nn.Conv2d(3, 24, kernel_size=k1, stride=s1, padding=k1 // 2),
         nn.ReLU(inplace=True),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        nn.Conv2d(48, 96, kernel_size=5, padding=2),
+        nn.Conv2d(24, 48, kernel_size=5, padding=2),
         nn.ReLU(inplace=True),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-        nn.Conv2d(96, 128, kernel_size=3, padding=1),
+        nn.Conv2d(48, 64, kernel_size=3, padding=1),
         nn.ReLU(inplace=True),
-        nn.Conv2d(128, 128, kernel_size=3, padding=1),
+        nn.Conv2d(64, 64, kernel_size=3, padding=1),
         nn.ReLU(inplace=True),
-        nn.Conv2d(128, 96, kernel_size=3, padding=1),
+        nn.Conv2d(64, 48, kernel_size=3, padding=1),
         nn.ReLU(inplace=True),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
     )
-    return _SmallAlexNet(features, pool=2, width=96, hidden=512, num_classes=num_classes, dropout=dropout)
+    return _SmallAlexNet(features, pool=2, width=48, hidden=256, num_classes=num_classes, dropout=dropout)
 
 
 # -- VGG ---------------------------------------------------------------------------------------------------
@@ -84,10 +84,10 @@ class _SmallVGG(nn.Module):
         width = int([c for c in cfg if c != "M"][-1])
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.classifier = nn.Sequential(
-            nn.Linear(width, 256),
+            nn.Linear(width, 128),
             nn.ReLU(True),
             nn.Dropout(p=dropout),
-            nn.Linear(256, num_classes),
+            nn.Linear(128, num_classes),
         )
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -107,11 +107,11 @@ class _SmallVGG(nn.Module):
 
 
 def vgg_small(num_classes: int, design: int = 32, dropout: float = 0.5) -> nn.Module:
-    """VGG-11's configuration (BN variant) at a quarter of its width: five stages of stacked 3x3 convs and 2x2
-    max-pooling (at 64 px one more 16-channel stage in front), then a small FC head."""
-    cfg: list[int | str] = [16, "M", 32, "M", 64, 64, "M", 128, 128, "M", 128, 128, "M"]
+    """VGG-11's configuration (BN variant) at an eighth of its width: five stages of stacked 3x3 convs and 2x2
+    max-pooling (at 64 px one more 8-channel stage in front), then a small FC head."""
+    cfg: list[int | str] = [8, "M", 16, "M", 32, 32, "M", 64, 64, "M", 64, 64, "M"]
     if design == 64:
-        cfg = [16, "M", *cfg]
+        cfg = [8, "M", *cfg]
     return _SmallVGG(cfg, num_classes, dropout)
 
 
@@ -156,21 +156,22 @@ class _SmallResNet(nn.Module):
 
 
 def resnet_small(num_classes: int, design: int = 32) -> nn.Module:
-    """A 16-channel 3x3 stem (stride 2 at 64 px), then three stages of 1, 2, 2 BasicBlocks at widths 32, 64,
-    128 (a ResNet-12): residual learning with BN, at 16x16, 8x8 and 4x4 for 32 px inputs."""
-    return _SmallResNet(16, (32, 64, 128), (1, 2, 2), num_classes, _stem_stride(design))
+    """An 8-channel 3x3 stem (stride 2 at 64 px), then three stages of 1, 2, 2 BasicBlocks at widths 16, 32,
+    64 (a ResNet-12 at the CIFAR ResNets' widths): residual learning with BN, at 16x16, 8x8 and 4x4 for 32 px."""
+    return _SmallResNet(8, (16, 32, 64), (1, 2, 2), num_classes, _stem_stride(design))
 
 
 # -- DenseNet ----------------------------------------------------------------------------------------------
 def densenet_small(num_classes: int, design: int = 32, drop_rate: float = 0.0) -> nn.Module:
-    """torchvision DenseNet-BC (bottleneck dense layers, compression 0.5 transitions) with growth 24 and
+    """torchvision DenseNet-BC (bottleneck dense layers, compression 0.5 transitions) with growth 12 (the
+    CIFAR DenseNet-BC's) and
     blocks (1, 2, 4, 6); its 7x7/2 conv + 3x3/2 max-pool stem becomes a 3x3 conv (stride 2 at 64 px) and a
     2x2 max-pool, so the first dense block sees 16x16 maps."""
     from torchvision.models import DenseNet
 
-    init = 32
+    init = 16
     model = DenseNet(
-        growth_rate=24, block_config=(1, 2, 4, 6), num_init_features=init, bn_size=4, drop_rate=drop_rate,
+        growth_rate=12, block_config=(1, 2, 4, 6), num_init_features=init, bn_size=4, drop_rate=drop_rate,
         num_classes=num_classes,
     )
     model.features.conv0 = nn.Conv2d(3, init, kernel_size=3, stride=_stem_stride(design), padding=1, bias=False)
@@ -182,19 +183,19 @@ def densenet_small(num_classes: int, design: int = 32, drop_rate: float = 0.0) -
 # -- EfficientNet ------------------------------------------------------------------------------------------
 def efficientnet_small(num_classes: int, design: int = 32, dropout: float = 0.2) -> nn.Module:
     """torchvision EfficientNet over a shortened B0-like MBConv list (expansion 4-6, squeeze-excitation, SiLU,
-    3x3 and 5x5 depthwise kernels, 640-channel head conv). The stem keeps full resolution (stride 1 at 32 px,
+    3x3 and 5x5 depthwise kernels, at half of B0's widths up to a 320-channel head conv). The stem keeps full resolution (stride 1 at 32 px,
     2 at 64 px) and the first MBConv downsamples: B0's five stride-2 steps would leave 1x1 maps at 32 px."""
     from torchvision.models.efficientnet import EfficientNet, MBConvConfig
 
     setting = [
-        MBConvConfig(1, 3, 2, 16, 16, 1),
-        MBConvConfig(4, 3, 2, 16, 24, 1),
-        MBConvConfig(4, 5, 2, 24, 48, 2),
-        MBConvConfig(6, 3, 1, 48, 96, 2),
-        MBConvConfig(6, 5, 2, 96, 160, 1),
+        MBConvConfig(1, 3, 2, 8, 8, 1),
+        MBConvConfig(4, 3, 2, 8, 12, 1),
+        MBConvConfig(4, 5, 2, 12, 24, 2),
+        MBConvConfig(6, 3, 1, 24, 48, 2),
+        MBConvConfig(6, 5, 2, 48, 80, 1),
     ]
     model = EfficientNet(setting, dropout=dropout, stochastic_depth_prob=0.0, num_classes=num_classes,
-                         last_channel=640)
+                         last_channel=320)
     stem = model.features[0]
     stem[0].stride = (_stem_stride(design),) * 2  # torchvision's stem has stride 2: keep 32 px at 32
     return model
@@ -203,18 +204,18 @@ def efficientnet_small(num_classes: int, design: int = 32, dropout: float = 0.2)
 # -- ConvNeXt ----------------------------------------------------------------------------------------------
 def convnext_small(num_classes: int, design: int = 32, stochastic_depth_prob: float = 0.0) -> nn.Module:
     """torchvision ConvNeXt (depthwise 7x7, LayerNorm, 4x inverted bottleneck, GELU, layer scale) with stages
-    of widths 32-256 and depths (1, 1, 2, 1), and a 2x2 (4x4 at 64 px) patchify stem instead of 4x4."""
+    of widths 16-128 and depths (1, 1, 2, 1), and a 2x2 (4x4 at 64 px) patchify stem instead of 4x4."""
     from torchvision.models.convnext import CNBlockConfig, ConvNeXt
 
     setting = [
+        CNBlockConfig(16, 32, 1),
         CNBlockConfig(32, 64, 1),
-        CNBlockConfig(64, 128, 1),
-        CNBlockConfig(128, 256, 2),
-        CNBlockConfig(256, None, 1),
+        CNBlockConfig(64, 128, 2),
+        CNBlockConfig(128, None, 1),
     ]
     model = ConvNeXt(setting, stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes)
     patch = 2 if design == 32 else 4
-    conv = nn.Conv2d(3, 32, kernel_size=patch, stride=patch)
+    conv = nn.Conv2d(3, 16, kernel_size=patch, stride=patch)
     nn.init.trunc_normal_(conv.weight, std=0.02)
     nn.init.zeros_(conv.bias)
     model.features[0][0] = conv

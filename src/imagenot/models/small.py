@@ -5,7 +5,8 @@ step of 64 images on 2 CPU cores, so a CPU-scale study (the embedded demo trains
 12 fine-tunings in minutes) needs versions that keep each family's defining design at a CPU budget. The widths
 are set by the demo's plateau (SPEC section 6): at 0.4-1.0M parameters one Fashion-MNIST epoch of the six cost
 330 CPU-seconds and 4x the epochs still added 2.6-3.9 points; at these widths (about half, the CIFAR ResNets'
-16-32-64 and DenseNet-BC's growth 12) a training step is 2.2-2.6x cheaper, so the demo trains 4 times as long:
+16-32-64 and DenseNet-BC's growth 12) an image trains 1.9-2.7x faster (docs/benchmarks.md), so the demo trains 4
+times as long:
 
 | name | family trait kept | built from | params (10 classes) |
 |---|---|---|---|
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 # (measured by shrinking the input until a layer fails; tests/models checks each one still runs)
 _SMALL: list[tuple[str, int, str, str, tuple[int, int]]] = [
     ("AlexNet", 2012, "alexnet_small", "large strided first kernel, max-pooling, ReLU, FC head with dropout", (1, 1)),
-    ("VGG", 2014, "vgg_small", "VGG-11 configuration at an eighth of its width: stacked 3x3 conv+BN, max-pooling", (32, 64)),
+    ("VGG", 2014, "vgg_small", "VGG-11 configuration at an eighth of its width: stacked 3x3 conv+BN, max-pooling",
+     (32, 64)),
     ("ResNet", 2015, "resnet_small", "BasicBlock residual stages with BN, 3x3 stem without max-pool", (1, 1)),
     ("DenseNet", 2016, "densenet_small", "DenseNet-BC dense blocks and transitions, 3x3 stem", (16, 31)),
     ("EfficientNet", 2019, "efficientnet_small", "MBConv with squeeze-excitation and SiLU", (1, 1)),

@@ -183,8 +183,9 @@ def densenet_small(num_classes: int, design: int = 32, drop_rate: float = 0.0) -
 # -- EfficientNet ------------------------------------------------------------------------------------------
 def efficientnet_small(num_classes: int, design: int = 32, dropout: float = 0.2) -> nn.Module:
     """torchvision EfficientNet over a shortened B0-like MBConv list (expansion 4-6, squeeze-excitation, SiLU,
-    3x3 and 5x5 depthwise kernels, at half of B0's widths up to a 320-channel head conv). The stem keeps full resolution (stride 1 at 32 px,
-    2 at 64 px) and the first MBConv downsamples: B0's five stride-2 steps would leave 1x1 maps at 32 px."""
+    3x3 and 5x5 depthwise kernels, at half of B0's widths up to a 320-channel head conv). The stem keeps full
+    resolution (stride 1 at 32 px, 2 at 64 px) and the first MBConv downsamples: B0's five stride-2 steps would
+    leave 1x1 maps at 32 px."""
     from torchvision.models.efficientnet import EfficientNet, MBConvConfig
 
     setting = [

@@ -364,4 +364,3 @@ def split_images(spec: str, split: str, options: dict[str, Any] | None = None, l
     if limit is not None:
         opts["limit"] = limit
     return count_images(spec, split, **opts)
-
